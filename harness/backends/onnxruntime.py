@@ -1,0 +1,130 @@
+"""ONNX Runtime backend: the CPU execution provider by default, any installed provider on request.
+
+The built ``InferenceSession`` counts as the engine (its creation, which runs ORT's graph optimizations, is the build
+time). Threads are pinned (``intra_op_threads``, default 1) and recorded, because ORT's default of "all cores" makes
+numbers depend on the runner's core count and on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import BuildInfo, check_options
+from harness.errors import CaseSkipped, HarnessError
+from harness.models import PreparedModel
+from harness.spec import Case
+
+OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "intra_op_threads": int,
+    "inter_op_threads": int,
+    "providers": list,
+    "graph_optimization": str,
+}
+GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+
+
+def create(options: dict[str, Any]) -> OnnxRuntimeBackend:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise HarnessError("backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime") from None
+    check_options("onnxruntime", options, OPTIONS)
+    return OnnxRuntimeBackend(**options)
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    precisions = frozenset({"fp32"})
+
+    def __init__(self, intra_op_threads: int = 1, inter_op_threads: int = 1,
+                 providers: list[str] | None = None, graph_optimization: str = "all") -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.providers = list(providers or ["CPUExecutionProvider"])
+        missing = [p for p in self.providers if p not in ort.get_available_providers()]
+        if missing:
+            raise HarnessError(f"backend 'onnxruntime': provider(s) {missing} are not installed here "
+                               f"(available: {ort.get_available_providers()}); install the matching onnxruntime "
+                               "package or change 'providers'")
+        if graph_optimization not in GRAPH_OPTIMIZATION:
+            raise HarnessError(f"backend 'onnxruntime': graph_optimization must be one of {GRAPH_OPTIMIZATION}")
+        if intra_op_threads < 0 or inter_op_threads < 0:
+            raise HarnessError("backend 'onnxruntime': thread counts must be >= 0 (0 lets ORT choose)")
+        self.intra_op_threads = intra_op_threads
+        self.inter_op_threads = inter_op_threads
+        self.graph_optimization = graph_optimization
+
+    def version(self) -> str:
+        return str(self._ort.__version__)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "providers": self.providers,
+            "intra_op_threads": self.intra_op_threads,
+            "inter_op_threads": self.inter_op_threads,
+            "graph_optimization": self.graph_optimization,
+        }
+
+    def build(self, model: PreparedModel, case: Case) -> OnnxRuntimeEngine:
+        if case.precision not in self.precisions:
+            raise CaseSkipped(f"onnxruntime cannot run {case.precision} here (it runs {sorted(self.precisions)})")
+        ort = self._ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.graph_optimization]
+        options.log_severity_level = 3  # errors only: the zoo models trigger harmless unused-initializer warnings
+        start = time.perf_counter()
+        try:
+            session = ort.InferenceSession(str(model.path), options, providers=self.providers)
+        except Exception as exc:
+            raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {_first_line(exc)}") from None
+        build_ms = (time.perf_counter() - start) * 1e3
+        return OnnxRuntimeEngine(session, BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size))
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, session: Any, build: BuildInfo) -> None:
+        self.session = session
+        self.build = build
+
+    def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
+        return OnnxRuntimeRunner(self.session, feeds)
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, session: Any, feeds: dict[str, np.ndarray]) -> None:
+        self.session = session
+        self.output_names = [o.name for o in session.get_outputs()]
+        # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values.
+        self.binding = session.io_binding()
+        for name, value in feeds.items():
+            self.binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in self.output_names:
+            self.binding.bind_output(name)
+
+    def step(self) -> None:
+        self.session.run_with_iobinding(self.binding)
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        self.session.run_with_iobinding(self.binding)
+        return dict(zip(self.output_names, self.binding.copy_outputs_to_cpu(), strict=True))
+
+    def close(self) -> None:
+        self.binding.clear_binding_inputs()
+        self.binding.clear_binding_outputs()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

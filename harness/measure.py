@@ -1,0 +1,87 @@
+"""The timed loop, trtexec style: warm up by time, then run until a minimum duration AND a minimum iteration count
+are both reached, keeping every per-iteration sample.
+
+Host latency is measured here with ``perf_counter_ns`` around :meth:`Runner.step`; a GPU backend adds its own
+per-iteration timings (CUDA-event GPU compute time, enqueue time) through the dict that ``step`` returns.
+Throughput is samples per second: batch size x iterations / wall time of the measured loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from harness.backends.base import Runner
+from harness.spec import MeasureSpec
+from harness.stats import summarize
+
+CV_WARN = 0.025  # trtexec warns when the coefficient of variation exceeds 2.5 %
+
+
+@dataclass
+class Measurement:
+    batch_size: int
+    latency_ms: list[float]  # host latency of every measured iteration
+    wall_ms: float  # wall time of the measured loop
+    warmup_iterations: int
+    warmup_ms: float
+    extra_ms: dict[str, list[float]] = field(default_factory=dict)  # backend timings per iteration
+    stopped_early: bool = False  # max_duration_ms hit before min_duration_ms
+
+    @property
+    def iterations(self) -> int:
+        return len(self.latency_ms)
+
+    @property
+    def throughput_sps(self) -> float:
+        """Samples per second over the measured loop."""
+        return self.batch_size * self.iterations / (self.wall_ms / 1e3)
+
+    def warnings(self) -> list[str]:
+        out = []
+        cv = summarize(self.latency_ms)["cv"]
+        if cv > CV_WARN:
+            out.append(f"latency CV {cv:.1%} exceeds {CV_WARN:.1%}: the machine is noisy or the case too short; "
+                       "results may be unstable")
+        if self.stopped_early:
+            out.append("stopped at max_duration_ms before min_duration_ms: too few samples for stable statistics")
+        return out
+
+
+def measure(runner: Runner, spec: MeasureSpec, batch_size: int) -> Measurement:
+    """Warm up for ``spec.warmup_ms``, then time iterations until both minimums are met (or ``max_duration_ms``)."""
+    clock = time.perf_counter_ns
+    warm_start = clock()
+    warm_end = warm_start + int(spec.warmup_ms * 1e6)
+    warm_iterations = 0
+    while True:
+        runner.step()
+        warm_iterations += 1
+        if clock() >= warm_end:
+            break
+    warmup_ms = (clock() - warm_start) / 1e6
+
+    latencies: list[float] = []
+    extra: dict[str, list[float]] = {}
+    min_ns = int(spec.min_duration_ms * 1e6)
+    max_ns = int(spec.max_duration_ms * 1e6)
+    stopped_early = False
+    loop_start = clock()
+    while True:
+        t0 = clock()
+        timings = runner.step()
+        t1 = clock()
+        latencies.append((t1 - t0) / 1e6)
+        if timings:
+            for name, value in timings.items():
+                extra.setdefault(name, []).append(value)
+        elapsed = t1 - loop_start
+        if len(latencies) >= spec.min_iterations and elapsed >= min_ns:
+            break
+        if len(latencies) >= spec.min_iterations and elapsed >= max_ns:
+            stopped_early = True
+            break
+    wall_ms = (clock() - loop_start) / 1e6
+    return Measurement(batch_size=batch_size, latency_ms=latencies, wall_ms=wall_ms,
+                       warmup_iterations=warm_iterations, warmup_ms=warmup_ms, extra_ms=extra,
+                       stopped_early=stopped_early)

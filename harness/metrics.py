@@ -1,0 +1,60 @@
+"""The metrics a case reports, their units and which direction is better.
+
+Names carry their unit (``_ms``, ``_sps`` = samples per second, ``_bytes``) so a number never travels without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str  # how messages and reports call it
+    unit: str
+    higher_is_better: bool = False
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("latency_median_ms", "median latency", "ms"),
+    Metric("latency_mean_ms", "mean latency", "ms"),
+    Metric("latency_p90_ms", "p90 latency", "ms"),
+    Metric("latency_p95_ms", "p95 latency", "ms"),
+    Metric("latency_p99_ms", "p99 latency", "ms"),
+    Metric("throughput_sps", "throughput", "samples/s", higher_is_better=True),
+    Metric("build_time_ms", "build time", "ms"),
+    Metric("engine_bytes", "engine size", "bytes"),
+)}
+
+# Metrics the gate checks unless a suite says otherwise.
+GATED_METRICS = ("latency_median_ms", "throughput_sps")
+
+ALIASES = {
+    "latency": "latency_median_ms",
+    "median": "latency_median_ms",
+    "p90": "latency_p90_ms",
+    "p95": "latency_p95_ms",
+    "p99": "latency_p99_ms",
+    "throughput": "throughput_sps",
+    "build_time": "build_time_ms",
+    "engine_size": "engine_bytes",
+}
+
+
+def resolve_metric(name: str) -> str | None:
+    """Map a metric name or its short alias to the canonical name; ``None`` if unknown."""
+    if name in METRICS:
+        return name
+    return ALIASES.get(name)
+
+
+def format_value(metric: str, value: float) -> str:
+    unit = METRICS[metric].unit if metric in METRICS else ""
+    if unit == "ms":
+        return f"{value:.3g} ms" if value < 100 else f"{value:.1f} ms"
+    if unit == "samples/s":
+        return f"{value:,.1f} samples/s"
+    if unit == "bytes":
+        return f"{value / 2**20:.2f} MiB"
+    return f"{value:g}"

@@ -1,0 +1,175 @@
+"""pytest plugin: suite files become one test per case; the session hooks write results and print the summary.
+
+Registered through the ``pytest11`` entry point, so ``pytest benchmarks`` works after ``pip install -e .``; from a
+plain checkout use ``python -m pytest -p harness.pytest_plugin benchmarks``.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.errors import HarnessError
+from harness.session import HarnessSession, RunConfig
+from harness.spec import Case, load_suite
+
+_STATE = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "inference benchmark harness")
+    group.addoption("--suite", action="append", default=[], metavar="PATH",
+                    help="suite YAML file or glob (repeatable); default: the ini option harness_suites")
+    group.addoption("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+    group.addoption("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="backend option, e.g. intra_op_threads=2 (repeatable; wins over the suite's)")
+    group.addoption("--baseline-dir", default=None, metavar="DIR", help="baseline store (default: baselines/)")
+    group.addoption("--update-baselines", action="store_true",
+                    help="record the cases that ran as the new baselines (others already stored are kept)")
+    group.addoption("--strict-baselines", action="store_true", help="fail cases that have no baseline")
+    group.addoption("--report-dir", default=None, metavar="DIR", help="where results.json goes (default: reports/)")
+    group.addoption("--harness-cache", default=None, metavar="DIR",
+                    help="cache of prepared models and engines (default: .harness-cache/)")
+    group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
+    group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
+    group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
+    parser.addini("harness_suites", type="linelist", default=[],
+                  help="suite files (globs) run when no --suite is given, relative to the rootdir")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU; skipped with a reason elsewhere")
+    config.stash[_STATE] = {"error": None, "cases": None, "session": None}
+
+
+def _rooted(config: pytest.Config, value: str | None, default: str) -> Path:
+    path = Path(value or default)
+    return path if path.is_absolute() or value else config.rootpath / path
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"--backend-option '{text}': expected KEY=VALUE, e.g. intra_op_threads=2")
+    return key.strip(), yaml.safe_load(value)
+
+
+def _suite_files(config: pytest.Config) -> list[Path]:
+    patterns = config.getoption("suite") or [str(config.rootpath / p) for p in config.getini("harness_suites")]
+    if not patterns:
+        raise HarnessError("no suite given; pass --suite PATH or set harness_suites in the pytest ini options")
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise HarnessError(f"--suite {pattern}: no suite file matches; check the path")
+        files.extend(Path(m) for m in matches)
+    return files
+
+
+def _cases(config: pytest.Config) -> list[Case]:
+    state = config.stash[_STATE]
+    if state["cases"] is None:
+        cases: list[Case] = []
+        seen: dict[str, str] = {}
+        for path in _suite_files(config):
+            suite = load_suite(path)
+            for case in suite.cases():
+                if case.id in seen:
+                    raise HarnessError(f"{path}: case '{case.id}' also comes from {seen[case.id]}; "
+                                       "rename the model in one of the suites")
+                seen[case.id] = str(path)
+                cases.append(case)
+        state["cases"] = cases
+    return state["cases"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "harness_case" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash[_STATE]
+    try:
+        cases = _cases(metafunc.config)
+    except HarnessError as exc:
+        # Reported by pytest_collection_modifyitems as a one-line usage error, not a collection traceback.
+        state["error"] = str(exc)
+        cases = []
+    metafunc.parametrize("harness_case", cases, ids=[c.id for c in cases])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[_STATE]
+    if state["error"]:
+        raise pytest.UsageError(state["error"])
+    if not any("harness_case" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    session = _harness_session(config)
+    try:  # an unknown backend or a bad option is a mistake in the command, reported before anything runs
+        for suite in {c.suite.name: c.suite for c in _cases(config)}.values():
+            session.backend_for(suite)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _harness_session(config: pytest.Config) -> HarnessSession:
+    state = config.stash[_STATE]
+    if state["session"] is None:
+        try:
+            options = dict(_parse_option(o) for o in config.getoption("backend_option"))
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        overrides = {name: config.getoption(name) for name in ("warmup_ms", "min_duration_ms", "min_iterations")
+                     if config.getoption(name) is not None}
+        state["session"] = HarnessSession(RunConfig(
+            backend=config.getoption("backend"),
+            backend_options=options,
+            baseline_dir=_rooted(config, config.getoption("baseline_dir"), "baselines"),
+            report_dir=_rooted(config, config.getoption("report_dir"), "reports"),
+            cache_dir=_rooted(config, config.getoption("harness_cache"), ".harness-cache"),
+            update_baselines=config.getoption("update_baselines"),
+            strict_baselines=config.getoption("strict_baselines"),
+            measure_overrides=overrides,
+        ))
+    session: HarnessSession = state["session"]
+    return session
+
+
+@pytest.fixture(scope="session")
+def harness_session(pytestconfig: pytest.Config) -> HarnessSession:
+    return _harness_session(pytestconfig)
+
+
+@pytest.fixture
+def harness_check(harness_session: HarnessSession) -> Any:
+    """Run a case and turn its result into the test outcome: fail on regression or error, skip with the reason."""
+
+    def check(case: Case) -> None:
+        result = harness_session.run_case(case)
+        for warning in result.warnings:
+            print(f"warning: {case.id}: {warning}")
+        if result.status == "skipped":
+            pytest.skip(result.message)
+        if result.status in ("failed", "error"):
+            pytest.fail(result.message, pytrace=False)
+        if result.message:
+            print(result.message)
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash[_STATE]["session"] if _STATE in config.stash else None
+    if session is None or session.results is None or not session.results.cases:
+        return
+    from harness.report.terminal import summary_lines
+
+    terminalreporter.section("benchmark summary")
+    for line in summary_lines(session.results):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"results: {session.results_path}")
+    if session.config.update_baselines:
+        terminalreporter.write_line(f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}")

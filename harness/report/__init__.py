@@ -1,0 +1,1 @@
+"""Renderings of result records: terminal table, HTML, markdown, pytest-benchmark JSON."""

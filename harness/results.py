@@ -1,0 +1,98 @@
+"""Result records and their versioned JSON form (``reports/results.json``).
+
+One :class:`CaseResult` per case, whatever happened to it (passed, failed, skipped, error), so a report can always
+say what ran. The file is rewritten atomically after every case, so a crash or Ctrl-C keeps the finished ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.fsio import write_json
+
+SCHEMA = "harness.results/1"
+
+STATUSES = ("passed", "failed", "skipped", "error")
+
+
+@dataclass
+class CaseResult:
+    id: str
+    params: dict[str, Any]  # suite, model, precision, batch_size, shape, dims, backend settings
+    status: str = "passed"  # one of STATUSES: the pytest outcome
+    verdict: str | None = None  # the gate's verdict (see harness.gate.VERDICTS); None when nothing was measured
+    message: str = ""  # failure / skip reason, one line per problem
+    metrics: dict[str, float] = field(default_factory=dict)  # canonical metric name -> value (harness.metrics)
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)  # series name -> harness.stats.summarize()
+    samples: dict[str, list[float]] = field(default_factory=dict)  # series name -> per-iteration values
+    build: dict[str, Any] = field(default_factory=dict)  # build_time_ms, engine_bytes, cache_hit, details
+    measure: dict[str, Any] = field(default_factory=dict)  # iterations, wall_ms, warm-up facts
+    baseline: dict[str, Any] | None = None  # the baseline entry compared against
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # per metric (harness.gate.Comparison)
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0  # wall time the whole case took, build included
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class RunResults:
+    environment: dict[str, Any]
+    cases: list[CaseResult] = field(default_factory=list)
+    suites: dict[str, str] = field(default_factory=dict)  # suite name -> suite file path
+
+    def add(self, result: CaseResult) -> None:
+        """Add or replace (by id) a case's result."""
+        self.cases = [c for c in self.cases if c.id != result.id] + [result]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "environment": self.environment,
+            "suites": self.suites,
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "results") -> RunResults:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            found = data.get("schema") if isinstance(data, dict) else None
+            raise HarnessError(f"{source}: not a results file of schema {SCHEMA} (found {found!r}); "
+                               "pass a results.json written by this harness")
+        return cls(environment=data.get("environment", {}), suites=data.get("suites", {}),
+                   cases=[CaseResult.from_dict(c) for c in data.get("cases", [])])
+
+    @classmethod
+    def read(cls, path: Path) -> RunResults:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HarnessError(f"{path}: no such results file; run the benchmarks first") from None
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        return cls.from_dict(data, str(path))
+
+    def to_dataframe(self) -> Any:
+        """One row per case: params, status, verdict and every metric as columns (pandas)."""
+        import pandas as pd
+
+        rows = []
+        for case in self.cases:
+            row: dict[str, Any] = {"id": case.id, "status": case.status, "verdict": case.verdict}
+            row.update({k: v for k, v in case.params.items() if not isinstance(v, (dict, list))})
+            row.update(case.metrics)
+            rows.append(row)
+        return pd.DataFrame(rows)

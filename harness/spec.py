@@ -1,0 +1,335 @@
+"""Suite files: YAML -> validated :class:`Suite` -> the matrix of :class:`Case` objects.
+
+A suite names models and the axes to sweep (precision x batch size x named shape set). Every mistake in a
+suite file is reported as one line naming the file, the key and the fix, e.g.::
+
+    benchmarks/suites/zoo.yaml: models[1].pathh: unknown key; did you mean 'path'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import SuiteError
+
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+
+SUITE_KEYS = (
+    "suite", "description", "models", "precisions", "batch_sizes", "shapes", "tolerance", "measure", "backends",
+)
+MODEL_KEYS = ("name", "path", "onnx_zoo", "inputs", "precisions", "batch_sizes", "shapes", "tolerance")
+MODEL_SOURCES = ("path", "onnx_zoo")
+INPUT_KEYS = ("shape", "dtype", "range")
+MEASURE_KEYS = ("warmup_ms", "min_duration_ms", "min_iterations", "max_duration_ms")
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """How long to measure, trtexec style: warm up by time, then run until both minimums are met."""
+
+    warmup_ms: float = 200.0
+    min_duration_ms: float = 1000.0
+    min_iterations: int = 20
+    max_duration_ms: float = 60_000.0  # a hard stop for very slow cases, checked after min_iterations
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """User overrides for one model input; ``None`` fields are derived from the ONNX signature."""
+
+    shape: tuple[int | str, ...] | None = None  # ints, "batch", or a dim name resolved from the shape set
+    dtype: str | None = None
+    range: tuple[float, float] | None = None  # [low, high) of generated values
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str  # one of MODEL_SOURCES
+    location: str  # absolute file path for "path", zoo model name for "onnx_zoo"
+    inputs: dict[str, InputSpec]
+    precisions: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    shapes: dict[str, dict[str, int]]  # label -> {dim name: size}; empty means the model's own static shape
+    tolerance: dict[str, float]  # metric name (or "default") -> allowed relative change, 0.10 == 10%
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    models: tuple[ModelSpec, ...]
+    measure: MeasureSpec
+    backends: dict[str, dict[str, Any]]  # backend name -> options for that backend
+
+    def cases(self) -> list[Case]:
+        """Expand the matrix in a stable order: model, precision, batch size, shape set."""
+        out: list[Case] = []
+        for model in self.models:
+            labels: list[str | None] = list(model.shapes) or [None]
+            for precision in model.precisions:
+                for batch in model.batch_sizes:
+                    for label in labels:
+                        out.append(Case(suite=self, model=model, precision=precision, batch_size=batch,
+                                        shape_label=label))
+        return out
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the matrix: one pytest item, one result record, one baseline entry."""
+
+    suite: Suite = field(repr=False)
+    model: ModelSpec
+    precision: str
+    batch_size: int
+    shape_label: str | None = None
+
+    @property
+    def id(self) -> str:
+        parts = [self.model.name, self.precision, f"b{self.batch_size}"]
+        if self.shape_label:
+            parts.append(self.shape_label)
+        return "-".join(parts)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Sizes for the model's named dynamic dimensions in this case."""
+        return dict(self.model.shapes.get(self.shape_label or "", {}))
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite.name,
+            "model": self.model.name,
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+            "shape": self.shape_label,
+            "dims": self.dims,
+        }
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate one suite file; raise :class:`SuiteError` with a one-line message on any mistake."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"{path}: suite file not found; pass an existing file with --suite")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SuiteError(f"{path}:{where}: {problem}; fix the YAML syntax") from None
+    return _Validator(path).suite(data)
+
+
+class _Validator:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> SuiteError:
+        return SuiteError(f"{self.path}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                near = difflib.get_close_matches(str(name), allowed, n=1)
+                hint = f"did you mean '{near[0]}'?" if near else f"allowed keys: {', '.join(allowed)}"
+                raise self.fail(_join(key, name), f"unknown key; {hint}")
+        return value
+
+    def suite(self, data: Any) -> Suite:
+        if data is None:
+            raise self.fail("(top)", "the file is empty; start with 'suite: NAME' and a 'models:' list")
+        data = self.mapping(data, "(top)", SUITE_KEYS)
+        name = data.get("suite")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise self.fail("suite", "give the suite a name made of letters, digits, '-', '_' or '.'")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise self.fail("description", f"expected text, got {_kind(description)}")
+        precisions = self.precisions(data.get("precisions", ["fp32"]), "precisions")
+        batch_sizes = self.batch_sizes(data.get("batch_sizes", [1]), "batch_sizes")
+        shapes = self.shapes(data.get("shapes", {}), "shapes")
+        tolerance = self.tolerance(data.get("tolerance", "10%"), "tolerance", {})
+        measure = self.measure(data.get("measure", {}))
+        backends = self.backends(data.get("backends", {}))
+        raw_models = data.get("models")
+        if not isinstance(raw_models, list) or not raw_models:
+            raise self.fail("models", "list at least one model (with 'name' and 'path' or 'onnx_zoo')")
+        models: list[ModelSpec] = []
+        for i, raw in enumerate(raw_models):
+            models.append(self.model(raw, f"models[{i}]", precisions, batch_sizes, shapes, tolerance))
+        names = [m.name for m in models]
+        for i, model_name in enumerate(names):
+            if model_name in names[:i]:
+                raise self.fail(f"models[{i}].name", f"'{model_name}' is used twice; model names must be unique")
+        suite = Suite(name=name, path=self.path.resolve(), description=description, models=tuple(models),
+                      measure=measure, backends=backends)
+        if not suite.cases():
+            raise self.fail("models", "the matrix is empty; give each model at least one precision and batch size")
+        return suite
+
+    def model(self, raw: Any, key: str, precisions: tuple[str, ...], batch_sizes: tuple[int, ...],
+              shapes: dict[str, dict[str, int]], tolerance: dict[str, float]) -> ModelSpec:
+        raw = self.mapping(raw, key, MODEL_KEYS)
+        name = raw.get("name")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise self.fail(_join(key, "name"),
+                            "give each model a name of letters, digits, '_' or '.' (it becomes the case id)")
+        given = [s for s in MODEL_SOURCES if s in raw]
+        if len(given) != 1:
+            raise self.fail(key, f"give exactly one model source: {' or '.join(MODEL_SOURCES)}")
+        source = given[0]
+        value = raw[source]
+        if not isinstance(value, str) or not value:
+            raise self.fail(_join(key, source), f"expected text, got {_kind(value)}")
+        if source == "path":
+            location = (self.path.parent / value).resolve()
+            if not location.is_file():
+                raise self.fail(_join(key, "path"), f"model file '{value}' not found (looked for {location}); "
+                                "paths are relative to the suite file")
+            value = str(location)
+        else:
+            from harness.models import zoo_names  # the onnx wheel is a core dependency
+
+            short = value.removeprefix("light_")
+            if short not in zoo_names():
+                near = difflib.get_close_matches(short, zoo_names(), n=1)
+                hint = f"did you mean 'light_{near[0]}'?" if near else f"known: {', '.join(zoo_names())}"
+                raise self.fail(_join(key, "onnx_zoo"), f"unknown zoo model '{value}'; {hint}")
+            value = short
+        inputs = {}
+        raw_inputs = raw.get("inputs") or {}
+        if not isinstance(raw_inputs, dict):
+            raise self.fail(_join(key, "inputs"), f"expected a mapping of input name -> settings, got {_kind(raw_inputs)}")
+        for input_name, settings in raw_inputs.items():
+            inputs[str(input_name)] = self.input(settings, _join(_join(key, "inputs"), input_name))
+        return ModelSpec(
+            name=name, source=source, location=value, inputs=inputs,
+            precisions=self.precisions(raw["precisions"], _join(key, "precisions")) if "precisions" in raw else precisions,
+            batch_sizes=self.batch_sizes(raw["batch_sizes"], _join(key, "batch_sizes")) if "batch_sizes" in raw else batch_sizes,
+            shapes=self.shapes(raw["shapes"], _join(key, "shapes")) if "shapes" in raw else shapes,
+            tolerance=self.tolerance(raw["tolerance"], _join(key, "tolerance"), tolerance) if "tolerance" in raw else tolerance,
+        )
+
+    def input(self, raw: Any, key: str) -> InputSpec:
+        raw = self.mapping(raw or {}, key, INPUT_KEYS)
+        shape = raw.get("shape")
+        if shape is not None:
+            if not isinstance(shape, list) or not all(
+                    (isinstance(d, int) and not isinstance(d, bool) and d > 0) or isinstance(d, str) for d in shape):
+                raise self.fail(_join(key, "shape"), "expected a list of positive sizes or dim names, e.g. [batch, 3, 224, 224]")
+            shape = tuple(shape)
+        dtype = raw.get("dtype")
+        if dtype is not None and dtype not in INPUT_DTYPES:
+            near = difflib.get_close_matches(str(dtype), INPUT_DTYPES, n=1)
+            hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(INPUT_DTYPES)}"
+            raise self.fail(_join(key, "dtype"), f"unknown dtype '{dtype}'; {hint}")
+        value_range = raw.get("range")
+        if value_range is not None:
+            if (not isinstance(value_range, list) or len(value_range) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+                    or value_range[0] >= value_range[1]):
+                raise self.fail(_join(key, "range"), "expected [low, high] with low < high")
+            value_range = (float(value_range[0]), float(value_range[1]))
+        return InputSpec(shape=shape, dtype=dtype, range=value_range)
+
+    def precisions(self, raw: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(key, f"expected a non-empty list such as [fp32, fp16], got {_kind(raw)}")
+        for i, value in enumerate(raw):
+            if value not in PRECISIONS:
+                near = difflib.get_close_matches(str(value), PRECISIONS, n=1)
+                hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(PRECISIONS)}"
+                raise self.fail(f"{key}[{i}]", f"unknown precision '{value}'; {hint}")
+        return tuple(dict.fromkeys(raw))
+
+    def batch_sizes(self, raw: Any, key: str) -> tuple[int, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(key, f"expected a non-empty list of positive integers such as [1, 8], got {_kind(raw)}")
+        for i, value in enumerate(raw):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise self.fail(f"{key}[{i}]", f"expected a positive integer, got {value!r}")
+        return tuple(dict.fromkeys(raw))
+
+    def shapes(self, raw: Any, key: str) -> dict[str, dict[str, int]]:
+        if not isinstance(raw, dict):
+            raise self.fail(key, "expected a mapping of label -> {dim name: size}, e.g. {seq128: {seq: 128}}")
+        out: dict[str, dict[str, int]] = {}
+        for label, dims in raw.items():
+            if not isinstance(label, str) or not _NAME_RE.match(label):
+                raise self.fail(_join(key, label), "shape labels are letters, digits, '_' or '.' (they go in case ids)")
+            if not isinstance(dims, dict) or not dims or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims.values()):
+                raise self.fail(_join(key, label), "expected a mapping of dim name -> positive size, e.g. {seq: 128}")
+            out[label] = {str(k): int(v) for k, v in dims.items()}
+        return out
+
+    def tolerance(self, raw: Any, key: str, inherited: dict[str, float]) -> dict[str, float]:
+        """``10%`` for every metric, or ``{default: 10%, latency_p99_ms: 20%}``; inherits what it does not set."""
+        from harness.metrics import METRICS, resolve_metric
+
+        out = dict(inherited)
+        if isinstance(raw, dict):
+            for metric, value in raw.items():
+                if metric == "default":
+                    out["default"] = self.percent(value, _join(key, metric))
+                    continue
+                name = resolve_metric(str(metric))
+                if name is None:
+                    choices = ["default", *METRICS]
+                    near = difflib.get_close_matches(str(metric), choices, n=1)
+                    hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(choices)}"
+                    raise self.fail(_join(key, metric), f"unknown metric; {hint}")
+                out[name] = self.percent(value, _join(key, metric))
+        else:
+            out = {"default": self.percent(raw, key)}
+        return out
+
+    def percent(self, raw: Any, key: str) -> float:
+        text = str(raw).strip()
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise self.fail(key, f"expected a percentage such as 10%, got {raw!r}") from None
+        if not 0 <= value < 10:
+            raise self.fail(key, f"expected a percentage between 0% and 1000%, got {raw!r}")
+        return value
+
+    def measure(self, raw: Any) -> MeasureSpec:
+        raw = self.mapping(raw or {}, "measure", MEASURE_KEYS)
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise self.fail(_join("measure", name), f"expected a non-negative number, got {value!r}")
+            values[name] = int(value) if name == "min_iterations" else float(value)
+        if values.get("min_iterations", 1) < 1:
+            raise self.fail("measure.min_iterations", "measure at least 1 iteration")
+        return MeasureSpec(**values)
+
+    def backends(self, raw: Any) -> dict[str, dict[str, Any]]:
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise self.fail("backends", "expected a mapping of backend name -> options, e.g. {onnxruntime: {intra_op_threads: 1}}")
+        return {str(k): dict(v) for k, v in raw.items()}
+
+
+def _join(key: str, name: Any) -> str:
+    return str(name) if key == "(top)" else f"{key}.{name}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(type(value), type(value).__name__)
