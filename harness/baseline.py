@@ -31,11 +31,15 @@ class BaselineStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); restore it with git "
-                               "or rerun with --update-baselines") from None
+            raise HarnessError(
+                f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); restore it with git "
+                "or rerun with --update-baselines"
+            ) from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("cases"), dict):
-            raise HarnessError(f"{path}: not a baseline file of schema {SCHEMA}; restore it with git or delete it "
-                               "and rerun with --update-baselines")
+            raise HarnessError(
+                f"{path}: not a baseline file of schema {SCHEMA}; restore it with git or delete it "
+                "and rerun with --update-baselines"
+            )
         return data
 
     def load(self, suite: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ and commit are recorded beside the numbers but do not split baselines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -58,23 +59,23 @@ def gpu_facts() -> list[dict[str, Any]]:
         for index in visible:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
-            gpus.append({
-                "index": index,
-                "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                "driver": driver,
-                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}",
-                "compute_capability": f"{major}.{minor}",
-                "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-                "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
-            })
+            gpus.append(
+                {
+                    "index": index,
+                    "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                    "driver": driver,
+                    "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}",
+                    "compute_capability": f"{major}.{minor}",
+                    "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                    "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
+                }
+            )
         return gpus
     except Exception:
         return []
     finally:
-        try:
+        with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def _visible_indices(count: int) -> list[int]:
@@ -95,6 +96,7 @@ def _text(value: Any) -> str:
 
 def git_commit(cwd: Path | None = None) -> dict[str, Any]:
     """Commit, branch and dirty flag of the checkout, or {} outside git. CI variables win when present."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -108,14 +110,16 @@ def git_commit(cwd: Path | None = None) -> dict[str, Any]:
     status = git("status", "--porcelain", "--untracked-files=no")
     return {
         "id": commit,
-        "branch": os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
+        "branch": os.environ.get("GITHUB_HEAD_REF")
+        or os.environ.get("GITHUB_REF_NAME")
         or git("rev-parse", "--abbrev-ref", "HEAD"),
         "dirty": bool(status),
     }
 
 
-def fingerprint(backend_name: str, backend_version: str, settings: dict[str, Any] | None = None,
-                uses_gpu: bool = False) -> dict[str, Any]:
+def fingerprint(
+    backend_name: str, backend_version: str, settings: dict[str, Any] | None = None, uses_gpu: bool = False
+) -> dict[str, Any]:
     """Everything recorded about where a run happened."""
     gpus = gpu_facts()
     env: dict[str, Any] = {

@@ -30,9 +30,11 @@ class Comparison:
         """E.g. ``squeezenet-fp32-b4: median latency 41.2 ms vs baseline 34.7 ms (+18.7% > tolerance 10%)``."""
         label = METRICS[self.metric].label if self.metric in METRICS else self.metric
         relation = ">" if abs(self.change) > self.tolerance else "<="
-        return (f"{case_id}: {label} {format_value(self.metric, self.current)} vs baseline "
-                f"{format_value(self.metric, self.baseline)} ({self.change:+.1%} {relation} tolerance "
-                f"{self.tolerance:.0%})")
+        return (
+            f"{case_id}: {label} {format_value(self.metric, self.current)} vs baseline "
+            f"{format_value(self.metric, self.baseline)} ({self.change:+.1%} {relation} tolerance "
+            f"{self.tolerance:.0%})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,14 +67,20 @@ def compare_metric(metric: str, current: float, baseline: float, tolerance: floa
     return Comparison(metric, current, baseline, change, tolerance, verdict)
 
 
-def judge(case_id: str, metrics: dict[str, float], baseline: dict[str, float] | None,
-          tolerance: dict[str, float], gated: tuple[str, ...] = GATED_METRICS) -> Verdict:
+def judge(
+    case_id: str,
+    metrics: dict[str, float],
+    baseline: dict[str, float] | None,
+    tolerance: dict[str, float],
+    gated: tuple[str, ...] = GATED_METRICS,
+) -> Verdict:
     """Compare every gated metric present on both sides; regressed if any regressed, improved if any improved."""
     if baseline is None:
         return Verdict("new", (), f"{case_id}: no baseline yet; run with --update-baselines to record one")
     comparisons = tuple(
         compare_metric(m, metrics[m], baseline[m], tolerance_for(m, tolerance))
-        for m in gated if m in metrics and baseline.get(m) is not None
+        for m in gated
+        if m in metrics and baseline.get(m) is not None
     )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")

@@ -41,8 +41,10 @@ class Measurement:
         out = []
         cv = summarize(self.latency_ms)["cv"]
         if cv > CV_WARN:
-            out.append(f"latency CV {cv:.1%} exceeds {CV_WARN:.1%}: the machine is noisy or the case too short; "
-                       "results may be unstable")
+            out.append(
+                f"latency CV {cv:.1%} exceeds {CV_WARN:.1%}: the machine is noisy or the case too short; "
+                "results may be unstable"
+            )
         if self.stopped_early:
             out.append("stopped at max_duration_ms before min_duration_ms: too few samples for stable statistics")
         return out
@@ -82,6 +84,12 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int) -> Measurement:
             stopped_early = True
             break
     wall_ms = (clock() - loop_start) / 1e6
-    return Measurement(batch_size=batch_size, latency_ms=latencies, wall_ms=wall_ms,
-                       warmup_iterations=warm_iterations, warmup_ms=warmup_ms, extra_ms=extra,
-                       stopped_early=stopped_early)
+    return Measurement(
+        batch_size=batch_size,
+        latency_ms=latencies,
+        wall_ms=wall_ms,
+        warmup_iterations=warm_iterations,
+        warmup_ms=warmup_ms,
+        extra_ms=extra,
+        stopped_early=stopped_early,
+    )

@@ -16,16 +16,19 @@ class Metric:
     higher_is_better: bool = False
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("latency_median_ms", "median latency", "ms"),
-    Metric("latency_mean_ms", "mean latency", "ms"),
-    Metric("latency_p90_ms", "p90 latency", "ms"),
-    Metric("latency_p95_ms", "p95 latency", "ms"),
-    Metric("latency_p99_ms", "p99 latency", "ms"),
-    Metric("throughput_sps", "throughput", "samples/s", higher_is_better=True),
-    Metric("build_time_ms", "build time", "ms"),
-    Metric("engine_bytes", "engine size", "bytes"),
-)}
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("latency_median_ms", "median latency", "ms"),
+        Metric("latency_mean_ms", "mean latency", "ms"),
+        Metric("latency_p90_ms", "p90 latency", "ms"),
+        Metric("latency_p95_ms", "p95 latency", "ms"),
+        Metric("latency_p99_ms", "p99 latency", "ms"),
+        Metric("throughput_sps", "throughput", "samples/s", higher_is_better=True),
+        Metric("build_time_ms", "build time", "ms"),
+        Metric("engine_bytes", "engine size", "bytes"),
+    )
+}
 
 # Metrics the gate checks unless a suite says otherwise.
 GATED_METRICS = ("latency_median_ms", "throughput_sps")

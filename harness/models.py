@@ -70,8 +70,9 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf raises DecodeError and friends for damaged files
-        raise HarnessError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                           "re-export the model or fix the path") from None
+        raise HarnessError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc}); re-export the model or fix the path"
+        ) from None
 
 
 def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
@@ -122,13 +123,17 @@ def prepare(spec: ModelSpec, cache_dir: Path) -> PreparedModel:
     return _prepared(spec.name, target, out, rewritten)
 
 
-def _prepared(name: str, path: Path, data: bytes, model: onnx.ModelProto, fixed_batch: int | None = None,
-              batch_note: str = "") -> PreparedModel:
+def _prepared(
+    name: str, path: Path, data: bytes, model: onnx.ModelProto, fixed_batch: int | None = None, batch_note: str = ""
+) -> PreparedModel:
     return PreparedModel(
-        name=name, path=path, sha256=sha256_bytes(data),
+        name=name,
+        path=path,
+        sha256=sha256_bytes(data),
         inputs=tuple(tensor_info(vi) for vi in real_inputs(model.graph)),
         outputs=tuple(tensor_info(vi) for vi in model.graph.output),
-        fixed_batch=fixed_batch, batch_note=batch_note,
+        fixed_batch=fixed_batch,
+        batch_note=batch_note,
     )
 
 
@@ -186,8 +191,10 @@ def make_batch_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, 
     for out in inferred.graph.output:
         dims = out.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value"):
-            return None, (f"output '{out.name}' keeps a fixed leading dimension of {dims[0].dim_value}: the graph "
-                          f"pins the batch, so only batch {old_batch} can run; export the model with a dynamic batch")
+            return None, (
+                f"output '{out.name}' keeps a fixed leading dimension of {dims[0].dim_value}: the graph "
+                f"pins the batch, so only batch {old_batch} can run; export the model with a dynamic batch"
+            )
     return model, ""
 
 
@@ -207,7 +214,8 @@ def input_shape(info: TensorInfo, override: InputSpec | None, case: Case) -> tup
             shown = dim if dim is not None else f"#{i}"
             raise HarnessError(
                 f"{case.id}: input '{info.name}' has dynamic dimension '{shown}'; give its size in the suite with "
-                f"shapes: {{LABEL: {{{shown}: SIZE}}}} or inputs: {{{info.name}: {{shape: [...]}}}}")
+                f"shapes: {{LABEL: {{{shown}: SIZE}}}} or inputs: {{{info.name}: {{shape: [...]}}}}"
+            )
     return tuple(out)
 
 
@@ -232,8 +240,10 @@ def generate_inputs(model: PreparedModel, case: Case) -> dict[str, np.ndarray]:
             feeds[info.name] = values.astype("float32" if dtype == "bfloat16" else dtype)
     unknown = set(case.model.inputs) - {i.name for i in model.inputs}
     if unknown:
-        raise HarnessError(f"{case.id}: the suite sets inputs {sorted(unknown)} but the model's inputs are "
-                           f"{[i.name for i in model.inputs]}; fix the names under 'inputs'")
+        raise HarnessError(
+            f"{case.id}: the suite sets inputs {sorted(unknown)} but the model's inputs are "
+            f"{[i.name for i in model.inputs]}; fix the names under 'inputs'"
+        )
     return feeds
 
 

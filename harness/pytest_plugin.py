@@ -22,23 +22,44 @@ _STATE = pytest.StashKey[dict[str, Any]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "inference benchmark harness")
-    group.addoption("--suite", action="append", default=[], metavar="PATH",
-                    help="suite YAML file or glob (repeatable); default: the ini option harness_suites")
+    group.addoption(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="suite YAML file or glob (repeatable); default: the ini option harness_suites",
+    )
     group.addoption("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
-    group.addoption("--backend-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="backend option, e.g. intra_op_threads=2 (repeatable; wins over the suite's)")
+    group.addoption(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, e.g. intra_op_threads=2 (repeatable; wins over the suite's)",
+    )
     group.addoption("--baseline-dir", default=None, metavar="DIR", help="baseline store (default: baselines/)")
-    group.addoption("--update-baselines", action="store_true",
-                    help="record the cases that ran as the new baselines (others already stored are kept)")
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        help="record the cases that ran as the new baselines (others already stored are kept)",
+    )
     group.addoption("--strict-baselines", action="store_true", help="fail cases that have no baseline")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where results.json goes (default: reports/)")
-    group.addoption("--harness-cache", default=None, metavar="DIR",
-                    help="cache of prepared models and engines (default: .harness-cache/)")
+    group.addoption(
+        "--harness-cache",
+        default=None,
+        metavar="DIR",
+        help="cache of prepared models and engines (default: .harness-cache/)",
+    )
     group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
     group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
     group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
-    parser.addini("harness_suites", type="linelist", default=[],
-                  help="suite files (globs) run when no --suite is given, relative to the rootdir")
+    parser.addini(
+        "harness_suites",
+        type="linelist",
+        default=[],
+        help="suite files (globs) run when no --suite is given, relative to the rootdir",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,8 +101,10 @@ def _cases(config: pytest.Config) -> list[Case]:
             suite = load_suite(path)
             for case in suite.cases():
                 if case.id in seen:
-                    raise HarnessError(f"{path}: case '{case.id}' also comes from {seen[case.id]}; "
-                                       "rename the model in one of the suites")
+                    raise HarnessError(
+                        f"{path}: case '{case.id}' also comes from {seen[case.id]}; "
+                        "rename the model in one of the suites"
+                    )
                 seen[case.id] = str(path)
                 cases.append(case)
         state["cases"] = cases
@@ -122,18 +145,23 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
             options = dict(_parse_option(o) for o in config.getoption("backend_option"))
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
-        overrides = {name: config.getoption(name) for name in ("warmup_ms", "min_duration_ms", "min_iterations")
-                     if config.getoption(name) is not None}
-        state["session"] = HarnessSession(RunConfig(
-            backend=config.getoption("backend"),
-            backend_options=options,
-            baseline_dir=_rooted(config, config.getoption("baseline_dir"), "baselines"),
-            report_dir=_rooted(config, config.getoption("report_dir"), "reports"),
-            cache_dir=_rooted(config, config.getoption("harness_cache"), ".harness-cache"),
-            update_baselines=config.getoption("update_baselines"),
-            strict_baselines=config.getoption("strict_baselines"),
-            measure_overrides=overrides,
-        ))
+        overrides = {
+            name: config.getoption(name)
+            for name in ("warmup_ms", "min_duration_ms", "min_iterations")
+            if config.getoption(name) is not None
+        }
+        state["session"] = HarnessSession(
+            RunConfig(
+                backend=config.getoption("backend"),
+                backend_options=options,
+                baseline_dir=_rooted(config, config.getoption("baseline_dir"), "baselines"),
+                report_dir=_rooted(config, config.getoption("report_dir"), "reports"),
+                cache_dir=_rooted(config, config.getoption("harness_cache"), ".harness-cache"),
+                update_baselines=config.getoption("update_baselines"),
+                strict_baselines=config.getoption("strict_baselines"),
+                measure_overrides=overrides,
+            )
+        )
     session: HarnessSession = state["session"]
     return session
 
@@ -172,4 +200,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"results: {session.results_path}")
     if session.config.update_baselines:
-        terminalreporter.write_line(f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}")
+        terminalreporter.write_line(
+            f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}"
+        )

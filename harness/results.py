@@ -70,10 +70,15 @@ class RunResults:
     def from_dict(cls, data: dict[str, Any], source: str = "results") -> RunResults:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             found = data.get("schema") if isinstance(data, dict) else None
-            raise HarnessError(f"{source}: not a results file of schema {SCHEMA} (found {found!r}); "
-                               "pass a results.json written by this harness")
-        return cls(environment=data.get("environment", {}), suites=data.get("suites", {}),
-                   cases=[CaseResult.from_dict(c) for c in data.get("cases", [])])
+            raise HarnessError(
+                f"{source}: not a results file of schema {SCHEMA} (found {found!r}); "
+                "pass a results.json written by this harness"
+            )
+        return cls(
+            environment=data.get("environment", {}),
+            suites=data.get("suites", {}),
+            cases=[CaseResult.from_dict(c) for c in data.get("cases", [])],
+        )
 
     @classmethod
     def read(cls, path: Path) -> RunResults:

@@ -60,8 +60,9 @@ class HarnessSession:
 
     def environment(self, backend: Backend) -> dict[str, Any]:
         if self.results is None:
-            env = fingerprint(backend.name, backend.version(), backend.settings(),
-                              uses_gpu=bool(getattr(backend, "uses_gpu", False)))
+            env = fingerprint(
+                backend.name, backend.version(), backend.settings(), uses_gpu=bool(getattr(backend, "uses_gpu", False))
+            )
             self.results = RunResults(environment=env)
         return self.results.environment
 
@@ -99,8 +100,12 @@ class HarnessSession:
         model = self.prepared(case)
         feeds = generate_inputs(model, case)
         engine = backend.build(model, case)
-        result.build = {"build_time_ms": engine.build.build_time_ms, "engine_bytes": engine.build.engine_bytes,
-                        "cache_hit": engine.build.cache_hit, **engine.build.details}
+        result.build = {
+            "build_time_ms": engine.build.build_time_ms,
+            "engine_bytes": engine.build.engine_bytes,
+            "cache_hit": engine.build.cache_hit,
+            **engine.build.details,
+        }
         runner = engine.runner(feeds)
         try:
             m = measure(runner, self.measure_spec(case.suite), case.batch_size)
@@ -123,8 +128,13 @@ class HarnessSession:
         }
         if engine.build.engine_bytes is not None:
             result.metrics["engine_bytes"] = float(engine.build.engine_bytes)
-        result.measure = {"iterations": m.iterations, "wall_ms": m.wall_ms, "warmup_iterations": m.warmup_iterations,
-                          "warmup_ms": m.warmup_ms, **self.measure_spec(case.suite).__dict__}
+        result.measure = {
+            "iterations": m.iterations,
+            "wall_ms": m.wall_ms,
+            "warmup_iterations": m.warmup_iterations,
+            "warmup_ms": m.warmup_ms,
+            **self.measure_spec(case.suite).__dict__,
+        }
         result.warnings.extend(m.warnings())
 
     def _gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> None:
@@ -132,8 +142,10 @@ class HarnessSession:
         entry = store.entry(case.suite.name, case.id)
         if entry is not None and entry.get("params", {}).get("backend") != result.params["backend"]:
             result.verdict = "new"
-            result.message = (f"{case.id}: the baseline was recorded with other backend settings "
-                              f"({entry.get('params', {}).get('backend')}); rerun with --update-baselines to replace it")
+            result.message = (
+                f"{case.id}: the baseline was recorded with other backend settings "
+                f"({entry.get('params', {}).get('backend')}); rerun with --update-baselines to replace it"
+            )
             result.baseline = entry
         else:
             verdict = judge(case.id, result.metrics, entry["metrics"] if entry else None, case.model.tolerance)

@@ -23,7 +23,15 @@ INPUT_DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uin
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 
 SUITE_KEYS = (
-    "suite", "description", "models", "precisions", "batch_sizes", "shapes", "tolerance", "measure", "backends",
+    "suite",
+    "description",
+    "models",
+    "precisions",
+    "batch_sizes",
+    "shapes",
+    "tolerance",
+    "measure",
+    "backends",
 )
 MODEL_KEYS = ("name", "path", "onnx_zoo", "inputs", "precisions", "batch_sizes", "shapes", "tolerance")
 MODEL_SOURCES = ("path", "onnx_zoo")
@@ -79,8 +87,9 @@ class Suite:
             for precision in model.precisions:
                 for batch in model.batch_sizes:
                     for label in labels:
-                        out.append(Case(suite=self, model=model, precision=precision, batch_size=batch,
-                                        shape_label=label))
+                        out.append(
+                            Case(suite=self, model=model, precision=precision, batch_size=batch, shape_label=label)
+                        )
         return out
 
 
@@ -175,19 +184,33 @@ class _Validator:
         for i, model_name in enumerate(names):
             if model_name in names[:i]:
                 raise self.fail(f"models[{i}].name", f"'{model_name}' is used twice; model names must be unique")
-        suite = Suite(name=name, path=self.path.resolve(), description=description, models=tuple(models),
-                      measure=measure, backends=backends)
+        suite = Suite(
+            name=name,
+            path=self.path.resolve(),
+            description=description,
+            models=tuple(models),
+            measure=measure,
+            backends=backends,
+        )
         if not suite.cases():
             raise self.fail("models", "the matrix is empty; give each model at least one precision and batch size")
         return suite
 
-    def model(self, raw: Any, key: str, precisions: tuple[str, ...], batch_sizes: tuple[int, ...],
-              shapes: dict[str, dict[str, int]], tolerance: dict[str, float]) -> ModelSpec:
+    def model(
+        self,
+        raw: Any,
+        key: str,
+        precisions: tuple[str, ...],
+        batch_sizes: tuple[int, ...],
+        shapes: dict[str, dict[str, int]],
+        tolerance: dict[str, float],
+    ) -> ModelSpec:
         raw = self.mapping(raw, key, MODEL_KEYS)
         name = raw.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise self.fail(_join(key, "name"),
-                            "give each model a name of letters, digits, '_' or '.' (it becomes the case id)")
+            raise self.fail(
+                _join(key, "name"), "give each model a name of letters, digits, '_' or '.' (it becomes the case id)"
+            )
         given = [s for s in MODEL_SOURCES if s in raw]
         if len(given) != 1:
             raise self.fail(key, f"give exactly one model source: {' or '.join(MODEL_SOURCES)}")
@@ -198,8 +221,10 @@ class _Validator:
         if source == "path":
             location = (self.path.parent / value).resolve()
             if not location.is_file():
-                raise self.fail(_join(key, "path"), f"model file '{value}' not found (looked for {location}); "
-                                "paths are relative to the suite file")
+                raise self.fail(
+                    _join(key, "path"),
+                    f"model file '{value}' not found (looked for {location}); paths are relative to the suite file",
+                )
             value = str(location)
         else:
             from harness.models import zoo_names  # the onnx wheel is a core dependency
@@ -213,15 +238,26 @@ class _Validator:
         inputs = {}
         raw_inputs = raw.get("inputs") or {}
         if not isinstance(raw_inputs, dict):
-            raise self.fail(_join(key, "inputs"), f"expected a mapping of input name -> settings, got {_kind(raw_inputs)}")
+            raise self.fail(
+                _join(key, "inputs"), f"expected a mapping of input name -> settings, got {_kind(raw_inputs)}"
+            )
         for input_name, settings in raw_inputs.items():
             inputs[str(input_name)] = self.input(settings, _join(_join(key, "inputs"), input_name))
         return ModelSpec(
-            name=name, source=source, location=value, inputs=inputs,
-            precisions=self.precisions(raw["precisions"], _join(key, "precisions")) if "precisions" in raw else precisions,
-            batch_sizes=self.batch_sizes(raw["batch_sizes"], _join(key, "batch_sizes")) if "batch_sizes" in raw else batch_sizes,
+            name=name,
+            source=source,
+            location=value,
+            inputs=inputs,
+            precisions=self.precisions(raw["precisions"], _join(key, "precisions"))
+            if "precisions" in raw
+            else precisions,
+            batch_sizes=self.batch_sizes(raw["batch_sizes"], _join(key, "batch_sizes"))
+            if "batch_sizes" in raw
+            else batch_sizes,
             shapes=self.shapes(raw["shapes"], _join(key, "shapes")) if "shapes" in raw else shapes,
-            tolerance=self.tolerance(raw["tolerance"], _join(key, "tolerance"), tolerance) if "tolerance" in raw else tolerance,
+            tolerance=self.tolerance(raw["tolerance"], _join(key, "tolerance"), tolerance)
+            if "tolerance" in raw
+            else tolerance,
         )
 
     def input(self, raw: Any, key: str) -> InputSpec:
@@ -229,8 +265,11 @@ class _Validator:
         shape = raw.get("shape")
         if shape is not None:
             if not isinstance(shape, list) or not all(
-                    (isinstance(d, int) and not isinstance(d, bool) and d > 0) or isinstance(d, str) for d in shape):
-                raise self.fail(_join(key, "shape"), "expected a list of positive sizes or dim names, e.g. [batch, 3, 224, 224]")
+                (isinstance(d, int) and not isinstance(d, bool) and d > 0) or isinstance(d, str) for d in shape
+            ):
+                raise self.fail(
+                    _join(key, "shape"), "expected a list of positive sizes or dim names, e.g. [batch, 3, 224, 224]"
+                )
             shape = tuple(shape)
         dtype = raw.get("dtype")
         if dtype is not None and dtype not in INPUT_DTYPES:
@@ -239,9 +278,12 @@ class _Validator:
             raise self.fail(_join(key, "dtype"), f"unknown dtype '{dtype}'; {hint}")
         value_range = raw.get("range")
         if value_range is not None:
-            if (not isinstance(value_range, list) or len(value_range) != 2
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
-                    or value_range[0] >= value_range[1]):
+            if (
+                not isinstance(value_range, list)
+                or len(value_range) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+                or value_range[0] >= value_range[1]
+            ):
                 raise self.fail(_join(key, "range"), "expected [low, high] with low < high")
             value_range = (float(value_range[0]), float(value_range[1]))
         return InputSpec(shape=shape, dtype=dtype, range=value_range)
@@ -271,8 +313,11 @@ class _Validator:
         for label, dims in raw.items():
             if not isinstance(label, str) or not _NAME_RE.match(label):
                 raise self.fail(_join(key, label), "shape labels are letters, digits, '_' or '.' (they go in case ids)")
-            if not isinstance(dims, dict) or not dims or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims.values()):
+            if (
+                not isinstance(dims, dict)
+                or not dims
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims.values())
+            ):
                 raise self.fail(_join(key, label), "expected a mapping of dim name -> positive size, e.g. {seq: 128}")
             out[label] = {str(k): int(v) for k, v in dims.items()}
         return out
@@ -321,7 +366,9 @@ class _Validator:
 
     def backends(self, raw: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-            raise self.fail("backends", "expected a mapping of backend name -> options, e.g. {onnxruntime: {intra_op_threads: 1}}")
+            raise self.fail(
+                "backends", "expected a mapping of backend name -> options, e.g. {onnxruntime: {intra_op_threads: 1}}"
+            )
         return {str(k): dict(v) for k, v in raw.items()}
 
 

@@ -98,6 +98,8 @@ def check_options(backend: str, options: dict[str, Any], allowed: dict[str, type
             near = difflib.get_close_matches(key, list(allowed), n=1)
             hint = f"did you mean '{near[0]}'?" if near else f"known options: {', '.join(allowed) or 'none'}"
             raise HarnessError(f"backend '{backend}': unknown option '{key}'; {hint}")
-        if not isinstance(value, allowed[key]) or isinstance(value, bool) and allowed[key] is int:
-            raise HarnessError(f"backend '{backend}': option '{key}' has the wrong type ({type(value).__name__}); "
-                               "fix it in the suite's backends section or in --backend-option")
+        if not isinstance(value, allowed[key]) or (isinstance(value, bool) and allowed[key] is int):
+            raise HarnessError(
+                f"backend '{backend}': option '{key}' has the wrong type ({type(value).__name__}); "
+                "fix it in the suite's backends section or in --backend-option"
+            )

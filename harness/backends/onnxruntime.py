@@ -39,17 +39,24 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
     precisions = frozenset({"fp32"})
 
-    def __init__(self, intra_op_threads: int = 1, inter_op_threads: int = 1,
-                 providers: list[str] | None = None, graph_optimization: str = "all") -> None:
+    def __init__(
+        self,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+        providers: list[str] | None = None,
+        graph_optimization: str = "all",
+    ) -> None:
         import onnxruntime as ort
 
         self._ort = ort
         self.providers = list(providers or ["CPUExecutionProvider"])
         missing = [p for p in self.providers if p not in ort.get_available_providers()]
         if missing:
-            raise HarnessError(f"backend 'onnxruntime': provider(s) {missing} are not installed here "
-                               f"(available: {ort.get_available_providers()}); install the matching onnxruntime "
-                               "package or change 'providers'")
+            raise HarnessError(
+                f"backend 'onnxruntime': provider(s) {missing} are not installed here "
+                f"(available: {ort.get_available_providers()}); install the matching onnxruntime "
+                "package or change 'providers'"
+            )
         if graph_optimization not in GRAPH_OPTIMIZATION:
             raise HarnessError(f"backend 'onnxruntime': graph_optimization must be one of {GRAPH_OPTIMIZATION}")
         if intra_op_threads < 0 or inter_op_threads < 0:

@@ -18,27 +18,35 @@ def summary_lines(results: RunResults) -> list[str]:
         m = case.metrics
         base = (case.baseline or {}).get("metrics", {})
         latency = next((c for c in case.comparisons if c["metric"] == "latency_median_ms"), None)
-        rows.append((
-            case.id,
-            _ms(m.get("latency_median_ms")),
-            _ms(m.get("latency_p99_ms")),
-            f"{m['throughput_sps']:.1f}" if "throughput_sps" in m else "-",
-            _ms(base.get("latency_median_ms")),
-            f"{latency['change']:+.1%}" if latency else "-",
-            case.verdict or case.status,
-        ))
+        rows.append(
+            (
+                case.id,
+                _ms(m.get("latency_median_ms")),
+                _ms(m.get("latency_p99_ms")),
+                f"{m['throughput_sps']:.1f}" if "throughput_sps" in m else "-",
+                _ms(base.get("latency_median_ms")),
+                f"{latency['change']:+.1%}" if latency else "-",
+                case.verdict or case.status,
+            )
+        )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(cell.ljust(w) if i in (0, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        return "  ".join(
+            cell.ljust(w) if i in (0, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
 
     counts: dict[str, int] = {}
     for case in results.cases:
         label = case.verdict if case.status in ("passed", "failed") and case.verdict else case.status
         counts[label] = counts.get(label, 0) + 1
-    lines = [f"{backend.get('name')} {backend.get('version')} on {env.get('cpu', {}).get('model')}"
-             f"{' / ' + env['gpus'][0]['name'] if env.get('uses_gpu') and env.get('gpus') else ''}"
-             f"  (baseline key {env.get('key')})",
-             fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, rows),
-             "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
+    lines = [
+        f"{backend.get('name')} {backend.get('version')} on {env.get('cpu', {}).get('model')}"
+        f"{' / ' + env['gpus'][0]['name'] if env.get('uses_gpu') and env.get('gpus') else ''}"
+        f"  (baseline key {env.get('key')})",
+        fmt(header),
+        fmt(tuple("-" * w for w in widths)),
+        *map(fmt, rows),
+        "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())),
+    ]
     return lines

@@ -1,0 +1,81 @@
+"""``harness`` command line: work on suites and saved results without pytest.
+
+Each subcommand is a small function registered in :data:`COMMANDS`; user mistakes end with one line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from harness.errors import HarnessError
+
+Run = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {}
+
+
+def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[Run], Run]:
+    """Register ``run(args) -> exit status`` under ``name``; ``configure(parser)`` adds its arguments."""
+
+    def register(run: Run) -> Run:
+        COMMANDS[name] = (help_text, configure, run)
+        return run
+
+    return register
+
+
+def _validate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suites", nargs="+", help="suite YAML files")
+
+
+@command("validate", "check suite files and list their cases", _validate_args)
+def validate(args: argparse.Namespace) -> int:
+    from harness.spec import load_suite
+
+    for path in args.suites:
+        suite = load_suite(path)
+        cases = suite.cases()
+        print(f"{path}: suite '{suite.name}', {len(cases)} cases")
+        for case in cases:
+            print(f"  {case.id}")
+    return 0
+
+
+def _key_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="onnxruntime")
+
+
+@command("key", "print this machine's baseline key for a backend", _key_args)
+def key(args: argparse.Namespace) -> int:
+    from harness.backends import get_backend
+    from harness.environment import fingerprint
+
+    backend = get_backend(args.backend)
+    print(fingerprint(backend.name, backend.version(), uses_gpu=bool(getattr(backend, "uses_gpu", False)))["key"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure, _run) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except HarnessError as exc:
+        print(f"harness {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"harness {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
