@@ -207,10 +207,9 @@ class _Validator:
     ) -> ModelSpec:
         raw = self.mapping(raw, key, MODEL_KEYS)
         name = raw.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise self.fail(
-                _join(key, "name"), "give each model a name of letters, digits, '_' or '.' (it becomes the case id)"
-            )
+        # Any printable name is accepted (it is escaped wherever it is shown); file names use a slug of it.
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
+            raise self.fail(_join(key, "name"), "give each model a non-empty, single-line name (it starts the case id)")
         given = [s for s in MODEL_SOURCES if s in raw]
         if len(given) != 1:
             raise self.fail(key, f"give exactly one model source: {' or '.join(MODEL_SOURCES)}")
