@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.backends.base import Runner
 from harness.spec import MeasureSpec
 from harness.stats import summarize
+from harness.telemetry import Sampler
 
 CV_WARN = 0.025  # trtexec warns when the coefficient of variation exceeds 2.5 %
 
@@ -26,6 +28,7 @@ class Measurement:
     warmup_iterations: int
     warmup_ms: float
     extra_ms: dict[str, list[float]] = field(default_factory=dict)  # backend timings per iteration
+    telemetry: dict[str, Any] = field(default_factory=dict)  # harness.telemetry record of the measured loop
     stopped_early: bool = False  # max_duration_ms hit before min_duration_ms
 
     @property
@@ -45,13 +48,18 @@ class Measurement:
                 f"latency CV {cv:.1%} exceeds {CV_WARN:.1%}: the machine is noisy or the case too short; "
                 "results may be unstable"
             )
+        out.extend(self.telemetry.get("flags", []))  # throttling or a clock drop seen by NVML
         if self.stopped_early:
             out.append("stopped at max_duration_ms before min_duration_ms: too few samples for stable statistics")
         return out
 
 
-def measure(runner: Runner, spec: MeasureSpec, batch_size: int) -> Measurement:
-    """Warm up for ``spec.warmup_ms``, then time iterations until both minimums are met (or ``max_duration_ms``)."""
+def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool = False) -> Measurement:
+    """Warm up for ``spec.warmup_ms``, then time iterations until both minimums are met (or ``max_duration_ms``).
+
+    GPU telemetry is sampled during the measured loop (see harness.telemetry); ``uses_gpu`` says whether a clock
+    drop or throttling there concerns this runner (a CPU backend leaves the GPU idle, and idle clocks drop).
+    """
     clock = time.perf_counter_ns
     warm_start = clock()
     warm_end = warm_start + int(spec.warmup_ms * 1e6)
@@ -68,22 +76,26 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int) -> Measurement:
     min_ns = int(spec.min_duration_ms * 1e6)
     max_ns = int(spec.max_duration_ms * 1e6)
     stopped_early = False
-    loop_start = clock()
-    while True:
-        t0 = clock()
-        timings = runner.step()
-        t1 = clock()
-        latencies.append((t1 - t0) / 1e6)
-        if timings:
-            for name, value in timings.items():
-                extra.setdefault(name, []).append(value)
-        elapsed = t1 - loop_start
-        if len(latencies) >= spec.min_iterations and elapsed >= min_ns:
-            break
-        if len(latencies) >= spec.min_iterations and elapsed >= max_ns:
-            stopped_early = True
-            break
-    wall_ms = (clock() - loop_start) / 1e6
+    sampler = Sampler().start()
+    try:
+        loop_start = clock()
+        while True:
+            t0 = clock()
+            timings = runner.step()
+            t1 = clock()
+            latencies.append((t1 - t0) / 1e6)
+            if timings:
+                for name, value in timings.items():
+                    extra.setdefault(name, []).append(value)
+            elapsed = t1 - loop_start
+            if len(latencies) >= spec.min_iterations and elapsed >= min_ns:
+                break
+            if len(latencies) >= spec.min_iterations and elapsed >= max_ns:
+                stopped_early = True
+                break
+        wall_ms = (clock() - loop_start) / 1e6
+    finally:  # an exception or Ctrl-C must not leave the sampler thread running
+        sampler.stop()
     return Measurement(
         batch_size=batch_size,
         latency_ms=latencies,
@@ -92,4 +104,5 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int) -> Measurement:
         warmup_ms=warmup_ms,
         extra_ms=extra,
         stopped_early=stopped_early,
+        telemetry=sampler.summary(uses_gpu),
     )

@@ -34,6 +34,7 @@ class CaseResult:
     baseline: dict[str, Any] | None = None  # the baseline entry compared against
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # per metric (harness.gate.Comparison)
     warnings: list[str] = field(default_factory=list)
+    telemetry: dict[str, Any] = field(default_factory=dict)  # harness.telemetry record ('unavailable' without NVML)
     duration_s: float = 0.0  # wall time the whole case took, build included
 
     def to_dict(self) -> dict[str, Any]:

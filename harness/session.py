@@ -108,7 +108,8 @@ class HarnessSession:
         }
         runner = engine.runner(feeds)
         try:
-            m = measure(runner, self.measure_spec(case.suite), case.batch_size)
+            uses_gpu = bool(getattr(backend, "uses_gpu", False))
+            m = measure(runner, self.measure_spec(case.suite), case.batch_size, uses_gpu=uses_gpu)
         finally:
             runner.close()
         latency = summarize(m.latency_ms)
@@ -136,6 +137,7 @@ class HarnessSession:
             **self.measure_spec(case.suite).__dict__,
         }
         result.warnings.extend(m.warnings())
+        result.telemetry = m.telemetry
 
     def _gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> None:
         store = self.store(env["key"])
