@@ -1,18 +1,25 @@
 """Model sources and inputs: find the ONNX file, make its batch dimension dynamic, generate inputs from its signature.
 
-Sources: an ONNX file next to the suite, or a model from the ``onnx`` wheel's "light" zoo (real architectures with
-generated weights, static batch 1, opset 9). Old-IR models list every initializer as a graph input too; the real
-inputs are the graph inputs that no initializer feeds.
+Sources: an ONNX file next to the suite, a model from the ``onnx`` wheel's "light" zoo (real architectures with
+generated weights, static batch 1, opset 9), or a PyTorch factory (``torch: package.module:factory``) that the harness
+exports to ONNX once (cached) for the ONNX-based backends, while the torch backend runs the module itself. Old-IR
+models list every initializer as a graph input too; the real inputs are the graph inputs that no initializer feeds.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
+import importlib.util
+import os
+import re
+import sys
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -101,6 +108,8 @@ def prepare(spec: ModelSpec, cache_dir: Path) -> PreparedModel:
 
     The rewritten file is cached by the hash of the source bytes, so every case and run shares one copy.
     """
+    if spec.source == "torch":
+        return prepare_torch(spec, cache_dir)
     src = source_path(spec)
     if not src.is_file():
         raise HarnessError(f"model '{spec.name}': file {src} is missing; restore it or fix the suite")
@@ -251,3 +260,139 @@ def _default_range(dtype: str) -> tuple[float, float]:
     if dtype in ("float32", "float16", "bfloat16", "float64"):
         return 0.0, 1.0
     return 0.0, 100.0
+
+
+# -- PyTorch factories ----------------------------------------------------------------------------------------------
+# A factory is a function without required arguments that returns ``(module, example_inputs)``: a torch.nn.Module
+# and its inputs as a dict name -> tensor (the names become the ONNX input names), a tuple of tensors, or one tensor.
+# Weights are the module's own: random (the harness seeds torch with 0 first, so they are the same on every run) or
+# loaded by the factory from a local file; the harness never downloads anything.
+_FACTORY_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+TORCH_EXPORT_OPSET = 17
+_EXPORT_FORMAT = "1"  # bump when the export settings change, so cached exports are redone
+
+
+def check_torch_factory(location: str, suite_path: Path) -> str | None:
+    """Check ``package.module:factory`` without importing it (torch may be absent); ``None`` when it looks usable.
+
+    A module that is not importable from ``sys.path`` but sits in a folder above the suite file (e.g.
+    ``benchmarks/models/torch_zoo.py`` seen from ``benchmarks/suites/gpu.yaml``) gets that folder put on
+    ``sys.path``, as pytest does for test modules.
+    """
+    if not _FACTORY_RE.match(location):
+        return f"expected 'package.module:factory' (a Python import path and a function name), got {location!r}"
+    module = location.split(":")[0]
+    parts = module.split(".")
+    roots = [Path(p or ".") for p in sys.path]
+    if any(_module_file(root, parts) for root in roots):
+        return None
+    for root in Path(suite_path).resolve().parents:
+        if _module_file(root, parts):
+            sys.path.insert(0, str(root))
+            importlib.invalidate_caches()
+            return None
+    return (
+        f"module '{module}' not found on the Python path or in a folder above the suite file; "
+        "give an importable module (add its folder to PYTHONPATH)"
+    )
+
+
+def _module_file(root: Path, parts: list[str]) -> Path | None:
+    base = root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_torch_factory(location: str) -> tuple[Any, dict[str, Any]]:
+    """Import and call a factory: ``(module in eval mode, {input name: example tensor})``, weights seeded with 0."""
+    try:
+        import torch
+    except ImportError:
+        raise HarnessError(
+            f"model factory '{location}' needs PyTorch: pip install torch (a CPU build is enough to export to ONNX)"
+        ) from None
+    module_name, _, attr = location.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise HarnessError(
+            f"torch factory '{location}': cannot import {module_name}: {type(exc).__name__}: {exc}"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise HarnessError(f"torch factory '{location}': {module_name} has no function '{attr}'")
+    torch.manual_seed(0)
+    try:
+        made = factory()
+    except Exception as exc:
+        raise HarnessError(f"torch factory '{location}' failed: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], torch.nn.Module)):
+        raise HarnessError(
+            f"torch factory '{location}' must return (torch.nn.Module, example inputs), got {type(made).__name__}"
+        )
+    net, examples = made
+    if isinstance(examples, torch.Tensor):
+        examples = {"input": examples}
+    elif isinstance(examples, (tuple, list)):
+        examples = {f"input{i}": t for i, t in enumerate(examples)}
+    if (
+        not isinstance(examples, dict)
+        or not examples
+        or not all(isinstance(t, torch.Tensor) for t in examples.values())
+    ):
+        raise HarnessError(
+            f"torch factory '{location}': example inputs must be a tensor, a tuple of tensors or a dict name -> tensor"
+        )
+    return net.eval(), {str(k): v for k, v in examples.items()}
+
+
+def prepare_torch(spec: ModelSpec, cache_dir: Path) -> PreparedModel:
+    """Export a factory's module to ONNX (fp32, dynamic leading ``batch`` dim, opset 17), cached by the factory's
+    source file, the torch version and the export settings; return it as a :class:`PreparedModel`."""
+    import torch
+
+    module_name = spec.location.split(":")[0]
+    try:
+        module_file = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        module_file = None
+    origin = Path(module_file.origin) if module_file and module_file.origin else None
+    key_text = "|".join([spec.location, torch.__version__, _EXPORT_FORMAT, origin.read_text("utf-8") if origin else ""])
+    target = cache_dir / "models" / f"torch-{_slug(spec.location)}-{sha256_bytes(key_text.encode())[:16]}.onnx"
+    if not target.is_file():
+        net, examples = load_torch_factory(spec.location)
+        names = list(examples)
+        args = tuple(examples.values())
+        with torch.inference_mode():
+            out = net(*args)
+        outputs = list(out) if isinstance(out, dict) else None
+        count = 1 if isinstance(out, torch.Tensor) else len(out)
+        output_names = outputs or (["output"] if count == 1 else [f"output{i}" for i in range(count)])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            torch.onnx.export(
+                net,
+                args,
+                str(tmp),
+                input_names=names,
+                output_names=output_names,
+                dynamic_axes={n: {0: BATCH_DIM} for n in [*names, *output_names]},
+                opset_version=TORCH_EXPORT_OPSET,
+                dynamo=False,  # the TorchScript exporter: no onnxscript needed, dynamic_axes names the batch dim
+                external_data=False,
+            )
+            os.replace(tmp, target)
+        except Exception as exc:
+            raise HarnessError(
+                f"model '{spec.name}': exporting {spec.location} to ONNX failed: {type(exc).__name__}: {exc}"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _prepared(spec.name, target, target.read_bytes(), load_onnx(target))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()

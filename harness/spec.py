@@ -33,10 +33,10 @@ SUITE_KEYS = (
     "measure",
     "backends",
 )
-MODEL_KEYS = ("name", "path", "onnx_zoo", "inputs", "precisions", "batch_sizes", "shapes", "tolerance")
-MODEL_SOURCES = ("path", "onnx_zoo")
+MODEL_KEYS = ("name", "path", "onnx_zoo", "torch", "inputs", "precisions", "batch_sizes", "shapes", "tolerance")
+MODEL_SOURCES = ("path", "onnx_zoo", "torch")  # torch: "package.module:factory" (harness.models.torch_factory)
 INPUT_KEYS = ("shape", "dtype", "range")
-MEASURE_KEYS = ("warmup_ms", "min_duration_ms", "min_iterations", "max_duration_ms")
+MEASURE_KEYS = ("warmup_ms", "min_duration_ms", "min_iterations", "max_duration_ms", "trials")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class MeasureSpec:
     min_duration_ms: float = 1000.0
     min_iterations: int = 20
     max_duration_ms: float = 60_000.0  # a hard stop for very slow cases, checked after min_iterations
+    # Independent trials (fresh runner and warm-up each) that share the durations and iteration counts above;
+    # the gate compares per-trial values (harness.trials, harness.gate).
+    trials: int = 5
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class InputSpec:
 class ModelSpec:
     name: str
     source: str  # one of MODEL_SOURCES
-    location: str  # absolute file path for "path", zoo model name for "onnx_zoo"
+    location: str  # absolute file path for "path", zoo model name for "onnx_zoo", "module:factory" for "torch"
     inputs: dict[str, InputSpec]
     precisions: tuple[str, ...]
     batch_sizes: tuple[int, ...]
@@ -225,6 +228,12 @@ class _Validator:
                     f"model file '{value}' not found (looked for {location}); paths are relative to the suite file",
                 )
             value = str(location)
+        elif source == "torch":
+            from harness.models import check_torch_factory  # finds the module without importing torch
+
+            problem = check_torch_factory(value, self.path)
+            if problem:
+                raise self.fail(_join(key, "torch"), problem)
         else:
             from harness.models import zoo_names  # the onnx wheel is a core dependency
 
@@ -358,9 +367,11 @@ class _Validator:
         for name, value in raw.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise self.fail(_join("measure", name), f"expected a non-negative number, got {value!r}")
-            values[name] = int(value) if name == "min_iterations" else float(value)
+            values[name] = int(value) if name in ("min_iterations", "trials") else float(value)
         if values.get("min_iterations", 1) < 1:
             raise self.fail("measure.min_iterations", "measure at least 1 iteration")
+        if values.get("trials", 1) < 1:
+            raise self.fail("measure.trials", "measure at least 1 trial (5 or more lets the gate tell noise apart)")
         return MeasureSpec(**values)
 
     def backends(self, raw: Any) -> dict[str, dict[str, Any]]:
