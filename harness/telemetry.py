@@ -233,3 +233,33 @@ def summarize(
 def _text(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case's record from the records of its trials: the extremes across trials, the union of reasons and
+    flags, and the per-trial records under ``trials``. ``unavailable`` when no trial had telemetry."""
+    usable = [r for r in records if r.get("status") == "ok"]
+    if not usable:
+        reasons = [r.get("reason") for r in records if r.get("reason")]
+        return {"status": UNAVAILABLE, "reason": reasons[0] if reasons else "telemetry was not sampled"}
+    if len(records) == 1:
+        return dict(usable[0])
+    out: dict[str, Any] = {k: v for k, v in usable[0].items() if not isinstance(v, (dict, list))}
+    out["samples"] = sum(int(r.get("samples", 0)) for r in usable)
+    for name in ("sm_clock_mhz", "mem_clock_mhz", "gpu_util_pct", "mem_util_pct", "power_w", "temperature_c"):
+        parts = [r[name] for r in usable if name in r]
+        if parts:
+            out[name] = {
+                "min": min(p["min"] for p in parts),
+                "median": float(np.median([p["median"] for p in parts])),
+                "max": max(p["max"] for p in parts),
+            }
+    used = [r["memory_used_bytes"] for r in usable if "memory_used_bytes" in r]
+    if used:
+        out["memory_used_bytes"] = {"min": min(u["min"] for u in used), "max": max(u["max"] for u in used)}
+    out["clock_event_reasons"] = sorted({name for r in usable for name in r.get("clock_event_reasons", [])})
+    out["flags"] = list(dict.fromkeys(f for r in usable for f in r.get("flags", [])))
+    out["flagged"] = any(r.get("flagged") for r in usable)
+    out["throttled"] = any(r.get("throttled") for r in usable)
+    out["trials"] = records
+    return out
