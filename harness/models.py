@@ -310,7 +310,7 @@ def load_torch_factory(location: str) -> tuple[Any, dict[str, Any]]:
     try:
         import torch
     except ImportError:
-        raise HarnessError(
+        raise CaseSkipped(
             f"model factory '{location}' needs PyTorch: pip install torch (a CPU build is enough to export to ONNX)"
         ) from None
     module_name, _, attr = location.partition(":")

@@ -65,6 +65,7 @@ class Backend(Protocol):
 # HarnessError naming the extra to install.
 REGISTRY: dict[str, str] = {
     "onnxruntime": "harness.backends.onnxruntime:create",
+    "torch": "harness.backends.torch:create",
 }
 
 

@@ -1,0 +1,263 @@
+"""PyTorch backend: runs a suite model given as ``torch: package.module:factory`` natively on an NVIDIA GPU.
+
+This is the framework side of the framework-versus-engine comparison: the same factory is exported to ONNX for
+the ONNX-based backends (harness.models.prepare_torch) and run here as PyTorch code.
+
+Options (suite ``backends: {torch: {...}}`` or ``--backend-option``):
+
+- ``mode``: ``graphs`` (default: the module is captured once into a CUDA graph and each inference is one graph
+  replay, the closest PyTorch gets to an engine's enqueue), ``eager`` (one Python forward per inference) or
+  ``compile`` (``torch.compile`` with ``compile_mode``; compiled once per input shape and dtype, at runner start);
+- ``compile_mode``: ``default``, ``reduce-overhead``, ``max-autotune`` or ``max-autotune-no-cudagraphs``;
+- ``device``: CUDA device index (default 0).
+
+Precisions: ``fp32`` (TF32 off in matmul and cuDNN: true fp32), ``tf32`` (TF32 allowed in both), ``fp16`` and
+``bf16`` (weights and floating inputs cast; integer inputs such as token ids stay as they are).
+
+Timing: every inference is bracketed by CUDA events on the runner's stream (harness.cuda.Timer when cuda-python is
+installed, torch.cuda.Event otherwise); ``step`` returns ``gpu_compute_ms`` (GPU time between the events) and
+``enqueue_ms`` (host time to submit the work). The host latency measured around ``step`` by harness.measure minus
+``gpu_compute_ms`` is the host overhead per inference.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import BuildInfo, check_options
+from harness.errors import CaseSkipped, HarnessError
+from harness.models import PreparedModel, load_torch_factory
+from harness.spec import Case
+
+OPTIONS: dict[str, type | tuple[type, ...]] = {"mode": str, "compile_mode": str, "device": int}
+MODES = ("graphs", "eager", "compile")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+PRIME_ITERATIONS = 3  # first calls pick cuDNN algorithms, fill the caching allocator, compile: kept out of timing
+
+
+def create(options: dict[str, Any]) -> TorchBackend:
+    check_options("torch", options, OPTIONS)
+    return TorchBackend(**options)
+
+
+class TorchBackend:
+    name = "torch"
+    precisions = frozenset({"fp32", "tf32", "fp16", "bf16"})
+    uses_gpu = True  # the baseline key names the GPU, and telemetry judges clocks and throttling
+
+    def __init__(self, mode: str = "graphs", compile_mode: str = "default", device: int = 0) -> None:
+        if mode not in MODES:
+            raise HarnessError(f"backend 'torch': mode must be one of {', '.join(MODES)}, got '{mode}'")
+        if compile_mode not in COMPILE_MODES:
+            raise HarnessError(f"backend 'torch': compile_mode must be one of {', '.join(COMPILE_MODES)}")
+        if device < 0:
+            raise HarnessError("backend 'torch': device must be a CUDA device index >= 0")
+        self.mode = mode
+        self.compile_mode = compile_mode
+        self.device = device
+        try:
+            import torch
+        except ImportError:
+            self._torch = None
+        else:
+            self._torch = torch
+
+    def unavailable(self) -> str | None:
+        """Why cases cannot run here (a skip reason), or None."""
+        torch = self._torch
+        if torch is None:
+            return "PyTorch is not installed: pip install torch (a CUDA build, on a machine with an NVIDIA GPU)"
+        if not torch.cuda.is_available():
+            return f"no CUDA GPU: torch {torch.__version__} sees no CUDA device (the torch backend runs on a GPU)"
+        if self.device >= torch.cuda.device_count():
+            return f"no CUDA device {self.device}: torch sees {torch.cuda.device_count()}"
+        return None
+
+    def version(self) -> str:
+        return str(self._torch.__version__) if self._torch is not None else "unavailable"
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "device": self.device}
+        if self.mode == "compile":
+            out["compile_mode"] = self.compile_mode
+        torch = self._torch
+        if torch is not None:
+            out["cuda"] = torch.version.cuda
+            out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        return out
+
+    def build(self, model: PreparedModel, case: Case) -> TorchEngine:
+        reason = self.unavailable()
+        if reason:
+            raise CaseSkipped(reason)
+        if case.model.source != "torch":
+            raise CaseSkipped(
+                f"the torch backend runs models given as 'torch: package.module:factory'; "
+                f"'{case.model.name}' is an ONNX model ({case.model.source})"
+            )
+        if case.precision not in self.precisions:
+            raise CaseSkipped(f"torch backend runs {sorted(self.precisions)}, not {case.precision}")
+        torch = self._torch
+        assert torch is not None
+        if case.precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise CaseSkipped("this GPU has no bf16 support")
+        start = time.perf_counter()
+        net, examples = load_torch_factory(case.model.location)
+        dtype = _dtype(torch, case.precision)
+        device = torch.device("cuda", self.device)
+        net = net.to(device=device, dtype=dtype).eval()
+        fn = net
+        if self.mode == "compile":
+            fn = torch.compile(net, mode=self.compile_mode, dynamic=False, fullgraph=False)
+        torch.cuda.synchronize(device)
+        build_ms = (time.perf_counter() - start) * 1e3
+        weight_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
+        weight_bytes += sum(b.numel() * b.element_size() for b in net.buffers())
+        details = {"mode": self.mode, "dtype": str(dtype).removeprefix("torch."), "weight_bytes": weight_bytes}
+        build = BuildInfo(build_time_ms=build_ms, details=details)
+        return TorchEngine(torch, fn, list(examples), dtype, device, case.precision, self.mode, build)
+
+
+def _dtype(torch: Any, precision: str) -> Any:
+    return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class TorchEngine:
+    def __init__(
+        self,
+        torch: Any,
+        fn: Any,
+        input_names: list[str],
+        dtype: Any,
+        device: Any,
+        precision: str,
+        mode: str,
+        build: BuildInfo,
+    ) -> None:
+        self.torch = torch
+        self.fn = fn
+        self.input_names = input_names
+        self.dtype = dtype
+        self.device = device
+        self.precision = precision
+        self.mode = mode
+        self.build = build
+
+    def runner(self, feeds: dict[str, np.ndarray]) -> TorchRunner:
+        return TorchRunner(self, feeds)
+
+
+class _TorchTimer:
+    """CUDA-event timer on a torch stream, used when cuda-python is not installed (same interface as cuda.Timer)."""
+
+    def __init__(self, torch: Any, stream: Any) -> None:
+        self.stream = stream
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self._start.record(self.stream)
+
+    def stop(self) -> None:
+        self._end.record(self.stream)
+
+    def elapsed_ms(self) -> float:
+        self._end.synchronize()
+        return float(self._start.elapsed_time(self._end))
+
+    def close(self) -> None:
+        pass
+
+
+def _timer(torch: Any, stream: Any) -> Any:
+    from harness import cuda
+
+    if cuda.available() is None:
+        return cuda.Timer(stream.cuda_stream)
+    return _TorchTimer(torch, stream)
+
+
+class TorchRunner:
+    """One module bound to one set of inputs on its own CUDA stream, with precision flags set for its lifetime."""
+
+    def __init__(self, engine: TorchEngine, feeds: dict[str, np.ndarray]) -> None:
+        torch = engine.torch
+        self.engine = engine
+        self.torch = torch
+        missing = [n for n in engine.input_names if n not in feeds]
+        if missing:
+            raise HarnessError(f"torch runner: inputs {missing} have no data (the ONNX export named {list(feeds)})")
+        tf32 = engine.precision == "tf32"
+        self._saved_flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithm once
+        self.inputs = []
+        for name in engine.input_names:
+            tensor = torch.from_numpy(np.ascontiguousarray(feeds[name])).to(engine.device)
+            if tensor.is_floating_point():
+                tensor = tensor.to(engine.dtype)
+            self.inputs.append(tensor)
+        self.stream = torch.cuda.Stream(engine.device)
+        self._saved_stream = torch.cuda.current_stream(engine.device)
+        torch.cuda.set_stream(self.stream)
+        self.stream.wait_stream(self._saved_stream)  # the inputs were copied on the previous stream
+        self._inference = torch.inference_mode()
+        self._inference.__enter__()
+        self.graph = None
+        self.output: Any = None
+        try:
+            for _ in range(PRIME_ITERATIONS):
+                self.output = engine.fn(*self.inputs)
+            self.stream.synchronize()
+            if engine.mode == "graphs":
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph, stream=self.stream):
+                    self.output = engine.fn(*self.inputs)
+                self.graph.replay()
+                self.stream.synchronize()
+        except BaseException:
+            self.close()
+            raise
+        self.timer = _timer(torch, self.stream)
+
+    def _enqueue(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.output = self.engine.fn(*self.inputs)
+
+    def step(self) -> dict[str, float]:
+        t0 = time.perf_counter_ns()
+        self.timer.start()
+        self._enqueue()
+        self.timer.stop()
+        enqueue_ms = (time.perf_counter_ns() - t0) / 1e6
+        return {"gpu_compute_ms": self.timer.elapsed_ms(), "enqueue_ms": enqueue_ms}
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        self._enqueue()
+        self.stream.synchronize()
+        out = self.output
+        if isinstance(out, dict):
+            items = list(out.items())
+        elif isinstance(out, (tuple, list)):
+            items = [(f"output{i}", t) for i, t in enumerate(out)]
+        else:
+            items = [("output", out)]
+        return {name: t.detach().float().cpu().numpy() for name, t in items}
+
+    def close(self) -> None:
+        torch = self.torch
+        if getattr(self, "timer", None) is not None:
+            self.timer.close()
+            self.timer = None
+        self.graph = None
+        if self._inference is not None:
+            self._inference.__exit__(None, None, None)
+            self._inference = None
+        torch.cuda.set_stream(self._saved_stream)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._saved_flags
