@@ -32,8 +32,20 @@ SUITE_KEYS = (
     "tolerance",
     "measure",
     "backends",
+    "workspaces",
 )
-MODEL_KEYS = ("name", "path", "onnx_zoo", "torch", "inputs", "precisions", "batch_sizes", "shapes", "tolerance")
+MODEL_KEYS = (
+    "name",
+    "path",
+    "onnx_zoo",
+    "torch",
+    "inputs",
+    "precisions",
+    "batch_sizes",
+    "shapes",
+    "tolerance",
+    "workspaces",
+)
 MODEL_SOURCES = ("path", "onnx_zoo", "torch")  # torch: "package.module:factory" (harness.models.torch_factory)
 INPUT_KEYS = ("shape", "dtype", "range")
 MEASURE_KEYS = ("warmup_ms", "min_duration_ms", "min_iterations", "max_duration_ms", "trials")
@@ -71,6 +83,8 @@ class ModelSpec:
     batch_sizes: tuple[int, ...]
     shapes: dict[str, dict[str, int]]  # label -> {dim name: size}; empty means the model's own static shape
     tolerance: dict[str, float]  # metric name (or "default") -> allowed relative change, 0.10 == 10%
+    # Memory-pool (workspace) limits in bytes to sweep, an axis like batch size; empty: the backend's setting.
+    workspaces: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,16 +97,25 @@ class Suite:
     backends: dict[str, dict[str, Any]]  # backend name -> options for that backend
 
     def cases(self) -> list[Case]:
-        """Expand the matrix in a stable order: model, precision, batch size, shape set."""
+        """Expand the matrix in a stable order: model, precision, batch size, shape set, workspace."""
         out: list[Case] = []
         for model in self.models:
             labels: list[str | None] = list(model.shapes) or [None]
+            workspaces: list[int | None] = list(model.workspaces) or [None]
             for precision in model.precisions:
                 for batch in model.batch_sizes:
                     for label in labels:
-                        out.append(
-                            Case(suite=self, model=model, precision=precision, batch_size=batch, shape_label=label)
-                        )
+                        for workspace in workspaces:
+                            out.append(
+                                Case(
+                                    suite=self,
+                                    model=model,
+                                    precision=precision,
+                                    batch_size=batch,
+                                    shape_label=label,
+                                    workspace_bytes=workspace,
+                                )
+                            )
         return out
 
 
@@ -105,12 +128,17 @@ class Case:
     precision: str
     batch_size: int
     shape_label: str | None = None
+    workspace_bytes: int | None = None  # memory-pool limit from the suite's workspaces axis
 
     @property
     def id(self) -> str:
         parts = [self.model.name, self.precision, f"b{self.batch_size}"]
         if self.shape_label:
             parts.append(self.shape_label)
+        if self.workspace_bytes is not None:
+            from harness.engine_cache import format_size
+
+            parts.append(f"ws{format_size(self.workspace_bytes)}")
         return "-".join(parts)
 
     @property
@@ -126,6 +154,7 @@ class Case:
             "batch_size": self.batch_size,
             "shape": self.shape_label,
             "dims": self.dims,
+            **({"workspace_bytes": self.workspace_bytes} if self.workspace_bytes is not None else {}),
         }
 
 
@@ -175,6 +204,7 @@ class _Validator:
         batch_sizes = self.batch_sizes(data.get("batch_sizes", [1]), "batch_sizes")
         shapes = self.shapes(data.get("shapes", {}), "shapes")
         tolerance = self.tolerance(data.get("tolerance", "10%"), "tolerance", {})
+        self.workspaces = self.workspace_sizes(data.get("workspaces", []), "workspaces")
         measure = self.measure(data.get("measure", {}))
         backends = self.backends(data.get("backends", {}))
         raw_models = data.get("models")
@@ -266,7 +296,28 @@ class _Validator:
             tolerance=self.tolerance(raw["tolerance"], _join(key, "tolerance"), tolerance)
             if "tolerance" in raw
             else tolerance,
+            workspaces=self.workspace_sizes(raw["workspaces"], _join(key, "workspaces"))
+            if "workspaces" in raw
+            else getattr(self, "workspaces", ()),
         )
+
+    def workspace_sizes(self, raw: Any, key: str) -> tuple[int, ...]:
+        """``[256M, 1G]``: memory-pool limits to sweep (binary units), e.g. to find where speed stops improving."""
+        from harness.engine_cache import parse_size
+        from harness.errors import HarnessError
+
+        if not isinstance(raw, list):
+            raise self.fail(key, f"expected a list of sizes such as [256M, 1G], got {_kind(raw)}")
+        out = []
+        for i, value in enumerate(raw):
+            try:
+                size = parse_size(value, f"{key}[{i}]")
+            except HarnessError as exc:
+                raise self.fail(f"{key}[{i}]", str(exc).split(": ", 1)[-1]) from None
+            if size < 1:
+                raise self.fail(f"{key}[{i}]", "a workspace limit must be at least 1 byte")
+            out.append(size)
+        return tuple(dict.fromkeys(out))
 
     def input(self, raw: Any, key: str) -> InputSpec:
         raw = self.mapping(raw or {}, key, INPUT_KEYS)

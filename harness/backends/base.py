@@ -65,6 +65,8 @@ class Backend(Protocol):
 # HarnessError naming the extra to install.
 REGISTRY: dict[str, str] = {
     "onnxruntime": "harness.backends.onnxruntime:create",
+    "tensorrt": "harness.backends.tensorrt:create",
+    "trtexec": "harness.backends.trtexec:create",
     "torch": "harness.backends.torch:create",
 }
 
