@@ -68,6 +68,7 @@ def gpu_facts() -> list[dict[str, Any]]:
                     "compute_capability": f"{major}.{minor}",
                     "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
                     "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
+                    **_gpu_limits(pynvml, handle),
                 }
             )
         return gpus
@@ -76,6 +77,22 @@ def gpu_facts() -> list[dict[str, Any]]:
     finally:
         with contextlib.suppress(Exception):
             pynvml.nvmlShutdown()
+
+
+def _gpu_limits(pynvml: Any, handle: Any) -> dict[str, Any]:
+    """Maximum SM and memory clocks (MHz), enforced power limit (W) and persistence mode: what bounds the speed of
+    this board. Each is left out where the board or driver does not report it."""
+    readers = {
+        "max_sm_clock_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+        "max_mem_clock_mhz": lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+        "power_limit_w": lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000,
+        "persistence_mode": lambda: bool(pynvml.nvmlDeviceGetPersistenceMode(handle)),
+    }
+    out: dict[str, Any] = {}
+    for name, read in readers.items():
+        with contextlib.suppress(Exception):
+            out[name] = read()
+    return out
 
 
 def _visible_indices(count: int) -> list[int]:
