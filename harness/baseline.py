@@ -2,6 +2,11 @@
 
 Files are diffable (sorted keys, one case per id, summary statistics and a 21-point latency sketch rather than every
 sample) and written atomically. Updating writes the cases that ran and keeps the others already stored.
+
+Schema 2 adds ``trials`` per case: metric -> one value per trial (median, mean and p90 latency in ms, throughput in
+samples/s), which is what the gate's rank test compares with the current run's trials. Schema 1 files are still
+read; without trials the gate cannot tell a change from noise, so a change beyond tolerance is ``ambiguous`` until
+the baseline is recorded again.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from harness.fsio import write_json
 from harness.results import CaseResult
 from harness.stats import compact_quantiles
 
-SCHEMA = "harness.baseline/1"
+SCHEMA = "harness.baseline/2"
+READABLE = frozenset({"harness.baseline/1", SCHEMA})
 
 
 class BaselineStore:
@@ -35,7 +41,7 @@ class BaselineStore:
                 f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); restore it with git "
                 "or rerun with --update-baselines"
             ) from None
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("cases"), dict):
+        if not isinstance(data, dict) or data.get("schema") not in READABLE or not isinstance(data.get("cases"), dict):
             raise HarnessError(
                 f"{path}: not a baseline file of schema {SCHEMA}; restore it with git or delete it "
                 "and rerun with --update-baselines"
@@ -66,6 +72,7 @@ class BaselineStore:
         for result in results:
             if result.metrics:
                 current["cases"][result.id] = baseline_entry(result, environment)
+        current["schema"] = SCHEMA
         current["key"] = self.key
         current["suite"] = suite
         current["environment"] = {k: environment.get(k) for k in ("cpu", "gpus", "os", "backend", "python")}
@@ -79,6 +86,7 @@ def baseline_entry(result: CaseResult, environment: dict[str, Any]) -> dict[str,
         "params": result.params,
         "metrics": result.metrics,
         "stats": result.stats,
+        "trials": {name: [round(v, 6) for v in values] for name, values in result.trials.items()},
         "recorded": {"date": environment.get("date"), "commit": (environment.get("commit") or {}).get("id")},
     }
     latency = result.samples.get("latency_ms")

@@ -1,40 +1,102 @@
-"""The gate: one verdict per case from its metrics, its baseline and its tolerances.
+"""The gate: one verdict per case from its trials, its baseline's trials and its tolerances.
 
-This module is the only place that decides pass or fail. Today it compares each gated metric with the baseline
-against a relative tolerance; the noise-aware statistics replace :func:`judge` here without touching the callers.
+This module is the only place that decides pass or fail. Shared runners drift, so one number against one saved
+number (pytest-benchmark's ``--benchmark-compare-fail=median:5%``) cries wolf; the gate asks two questions per gated
+metric and says ``regressed`` only when both answers are yes:
+
+1. Does the change exceed the tolerance? The change is the ratio of the medians of the per-trial values
+   (current / baseline), so a single outlier trial on either side cannot move it much.
+2. Is it distinguishable from run-to-run noise? A one-sided Mann-Whitney U test on the per-trial values (each trial
+   is an independent measurement with its own warm-up) at level ``alpha`` (default 5%). Rank tests are exact at the
+   small sample sizes a CI job can afford (5 trials a side), need no normality (timings are skewed and often
+   bimodal), and are invariant to the log / ratio scale. The interval reported with each comparison is the
+   distribution-free confidence interval for the shift of log values that inverts the same test (the
+   Hodges-Lehmann / Moses interval), so "significant" and "the interval excludes 0" agree.
+
+Why not a bootstrap interval of the ratio of medians: with 5 trials a side the percentile bootstrap of a median has
+only a handful of distinct values and undercovers (Efron & Tibshirani 1993, ch. 13 and 19); the rank interval has
+exact coverage at any sample size.
+
+Verdicts per metric: ``regressed`` / ``improved`` (beyond tolerance and significant), ``ambiguous`` (beyond tolerance
+but not significant, or too few trials on a side to test: flagged, fails only with ``--fail-on-ambiguous``),
+``unchanged``. Per case: ``regressed`` if any metric regressed, else ``ambiguous``, else ``improved``, else
+``unchanged``; ``new`` (no baseline) and ``missing`` (a baseline case that did not run) come from the store.
+
+Confirmation (:func:`confirm`): a case that looks regressed is measured again; it fails only when the second,
+independent measurement also says regressed, otherwise it is ``ambiguous``. With two independent tests at ``alpha``
+a chance alarm needs both, so one transient outlier (a neighbour's job, a page-cache flush) does not fail a PR.
+
+A/B (:func:`judge_paired`): two variants measured in one job, interleaved A B B A ..., give paired trials; the verdict
+uses the log ratios of the pairs (drift common to both variants cancels in each ratio): Wilcoxon signed-rank test,
+median of the ratios as the estimate, Tukey's Walsh-average interval.
+
+Sources:
+- H. B. Mann, D. R. Whitney (1947), On a test of whether one of two random variables is stochastically larger than
+  the other. Ann. Math. Statist. 18(1).
+- J. L. Hodges, E. L. Lehmann (1963), Estimates of location based on rank tests. Ann. Math. Statist. 34(2).
+- D. F. Bauer (1972), Constructing confidence sets using rank statistics. JASA 67(339).
+- F. Wilcoxon (1945), Individual comparisons by ranking methods. Biometrics Bulletin 1(6).
+- M. Hollander, D. A. Wolfe, E. Chicken (2014), Nonparametric Statistical Methods, 3rd ed., sections 3.1-3.3, 4.1-4.3.
+- J. Chen, J. Revels (2016), Robust benchmarking in noisy environments. arXiv:1608.04295 (why trials, why
+  robust location estimates).
+- B. Efron, R. Tibshirani (1993), An Introduction to the Bootstrap. Chapman & Hall.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from harness.metrics import GATED_METRICS, METRICS, format_value
 
-# regressed fails the case; the others pass. "new": no baseline for this case; "missing": a baseline case that did
-# not run (reports only).
-VERDICTS = ("regressed", "improved", "unchanged", "new", "missing")
+# "regressed" fails the case; "ambiguous" fails only with --fail-on-ambiguous; the others pass. "new": no baseline
+# for this case; "missing": a baseline case that did not run (reports only).
+VERDICTS = ("regressed", "ambiguous", "improved", "unchanged", "new", "missing")
 FAILING = frozenset({"regressed"})
+ALPHA = 0.05  # one-sided level of each test; with confirmation a chance alarm needs two such tests
+MIN_TRIALS = 2  # fewer per side cannot be tested: a change beyond tolerance is then ambiguous
+DETERMINISTIC = frozenset({"engine_bytes"})  # metrics without run-to-run noise: the tolerance alone decides
+NAIVE_THRESHOLD = 0.05  # pytest-benchmark's --benchmark-compare-fail=median:5%, the reference in `harness calibrate`
 
 
 @dataclass(frozen=True)
 class Comparison:
     metric: str
-    current: float
-    baseline: float
+    current: float  # median of the current trial values (or the single value)
+    baseline: float  # median of the baseline trial values
     change: float  # relative: +0.187 == 18.7 % higher than the baseline
     tolerance: float
-    verdict: str  # regressed / improved / unchanged
+    verdict: str  # regressed / ambiguous / improved / unchanged
+    ci_low: float | None = None  # confidence interval of the relative change, (1 - 2 alpha) two-sided
+    ci_high: float | None = None
+    p_value: float | None = None  # one-sided, in the direction of the observed change
+    trials: tuple[int, int] = (1, 1)  # (current, baseline) number of values compared; pairs for A/B
+    method: str = "tolerance"  # mann-whitney / wilcoxon-paired / tolerance
 
-    def describe(self, case_id: str) -> str:
-        """E.g. ``squeezenet-fp32-b4: median latency 41.2 ms vs baseline 34.7 ms (+18.7% > tolerance 10%)``."""
+    def describe(self, case_id: str, against: str = "baseline") -> str:
+        """E.g. ``squeezenet-fp32-b4: median latency 41.2 ms vs baseline 34.7 ms (+18.7% > tolerance 10%; ...)``."""
         label = METRICS[self.metric].label if self.metric in METRICS else self.metric
         relation = ">" if abs(self.change) > self.tolerance else "<="
-        return (
-            f"{case_id}: {label} {format_value(self.metric, self.current)} vs baseline "
+        text = (
+            f"{case_id}: {label} {format_value(self.metric, self.current)} vs {against} "
             f"{format_value(self.metric, self.baseline)} ({self.change:+.1%} {relation} tolerance "
-            f"{self.tolerance:.0%})"
+            f"{self.tolerance:.0%}"
         )
+        if self.method == "tolerance":
+            return text + ")"
+        if self.p_value is None:
+            return text + f"; {self.trials[0]} vs {self.trials[1]} trials: too few to tell from noise)"
+        interval = ""
+        if self.ci_low is not None and self.ci_high is not None and math.isfinite(self.ci_low + self.ci_high):
+            interval = f", interval {self.ci_low:+.1%}..{self.ci_high:+.1%}"
+        noun = "pairs" if self.method == "wilcoxon-paired" else "trials"
+        sizes = f"{self.trials[0]} {noun}" if noun == "pairs" else f"{self.trials[0]} vs {self.trials[1]} trials"
+        return text + f"; p={self.p_value:.3f}{interval}, {sizes})"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,26 +107,130 @@ class Verdict:
     verdict: str
     comparisons: tuple[Comparison, ...]
     message: str
+    first: Verdict | None = field(default=None, repr=False)  # the measurement that triggered a confirmation
 
     @property
     def failed(self) -> bool:
         return self.verdict in FAILING
+
+    def fails(self, fail_on_ambiguous: bool = False) -> bool:
+        return self.verdict in FAILING or (fail_on_ambiguous and self.verdict == "ambiguous")
 
 
 def tolerance_for(metric: str, tolerance: dict[str, float]) -> float:
     return tolerance.get(metric, tolerance.get("default", 0.10))
 
 
-def compare_metric(metric: str, current: float, baseline: float, tolerance: float) -> Comparison:
-    change = (current - baseline) / baseline if baseline else 0.0
-    worse = -change if METRICS[metric].higher_is_better else change
+# -- exact null distributions of the rank statistics ------------------------------------------------------------
+@lru_cache(maxsize=256)
+def _mann_whitney_counts(m: int, n: int) -> tuple[int, ...]:
+    """Number of orderings of m + n values giving U = 0 .. m*n (no ties): the exact null distribution of U."""
+    # f(m, n)[u] = f(m - 1, n)[u - n] + f(m, n - 1)[u]: the largest value is either an x (beating all n y's) or a y.
+    if m == 0 or n == 0:
+        return (1,)
+    out = [0] * (m * n + 1)
+    for u, c in enumerate(_mann_whitney_counts(m - 1, n)):
+        out[u + n] += c
+    for u, c in enumerate(_mann_whitney_counts(m, n - 1)):
+        out[u] += c
+    return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def _signed_rank_counts(n: int) -> tuple[int, ...]:
+    """Number of sign patterns of ranks 1..n giving the signed-rank sum T+ = 0 .. n(n+1)/2."""
+    out = [1]
+    for rank in range(1, n + 1):
+        grown = [*out, *([0] * rank)]
+        for t, c in enumerate(out):
+            grown[t + rank] += c
+        out = grown
+    return tuple(out)
+
+
+def _critical_rank(counts: Sequence[int], tail: float) -> int:
+    """Largest k >= 0 with P(stat <= k - 1) <= tail: the interval keeps order statistics k+1 .. N - k (1-based)."""
+    total = float(sum(counts))
+    cumulative, k = 0.0, 0
+    for c in counts:
+        if (cumulative + c) / total > tail:
+            break
+        cumulative += c
+        k += 1
+    return k
+
+
+def _interval(values: np.ndarray, k: int) -> tuple[float, float]:
+    """Order statistics k+1 and N-k of ``values`` (the rank-test interval); infinite when k == 0."""
+    if k <= 0:
+        return -math.inf, math.inf
+    ordered = np.sort(values)
+    return float(ordered[k]), float(ordered[len(ordered) - 1 - k])
+
+
+def _rel(log_shift: float) -> float:
+    return math.expm1(log_shift) if math.isfinite(log_shift) else log_shift
+
+
+# -- two independent samples: baseline trials vs current trials -------------------------------------------------
+def shift_test(current: Sequence[float], baseline: Sequence[float], alpha: float = ALPHA) -> dict[str, float]:
+    """Mann-Whitney on log values: one-sided p for "current larger" and "current smaller", and the (1 - 2 alpha)
+    distribution-free interval of the relative change (inverting the same test)."""
+    from scipy.stats import mannwhitneyu  # heavy: imported only when a comparison is made
+
+    x = np.log(np.asarray(current, dtype=np.float64))
+    y = np.log(np.asarray(baseline, dtype=np.float64))
+    method = (
+        "exact"
+        if len(x) * len(y) <= 2500 and len(np.unique(np.concatenate([x, y]))) == len(x) + len(y)
+        else "asymptotic"
+    )
+    greater = float(mannwhitneyu(x, y, alternative="greater", method=method).pvalue)
+    less = float(mannwhitneyu(x, y, alternative="less", method=method).pvalue)
+    differences = np.subtract.outer(x, y).ravel()
+    if len(x) * len(y) <= 2500:
+        k = _critical_rank(_mann_whitney_counts(len(x), len(y)), alpha)
+    else:  # normal approximation of U's null distribution
+        from scipy.stats import norm
+
+        mean, sd = len(x) * len(y) / 2, math.sqrt(len(x) * len(y) * (len(x) + len(y) + 1) / 12)
+        k = max(0, math.floor(mean + norm.ppf(alpha) * sd))
+    low, high = _interval(differences, k)
+    return {"p_greater": greater, "p_less": less, "ci_low": _rel(low), "ci_high": _rel(high)}
+
+
+def compare_trials(
+    metric: str,
+    current: Sequence[float],
+    baseline: Sequence[float],
+    tolerance: float,
+    alpha: float = ALPHA,
+) -> Comparison:
+    """One metric: per-trial values of this run against those of the baseline."""
+    cur, base = float(np.median(current)), float(np.median(baseline))
+    change = (cur - base) / base if base else 0.0
+    higher_is_better = METRICS[metric].higher_is_better if metric in METRICS else False
+    worse = -change if higher_is_better else change
+    sizes = (len(current), len(baseline))
+    if metric in DETERMINISTIC:
+        verdict = "regressed" if worse > tolerance else "improved" if -worse > tolerance else "unchanged"
+        return Comparison(metric, cur, base, change, tolerance, verdict, trials=sizes)
+    if min(sizes) < MIN_TRIALS or base <= 0 or cur <= 0:
+        verdict = "ambiguous" if abs(change) > tolerance else "unchanged"
+        return Comparison(metric, cur, base, change, tolerance, verdict, trials=sizes, method="mann-whitney")
+    test = shift_test(current, baseline, alpha)
+    p_worse = test["p_less"] if higher_is_better else test["p_greater"]
+    p_better = test["p_greater"] if higher_is_better else test["p_less"]
     if worse > tolerance:
-        verdict = "regressed"
+        verdict = "regressed" if p_worse <= alpha else "ambiguous"
     elif -worse > tolerance:
-        verdict = "improved"
+        verdict = "improved" if p_better <= alpha else "ambiguous"
     else:
         verdict = "unchanged"
-    return Comparison(metric, current, baseline, change, tolerance, verdict)
+    p_value = test["p_greater"] if change >= 0 else test["p_less"]
+    return Comparison(
+        metric, cur, base, change, tolerance, verdict, test["ci_low"], test["ci_high"], p_value, sizes, "mann-whitney"
+    )
 
 
 def judge(
@@ -73,21 +239,148 @@ def judge(
     baseline: dict[str, float] | None,
     tolerance: dict[str, float],
     gated: tuple[str, ...] = GATED_METRICS,
+    *,
+    trials: dict[str, list[float]] | None = None,
+    baseline_trials: dict[str, list[float]] | None = None,
+    alpha: float = ALPHA,
 ) -> Verdict:
-    """Compare every gated metric present on both sides; regressed if any regressed, improved if any improved."""
+    """Compare every gated metric present on both sides. Per-trial values (``trials``, ``baseline_trials``: metric
+    -> one value per trial) are used where present; a side without them counts as one trial of its metric value."""
     if baseline is None:
         return Verdict("new", (), f"{case_id}: no baseline yet; run with --update-baselines to record one")
+    trials, baseline_trials = trials or {}, baseline_trials or {}
     comparisons = tuple(
-        compare_metric(m, metrics[m], baseline[m], tolerance_for(m, tolerance))
+        compare_trials(
+            m,
+            trials.get(m) or [metrics[m]],
+            baseline_trials.get(m) or [baseline[m]],
+            tolerance_for(m, tolerance),
+            alpha,
+        )
         for m in gated
         if m in metrics and baseline.get(m) is not None
     )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")
-    regressed = [c for c in comparisons if c.verdict == "regressed"]
-    improved = [c for c in comparisons if c.verdict == "improved"]
-    if regressed:
-        return Verdict("regressed", comparisons, "\n".join(c.describe(case_id) for c in regressed))
-    if improved:
-        return Verdict("improved", comparisons, "\n".join(c.describe(case_id) for c in improved))
+    return _combine(case_id, comparisons, "baseline")
+
+
+def _combine(case_id: str, comparisons: tuple[Comparison, ...], against: str) -> Verdict:
+    for verdict in ("regressed", "ambiguous", "improved"):
+        hits = [c for c in comparisons if c.verdict == verdict]
+        if hits:
+            lines = [c.describe(case_id, against) for c in hits]
+            if verdict == "ambiguous":
+                lines = [line + " [ambiguous: cannot be told from noise]" for line in lines]
+            return Verdict(verdict, comparisons, "\n".join(lines))
     return Verdict("unchanged", comparisons, "")
+
+
+def confirm(first: Verdict, second: Verdict) -> Verdict:
+    """Combine a verdict that looked regressed with the verdict of a second, independent measurement."""
+    if first.verdict != "regressed":
+        return first
+    if second.verdict == "regressed":
+        return replace(second, message=second.message + " (confirmed by a second measurement)", first=first)
+    summary = second.message.splitlines()[0] if second.message else f"{second.verdict} when measured again"
+    return Verdict(
+        "ambiguous",
+        second.comparisons,
+        first.message + f"\n  not confirmed by a second measurement ({summary}) [ambiguous]",
+        first=first,
+    )
+
+
+# -- paired samples: A/B in one job ---------------------------------------------------------------------------
+def paired_test(reference: Sequence[float], candidate: Sequence[float], alpha: float = ALPHA) -> dict[str, float]:
+    """Wilcoxon signed-rank on log(candidate / reference) of each pair: one-sided p both ways, the median ratio and
+    Tukey's (1 - 2 alpha) Walsh-average interval of the relative change."""
+    from scipy.stats import wilcoxon
+
+    r = np.log(np.asarray(candidate, dtype=np.float64)) - np.log(np.asarray(reference, dtype=np.float64))
+    n = len(r)
+    if np.allclose(r, 0.0):
+        return {"p_greater": 1.0, "p_less": 1.0, "ci_low": 0.0, "ci_high": 0.0, "change": 0.0}
+    greater = float(wilcoxon(r, alternative="greater").pvalue)
+    less = float(wilcoxon(r, alternative="less").pvalue)
+    i, j = np.triu_indices(n)
+    walsh = (r[i] + r[j]) / 2
+    k = _critical_rank(_signed_rank_counts(n), alpha) if n <= 60 else 0
+    low, high = _interval(walsh, k)
+    return {
+        "p_greater": greater,
+        "p_less": less,
+        "ci_low": _rel(low),
+        "ci_high": _rel(high),
+        "change": _rel(float(np.median(r))),
+    }
+
+
+def judge_paired(
+    case_id: str,
+    reference: dict[str, list[float]],
+    candidate: dict[str, list[float]],
+    tolerance: dict[str, float],
+    gated: tuple[str, ...] = GATED_METRICS,
+    alpha: float = ALPHA,
+    labels: tuple[str, str] = ("reference", "candidate"),
+) -> Verdict:
+    """A/B: ``candidate`` against ``reference``, metric -> per-trial values measured in interleaved pairs."""
+    comparisons = []
+    for metric in gated:
+        a, b = reference.get(metric), candidate.get(metric)
+        if not a or not b or len(a) != len(b):
+            continue
+        tol = tolerance_for(metric, tolerance)
+        higher_is_better = METRICS[metric].higher_is_better if metric in METRICS else False
+        if len(a) < MIN_TRIALS + 1:
+            change = float(np.median(b)) / float(np.median(a)) - 1
+            verdict = "ambiguous" if abs(change) > tol else "unchanged"
+            comparisons.append(
+                Comparison(
+                    metric,
+                    float(np.median(b)),
+                    float(np.median(a)),
+                    change,
+                    tol,
+                    verdict,
+                    trials=(len(a), len(a)),
+                    method="wilcoxon-paired",
+                )
+            )
+            continue
+        test = paired_test(a, b, alpha)
+        change = test["change"]
+        worse = -change if higher_is_better else change
+        p_worse = test["p_less"] if higher_is_better else test["p_greater"]
+        p_better = test["p_greater"] if higher_is_better else test["p_less"]
+        if worse > tol:
+            verdict = "regressed" if p_worse <= alpha else "ambiguous"
+        elif -worse > tol:
+            verdict = "improved" if p_better <= alpha else "ambiguous"
+        else:
+            verdict = "unchanged"
+        comparisons.append(
+            Comparison(
+                metric,
+                float(np.median(b)),
+                float(np.median(a)),
+                change,
+                tol,
+                verdict,
+                test["ci_low"],
+                test["ci_high"],
+                test["p_greater"] if change >= 0 else test["p_less"],
+                (len(a), len(a)),
+                "wilcoxon-paired",
+            )
+        )
+    if not comparisons:
+        return Verdict("new", (), f"{case_id}: no gated metric was measured for both {labels[0]} and {labels[1]}")
+    return _combine(f"{case_id} ({labels[1]} vs {labels[0]})", tuple(comparisons), labels[0])
+
+
+# -- the naive rule, kept only as the reference figure that `harness calibrate` prints next to the gate's ----------
+def naive_regressed(current_median: float, baseline_median: float, threshold: float = NAIVE_THRESHOLD) -> bool:
+    """pytest-benchmark's ``--benchmark-compare-fail=median:5%``: one median against one saved median."""
+    return (current_median - baseline_median) / baseline_median > threshold

@@ -6,6 +6,7 @@ plain checkout use ``python -m pytest -p harness.pytest_plugin benchmarks``.
 
 from __future__ import annotations
 
+import argparse
 import glob
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,109 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
     group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
     group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
+    _add_gate_options(group)
     parser.addini(
         "harness_suites",
         type="linelist",
         default=[],
         help="suite files (globs) run when no --suite is given, relative to the rootdir",
     )
+
+
+def _add_gate_options(group: Any) -> None:
+    """Options of the noise-aware gate (harness.gate), its calibration and A/B mode (harness.ab)."""
+    group.addoption(
+        "--trials",
+        type=int,
+        default=None,
+        help="independent trials per case, sharing the suite's measuring time (default: the suite's, else 5)",
+    )
+    group.addoption(
+        "--confirm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure a case that looks regressed again before failing it (default: on)",
+    )
+    group.addoption(
+        "--fail-on-ambiguous",
+        action="store_true",
+        help="fail cases whose change beyond tolerance cannot be told from noise (default: flagged, passing)",
+    )
+    group.addoption(
+        "--gate-alpha",
+        type=float,
+        default=None,
+        metavar="P",
+        help="one-sided significance level of the gate's tests (default 0.05)",
+    )
+    group.addoption(
+        "--simulate-slowdown",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="make every inference of the selected cases FACTOR x slower (busy-wait), to check the gate catches it",
+    )
+    group.addoption(
+        "--slowdown-cases",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="case ids --simulate-slowdown applies to, e.g. 'squeezenet-fp32-b1' (repeatable; default: every case)",
+    )
+    group.addoption(
+        "--ab-base",
+        default=None,
+        metavar="DIR",
+        help="A/B mode: compare this checkout's models with the base branch's checkout in DIR, interleaved",
+    )
+    group.addoption("--ab-backend", default=None, metavar="NAME", help="A/B mode: run the candidate on this backend")
+    group.addoption(
+        "--ab-backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A/B mode: the candidate's backend option, e.g. intra_op_threads=2 (repeatable)",
+    )
+
+
+def _gate_config(config: pytest.Config) -> dict[str, Any]:
+    """RunConfig fields of the gate options; a bad combination is a usage error."""
+    from harness.ab import ABConfig
+    from harness.gate import ALPHA
+
+    factor = config.getoption("simulate_slowdown")
+    if factor is not None and not 1.0 <= factor <= 100.0:
+        raise HarnessError(f"--simulate-slowdown {factor}: give a factor between 1.0 and 100, e.g. 1.2 for +20%")
+    if factor is not None and config.getoption("update_baselines"):
+        raise HarnessError("--simulate-slowdown with --update-baselines would record fake baselines; drop one")
+    if config.getoption("slowdown_cases") and factor is None:
+        raise HarnessError("--slowdown-cases selects cases for --simulate-slowdown; give --simulate-slowdown FACTOR")
+    trials = config.getoption("trials")
+    if trials is not None and trials < 1:
+        raise HarnessError(f"--trials {trials}: measure at least 1 trial (5 or more lets the gate tell noise apart)")
+    alpha = config.getoption("gate_alpha")
+    if alpha is not None and not 0.0 < alpha < 0.5:
+        raise HarnessError(f"--gate-alpha {alpha}: give a level between 0 and 0.5, e.g. 0.05")
+    ab = None
+    ab_options = dict(_parse_option(o) for o in config.getoption("ab_backend_option"))
+    if config.getoption("ab_base") or config.getoption("ab_backend") or ab_options:
+        if config.getoption("update_baselines"):
+            raise HarnessError("A/B mode compares two variants in this job and writes no baselines; drop one option")
+        base = config.getoption("ab_base")
+        ab = ABConfig(
+            base_dir=Path(base).resolve() if base else None,
+            root=config.rootpath,
+            backend=config.getoption("ab_backend"),
+            backend_options=ab_options,
+        )
+    return {
+        "confirm": config.getoption("confirm"),
+        "fail_on_ambiguous": config.getoption("fail_on_ambiguous"),
+        "alpha": alpha if alpha is not None else ALPHA,
+        "slowdown": factor if factor is not None else 1.0,
+        "slowdown_cases": tuple(config.getoption("slowdown_cases")),
+        "ab": ab,
+    }
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -143,11 +241,12 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
     if state["session"] is None:
         try:
             options = dict(_parse_option(o) for o in config.getoption("backend_option"))
+            gate = _gate_config(config)
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
         overrides = {
             name: config.getoption(name)
-            for name in ("warmup_ms", "min_duration_ms", "min_iterations")
+            for name in ("warmup_ms", "min_duration_ms", "min_iterations", "trials")
             if config.getoption(name) is not None
         }
         state["session"] = HarnessSession(
@@ -160,6 +259,7 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
                 update_baselines=config.getoption("update_baselines"),
                 strict_baselines=config.getoption("strict_baselines"),
                 measure_overrides=overrides,
+                **gate,
             )
         )
     session: HarnessSession = state["session"]

@@ -29,6 +29,7 @@ class CaseResult:
     metrics: dict[str, float] = field(default_factory=dict)  # canonical metric name -> value (harness.metrics)
     stats: dict[str, dict[str, float]] = field(default_factory=dict)  # series name -> harness.stats.summarize()
     samples: dict[str, list[float]] = field(default_factory=dict)  # series name -> per-iteration values
+    trials: dict[str, list[float]] = field(default_factory=dict)  # metric -> one value per trial (harness.trials)
     build: dict[str, Any] = field(default_factory=dict)  # build_time_ms, engine_bytes, cache_hit, details
     measure: dict[str, Any] = field(default_factory=dict)  # iterations, wall_ms, warm-up facts
     baseline: dict[str, Any] | None = None  # the baseline entry compared against

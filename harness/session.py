@@ -1,12 +1,15 @@
 """One benchmarking run: what happens to each case, from model to verdict, in pipeline order.
 
 The pytest plugin owns the command line and turns outcomes into pass / fail / skip; this module owns the run:
-prepare the model, build the engine, generate inputs, measure, summarize, compare with the baseline, record.
-Results are written after every case, and baselines (with ``--update-baselines``) too, so nothing finished is lost.
+prepare the model, build the engine, generate inputs, measure the trials, summarize, compare with the baseline,
+confirm a regression by measuring again, decide, record. Results are written after every case, and baselines (with
+``--update-baselines``) too, so nothing finished is lost. In A/B mode (harness.ab) the comparison is with a second
+variant measured in the same job instead of the stored baseline.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +19,16 @@ from harness.backends.base import Backend, get_backend
 from harness.baseline import BaselineStore
 from harness.environment import fingerprint
 from harness.errors import CaseSkipped, HarnessError
-from harness.gate import judge
+from harness.gate import ALPHA, Verdict, confirm, judge
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, prepare
 from harness.results import CaseResult, RunResults
 from harness.spec import Case, MeasureSpec, Suite
 from harness.stats import summarize
+from harness.telemetry import combine as combine_telemetry
+from harness.trials import SlowedRunner, TrialSet, measure_rounds
+
+BUILD_METRICS = ("build_time_ms", "engine_bytes")  # what --build-only records and gates
 
 
 @dataclass
@@ -32,8 +39,18 @@ class RunConfig:
     report_dir: Path = Path("reports")
     cache_dir: Path = Path(".harness-cache")
     update_baselines: bool = False
+    build_only: bool = False  # build (or fetch from the engine cache) and gate build metrics; measure nothing
+    # False in pytest-xdist workers: the controller writes the baselines once, from the merged results, so two
+    # workers never read-modify-write one baseline file at the same time.
+    write_baselines: bool = True
     strict_baselines: bool = False
     measure_overrides: dict[str, float] = field(default_factory=dict)  # MeasureSpec fields set on the command line
+    confirm: bool = True  # measure a case that looks regressed again before failing it
+    fail_on_ambiguous: bool = False  # an ambiguous verdict fails the case too
+    alpha: float = ALPHA  # one-sided level of the gate's tests
+    slowdown: float = 1.0  # --simulate-slowdown FACTOR: every inference of the selected cases takes FACTOR x longer
+    slowdown_cases: tuple[str, ...] = ()  # case-id globs the slowdown applies to; empty: every case
+    ab: Any = None  # harness.ab.ABConfig: compare with a second variant in the same job instead of the baseline
 
 
 class Outcome:
@@ -55,7 +72,13 @@ class HarnessSession:
     def backend_for(self, suite: Suite) -> Backend:
         if suite.name not in self._backends:
             options = {**suite.backends.get(self.config.backend, {}), **self.config.backend_options}
-            self._backends[suite.name] = get_backend(self.config.backend, options)
+            backend = get_backend(self.config.backend, options)
+            # Backends that cache engines or write per-case files (TensorRT) follow the run's folders.
+            if hasattr(backend, "cache_dir"):
+                backend.cache_dir = Path(self.config.cache_dir)
+            if hasattr(backend, "artifact_dir"):
+                backend.artifact_dir = Path(self.config.report_dir) / "artifacts"
+            self._backends[suite.name] = backend
         return self._backends[suite.name]
 
     def environment(self, backend: Backend) -> dict[str, Any]:
@@ -84,19 +107,54 @@ class HarnessSession:
             backend = self.backend_for(case.suite)
             env = self.environment(backend)
             result.params["backend"] = {"name": backend.name, "settings": backend.settings()}
-            self._measure_case(case, backend, result)
-            self._gate_case(case, env, result)
+            if self.config.ab is not None:
+                from harness.ab import run_ab_case
+
+                run_ab_case(self, case, backend, result)
+            else:
+                engine, feeds = self._build_case(case, backend, result)
+                if self.config.build_only:
+                    self._build_only_case(case, env, engine, result)
+                    self._decide(result)
+                    return self._finish(case, result, started)
+                self._measure_case(case, engine, feeds, result)
+                verdict = self._gate_case(case, env, result)
+                if verdict is not None and self._needs_confirmation(verdict):
+                    self._confirm_case(case, engine, feeds, env, result, verdict)
+            self._decide(result)
         except CaseSkipped as exc:
             result.status, result.message = "skipped", str(exc)
         except HarnessError as exc:
             result.status, result.message = "error", str(exc)
         except Exception as exc:  # a backend crash is this case's error, never the end of the run
             result.status, result.message = "error", f"{case.id}: {type(exc).__name__}: {exc}"
+        return self._finish(case, result, started)
+
+    def _finish(self, case: Case, result: CaseResult, started: float) -> CaseResult:
         result.duration_s = time.perf_counter() - started
         self.record(case.suite, result)
         return result
 
-    def _measure_case(self, case: Case, backend: Backend, result: CaseResult) -> None:
+    def _build_only_case(self, case: Case, env: dict[str, Any], engine: Any, result: CaseResult) -> None:
+        """--build-only: the build metrics are the case's metrics, and the gate judges only them."""
+        result.metrics = {"build_time_ms": float(engine.build.build_time_ms)}
+        if engine.build.engine_bytes is not None:
+            result.metrics["engine_bytes"] = float(engine.build.engine_bytes)
+        result.measure = {"build_only": True}
+        entry = self.store(env["key"]).entry(case.suite.name, case.id)
+        result.baseline = entry
+        verdict = judge(
+            case.id,
+            result.metrics,
+            entry["metrics"] if entry else None,
+            case.model.tolerance,
+            gated=BUILD_METRICS,
+            alpha=self.config.alpha,
+        )
+        self.apply_verdict(result, verdict)
+
+    def _build_case(self, case: Case, backend: Backend, result: CaseResult) -> tuple[Any, dict[str, Any]]:
+        """Prepare the model, generate its inputs and build the engine (recorded in ``result.build``)."""
         model = self.prepared(case)
         feeds = generate_inputs(model, case)
         engine = backend.build(model, case)
@@ -106,16 +164,52 @@ class HarnessSession:
             "cache_hit": engine.build.cache_hit,
             **engine.build.details,
         }
+        return engine, feeds
+
+    def slowdown_for(self, case: Case) -> float:
+        """The --simulate-slowdown factor for this case (1.0 when it is not selected)."""
+        patterns = self.config.slowdown_cases
+        if self.config.slowdown == 1.0 or (patterns and not any(fnmatch.fnmatchcase(case.id, p) for p in patterns)):
+            return 1.0
+        return self.config.slowdown
+
+    def open_runner(self, case: Case, engine: Any, feeds: dict[str, Any]) -> Any:
+        """A fresh runner for one trial, slowed down when --simulate-slowdown selects this case."""
         runner = engine.runner(feeds)
-        try:
-            uses_gpu = bool(getattr(backend, "uses_gpu", False))
-            m = measure(runner, self.measure_spec(case.suite), case.batch_size, uses_gpu=uses_gpu)
-        finally:
-            runner.close()
-        latency = summarize(m.latency_ms)
+        factor = self.slowdown_for(case)
+        return SlowedRunner(runner, factor) if factor != 1.0 else runner
+
+    def measure_trials(
+        self,
+        case: Case,
+        variants: list[tuple[Case, Any, dict[str, Any]]],
+        uses_gpu: bool = False,
+        rounds: int | None = None,
+    ) -> list[TrialSet]:
+        """The suite's trials (or ``rounds``) of every (case, engine, feeds) variant, interleaved round by round."""
+        spec = self.measure_spec(case.suite)
+        openers = [lambda v=v: self.open_runner(*v) for v in variants]
+
+        def timed(runner: Any, trial: MeasureSpec) -> Any:
+            if hasattr(runner, "measure"):  # a runner that times its own loop (trtexec)
+                return runner.measure(trial, case.batch_size)
+            return measure(runner, trial, case.batch_size, **({"uses_gpu": True} if uses_gpu else {}))
+
+        per_variant = measure_rounds(openers, spec, rounds or spec.trials, timed)
+        return [TrialSet(case.batch_size, measurements) for measurements in per_variant]
+
+    def _measure_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> None:
+        uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
+        (trials,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+        self.record_trials(case, trials, engine, result)
+
+    def record_trials(self, case: Case, trials: TrialSet, engine: Any, result: CaseResult) -> None:
+        """Pooled samples and statistics for the report, per-trial values for the gate and the baseline."""
+        samples = trials.latency_ms
+        latency = summarize(samples)
         result.stats["latency_ms"] = latency
-        result.samples["latency_ms"] = [round(v, 6) for v in m.latency_ms]
-        for name, values in m.extra_ms.items():
+        result.samples["latency_ms"] = [round(v, 6) for v in samples]
+        for name, values in trials.extra_ms.items():
             result.stats[name] = summarize(values)
             result.samples[name] = [round(v, 6) for v in values]
         result.metrics = {
@@ -124,45 +218,89 @@ class HarnessSession:
             "latency_p90_ms": latency["p90"],
             "latency_p95_ms": latency["p95"],
             "latency_p99_ms": latency["p99"],
-            "throughput_sps": m.throughput_sps,
+            "throughput_sps": trials.throughput_sps,
             "build_time_ms": engine.build.build_time_ms,
         }
         if engine.build.engine_bytes is not None:
             result.metrics["engine_bytes"] = float(engine.build.engine_bytes)
-        result.measure = {
-            "iterations": m.iterations,
-            "wall_ms": m.wall_ms,
-            "warmup_iterations": m.warmup_iterations,
-            "warmup_ms": m.warmup_ms,
-            **self.measure_spec(case.suite).__dict__,
-        }
-        result.warnings.extend(m.warnings())
-        result.telemetry = m.telemetry
+        result.trials = trials.per_trial()
+        result.measure = {**trials.facts(), **self.measure_spec(case.suite).__dict__}
+        result.warnings.extend(trials.warnings())
+        result.telemetry = combine_telemetry([m.telemetry for m in trials.measurements])
+        factor = self.slowdown_for(case)
+        if factor != 1.0:
+            result.measure["simulated_slowdown"] = factor
+            result.warnings.append(f"simulated slowdown: every inference was made {factor:g}x slower by a busy-wait")
 
-    def _gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> None:
+    def _gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> Verdict | None:
+        """Compare with the stored baseline; None when there is nothing comparable (the verdict is then ``new``)."""
         store = self.store(env["key"])
         entry = store.entry(case.suite.name, case.id)
+        result.baseline = entry
         if entry is not None and entry.get("params", {}).get("backend") != result.params["backend"]:
             result.verdict = "new"
             result.message = (
                 f"{case.id}: the baseline was recorded with other backend settings "
                 f"({entry.get('params', {}).get('backend')}); rerun with --update-baselines to replace it"
             )
-            result.baseline = entry
-        else:
-            verdict = judge(case.id, result.metrics, entry["metrics"] if entry else None, case.model.tolerance)
-            result.verdict = verdict.verdict
-            result.comparisons = [c.to_dict() for c in verdict.comparisons]
-            result.baseline = entry
-            result.message = verdict.message
-            if entry is None:
-                others = store.other_keys(case.suite.name)
-                if others:
-                    result.message += f" (baselines for suite '{case.suite.name}' exist under: {', '.join(others)})"
+            return None
+        verdict = self._judge(case, result.metrics, result.trials, entry)
+        self.apply_verdict(result, verdict)
+        if entry is None:
+            others = store.other_keys(case.suite.name)
+            if others:
+                result.message += f" (baselines for suite '{case.suite.name}' exist under: {', '.join(others)})"
+        return verdict
+
+    def _judge(
+        self, case: Case, metrics: dict[str, float], trials: dict[str, list[float]], entry: dict[str, Any] | None
+    ) -> Verdict:
+        return judge(
+            case.id,
+            metrics,
+            entry["metrics"] if entry else None,
+            case.model.tolerance,
+            trials=trials,
+            baseline_trials=(entry or {}).get("trials"),
+            alpha=self.config.alpha,
+        )
+
+    @staticmethod
+    def apply_verdict(result: CaseResult, verdict: Verdict) -> None:
+        result.verdict = verdict.verdict
+        result.comparisons = [c.to_dict() for c in verdict.comparisons]
+        result.message = verdict.message
+
+    def _needs_confirmation(self, verdict: Verdict) -> bool:
+        return self.config.confirm and not self.config.update_baselines and verdict.verdict == "regressed"
+
+    def _confirm_case(
+        self, case: Case, engine: Any, feeds: dict[str, Any], env: dict[str, Any], result: CaseResult, first: Verdict
+    ) -> None:
+        """Measure a case that looks regressed again (fresh runners, fresh warm-ups) and keep the combined verdict."""
+        uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
+        (again,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+        metrics = {**result.metrics, "latency_median_ms": summarize(again.latency_ms)["median"]}
+        metrics["throughput_sps"] = again.throughput_sps
+        second = self._judge(case, metrics, again.per_trial(), result.baseline)
+        self.apply_verdict(result, confirm(first, second))
+        result.measure["confirmation"] = {
+            "first_verdict": first.verdict,
+            "first_comparisons": [c.to_dict() for c in first.comparisons],
+            "second_verdict": second.verdict,
+            "trials": again.per_trial(),
+            **{k: v for k, v in again.facts().items() if k in ("trials", "iterations", "wall_ms")},
+        }
+
+    def _decide(self, result: CaseResult) -> None:
+        """The pytest outcome of a measured case (the gate's verdict, the run's options)."""
         if self.config.update_baselines:
             result.status = "passed"
         elif result.verdict == "regressed" or (result.verdict == "new" and self.config.strict_baselines):
             result.status = "failed"
+        elif result.verdict == "ambiguous" and self.config.fail_on_ambiguous:
+            result.status = "failed"
+            result.message += "\n(--fail-on-ambiguous: an ambiguous verdict fails)"
 
     def prepared(self, case: Case) -> PreparedModel:
         key = (case.model.source, case.model.location)
@@ -177,5 +315,5 @@ class HarnessSession:
         self.results.suites[suite.name] = str(suite.path)
         self.results.add(result)
         self.results.write(self.results_path)
-        if self.config.update_baselines and result.metrics:
+        if self.config.update_baselines and self.config.write_baselines and result.metrics:
             self.store(self.results.environment["key"]).update(suite.name, [result], self.results.environment)
