@@ -57,6 +57,19 @@ def key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_args(parser: argparse.ArgumentParser) -> None:
+    from harness.merge import add_arguments
+
+    add_arguments(parser)
+
+
+@command("merge", "merge shard or worker results into one results file, report and summary", _merge_args)
+def merge(args: argparse.Namespace) -> int:
+    from harness.merge import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import shard, workers
 from harness.errors import HarnessError
 from harness.session import HarnessSession, RunConfig
 from harness.spec import Case, load_suite
@@ -55,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
     group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
     group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
+    shard.add_options(group)  # --shard I/N, --shard-durations FILE (CI matrices)
+    workers.add_options(group)  # --worker-gpus (pytest-xdist: one worker per GPU)
     _add_gate_options(group)
     parser.addini(
         "harness_suites",
@@ -163,6 +166,8 @@ def _gate_config(config: pytest.Config) -> dict[str, Any]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU; skipped with a reason elsewhere")
     config.stash[_STATE] = {"error": None, "cases": None, "session": None}
+    # Shard filter and session-end bookkeeping (run record; xdist workers' results merged by the controller).
+    config.stash[_STATE]["recorder"] = workers.configure(config, shard.configure(config))
 
 
 def _rooted(config: pytest.Config, value: str | None, default: str) -> Path:
@@ -262,6 +267,8 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
                 **gate,
             )
         )
+        if state.get("recorder") is not None:
+            state["recorder"].adapt(state["session"])  # an xdist worker writes its own results file
     session: HarnessSession = state["session"]
     return session
 

@@ -52,6 +52,9 @@ class RunResults:
     environment: dict[str, Any]
     cases: list[CaseResult] = field(default_factory=list)
     suites: dict[str, str] = field(default_factory=dict)  # suite name -> suite file path
+    # One record per pytest session that wrote into this file (its shard, exit status and gate outcome);
+    # ``harness merge`` concatenates them and fails the merged run when any of them failed.
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, result: CaseResult) -> None:
         """Add or replace (by id) a case's result."""
@@ -62,6 +65,7 @@ class RunResults:
             "schema": SCHEMA,
             "environment": self.environment,
             "suites": self.suites,
+            "runs": self.runs,
             "cases": [c.to_dict() for c in self.cases],
         }
 
@@ -79,6 +83,7 @@ class RunResults:
         return cls(
             environment=data.get("environment", {}),
             suites=data.get("suites", {}),
+            runs=data.get("runs", []),
             cases=[CaseResult.from_dict(c) for c in data.get("cases", [])],
         )
 
