@@ -70,6 +70,41 @@ def merge(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="a results.json written by a benchmark run or by harness merge")
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="judge against this instead of the recorded baselines: another run's results.json, "
+        "a baseline file, or a baseline directory such as baselines/",
+    )
+    parser.add_argument("-o", "--output", metavar="DIR", help="report directory (default: the results file's folder)")
+    parser.add_argument(
+        "--no-step-summary",
+        action="store_true",
+        help="do not append summary.md to $GITHUB_STEP_SUMMARY even when GitHub Actions sets it",
+    )
+
+
+@command("report", "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args)
+def report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.report import append_step_summary, write_reports
+
+    results = Path(args.results)
+    if results.is_dir():
+        results = results / "results.json"
+    files = write_reports(results, Path(args.output) if args.output else results.parent, baseline=args.baseline)
+    print(files.headline)
+    for path in (files.html, files.markdown, files.benchmark_json):
+        print(f"  {path}")
+    print(f"  {files.out_dir / 'plots'}/ ({len(files.plots)} PNG)")
+    if not args.no_step_summary and append_step_summary(files.summary):
+        print("  summary appended to $GITHUB_STEP_SUMMARY")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)

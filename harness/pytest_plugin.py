@@ -46,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the cases that ran as the new baselines (others already stored are kept)",
     )
     group.addoption("--strict-baselines", action="store_true", help="fail cases that have no baseline")
+    group.addoption(
+        "--build-only",
+        action="store_true",
+        help="build (or fetch from the engine cache) every engine and gate build time and engine size; "
+        "measure nothing (CI without a GPU)",
+    )
     group.addoption("--report-dir", default=None, metavar="DIR", help="where results.json goes (default: reports/)")
     group.addoption(
         "--harness-cache",
@@ -262,6 +268,7 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
                 report_dir=_rooted(config, config.getoption("report_dir"), "reports"),
                 cache_dir=_rooted(config, config.getoption("harness_cache"), ".harness-cache"),
                 update_baselines=config.getoption("update_baselines"),
+                build_only=config.getoption("build_only"),
                 strict_baselines=config.getoption("strict_baselines"),
                 measure_overrides=overrides,
                 **gate,

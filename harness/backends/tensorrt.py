@@ -15,6 +15,7 @@ legacy builder flags instead (weak typing, deprecated since 10.12, removed in 11
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from harness.backends import trt_compat
 from harness.backends.base import BuildInfo, check_options
 from harness.engine_cache import DEFAULT_MAX_BYTES, EngineCache, cache_key, parse_size
 from harness.errors import CaseSkipped, HarnessError
-from harness.models import PreparedModel, TensorInfo, input_shape
+from harness.models import PreparedModel, TensorInfo, generate_inputs, input_shape
 from harness.spec import Case
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ HARDWARE_COMPATIBILITY = {
 }
 # Precisions whose typed model comes from the recipes; fp32 and tf32 build the fp32 model as is.
 TYPED_PRECISIONS = frozenset({"fp16", "bf16", "int8", "fp8"})
+CALIBRATION_SAMPLES = 8  # generated calibration inputs when the backend applies an int8/fp8 recipe itself
 
 
 def create(options: dict[str, Any]) -> TensorRTBackend:
@@ -242,12 +244,8 @@ class TensorRTBackend:
     def build(self, model: PreparedModel, case: Case) -> TensorRTEngine:
         if model.fixed_batch is not None and case.batch_size != model.fixed_batch:
             raise CaseSkipped(f"{model.name} builds only at batch {model.fixed_batch}: {model.batch_note}")
-        if case.precision in TYPED_PRECISIONS and self.precision_mode == "typed" and not _is_typed(model, case):
-            raise CaseSkipped(
-                f"{case.id}: no {case.precision} model from the recipes here; TensorRT builds precision from a typed "
-                "model (or use precision_mode 'flags' on TensorRT 10.x)"
-            )
         started = time.perf_counter()
+        model, recipe = self.typed(model, case)
         profiles = self.profiles(model, case)
         config = self.build_config(case, profiles)
         key = cache_key(model.sha256, config, self.api.label, self.target())
@@ -264,7 +262,7 @@ class TensorRTBackend:
                     build_time_ms=float(meta["build_time_ms"]),
                     engine_bytes=len(cached.plan),
                     cache_hit=True,
-                    details=self._details(key, config, meta, phase_ms),
+                    details=self._details(key, config, meta, phase_ms, recipe),
                 ),
                 profiles,
             )
@@ -288,13 +286,41 @@ class TensorRTBackend:
                 build_time_ms=build_ms,
                 engine_bytes=len(plan),
                 cache_hit=False,
-                details=self._details(key, config, stored.meta, phase_ms),
+                details=self._details(key, config, stored.meta, phase_ms, recipe),
             ),
             profiles,
         )
 
-    def _details(self, key: str, config: dict[str, Any], meta: dict[str, Any], phase_ms: float) -> dict[str, Any]:
-        return {
+    def typed(self, model: PreparedModel, case: Case) -> tuple[PreparedModel, dict[str, Any] | None]:
+        """The model at the case's precision (strongly typed builds take precision from the model).
+
+        The session hands over the recipe's typed model; when it hands over the fp32 model instead (an older
+        caller), the recipe is applied here, calibrated on generated inputs (accuracy then only indicative).
+        With ``precision_mode: flags`` (TensorRT 10.x) the fp32 model is built with builder flags instead.
+        """
+        if case.precision not in TYPED_PRECISIONS or self.precision_mode == "flags" or is_typed(model, case.precision):
+            return model, None
+        try:
+            from harness.recipes import typed_model
+            from harness.recipes.calibration import generated_calibration
+        except ImportError:
+            raise CaseSkipped(
+                f"{case.id}: no {case.precision} recipe is installed here; TensorRT builds precision from a typed "
+                "model (or use precision_mode 'flags' on TensorRT 10.x)"
+            ) from None
+        calibration = None
+        if case.precision in ("int8", "fp8"):
+            # One calibration set per model (not per batch size), so every case of a model gets the same typed file.
+            batch = model.fixed_batch or CALIBRATION_SAMPLES
+            calibration = generated_calibration(generate_inputs(model, dataclasses.replace(case, batch_size=batch)))
+        options = dict(getattr(case.model, "recipes", {}).get(case.precision, {}) or {})
+        typed = typed_model(model, case.precision, options, self.cache_dir, calibration)
+        return typed.prepared, typed.record()
+
+    def _details(
+        self, key: str, config: dict[str, Any], meta: dict[str, Any], phase_ms: float, recipe: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        details = {
             "build_phase_ms": phase_ms,  # this run: a cache hit is a lookup, a miss the full build
             "cache_key": key,
             "library": self.api.label,
@@ -303,6 +329,9 @@ class TensorRTBackend:
             "timing_cache": meta.get("timing_cache"),
             "device_memory_bytes": None,  # known once the engine is deserialized on a GPU (the runner fills it)
         }
+        if recipe is not None:
+            details["recipe"] = recipe  # the backend applied the precision recipe itself
+        return details
 
     # -- build steps -------------------------------------------------------------------------------------------
     def profiles(self, model: PreparedModel, case: Case) -> list[Profile]:
@@ -464,9 +493,34 @@ def _is_dynamic(info: TensorInfo, case: Case) -> bool:
     return any(not isinstance(d, int) for d in template)
 
 
-def _is_typed(model: PreparedModel, case: Case) -> bool:
-    """Whether the model handed over is already the recipe's typed model for this case's precision."""
-    return str(getattr(model, "precision", "fp32")) == case.precision
+_MARKERS: dict[str, frozenset[str]] = {}
+
+
+def precision_markers(model: PreparedModel) -> frozenset[str]:
+    """What the ONNX graph says about its precision: ``qdq`` (Q/DQ nodes) and the element types of its weights and
+    zero points (``fp16``, ``bf16``, ``int8``, ``fp8``). Cached by file hash."""
+    if model.sha256 not in _MARKERS:
+        import onnx
+
+        proto = onnx.load(str(model.path), load_external_data=False)
+        kinds = {"qdq"} if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node) else set()
+        names = {
+            onnx.TensorProto.FLOAT16: "fp16",
+            onnx.TensorProto.BFLOAT16: "bf16",
+            onnx.TensorProto.INT8: "int8",
+            onnx.TensorProto.FLOAT8E4M3FN: "fp8",
+        }
+        kinds.update(names[i.data_type] for i in proto.graph.initializer if i.data_type in names)
+        _MARKERS[model.sha256] = frozenset(kinds)
+    return _MARKERS[model.sha256]
+
+
+def is_typed(model: PreparedModel, precision: str) -> bool:
+    """Whether ``model`` already carries ``precision`` (a recipe's output), judged from its graph."""
+    markers = precision_markers(model)
+    if precision in ("int8", "fp8"):
+        return "qdq" in markers and precision in markers
+    return precision in markers
 
 
 # -- engine and runner -------------------------------------------------------------------------------------------

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from harness.results import RunResults
+from harness.results import CaseResult, RunResults
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.1f}")
+
+
+def _build_row(case: CaseResult) -> tuple[str, ...]:
+    m, build = case.metrics, case.build or {}
+    base = (case.baseline or {}).get("metrics", {})
+    change = next((c for c in case.comparisons if c["metric"] == "build_time_ms"), None)
+    hit = build.get("cache_hit")
+    return (
+        case.id,
+        _ms(m.get("build_time_ms")),
+        f"{m['engine_bytes'] / 2**20:.2f}" if "engine_bytes" in m else "-",
+        "-" if hit is None or not m else ("hit" if hit else "miss"),
+        _ms(base.get("build_time_ms")),
+        f"{change['change']:+.1%}" if change else "-",
+        case.verdict or case.status,
+    )
 
 
 def summary_lines(results: RunResults) -> list[str]:
@@ -14,7 +30,13 @@ def summary_lines(results: RunResults) -> list[str]:
     backend = env.get("backend", {})
     header = ("case", "p50 ms", "p99 ms", "samples/s", "base p50", "delta", "verdict")
     rows: list[tuple[str, ...]] = []
+    build_only = any(c.measure.get("build_only") for c in results.cases)
+    if build_only:  # --build-only: build time, engine size and whether the engine cache served it
+        header = ("case", "build ms", "engine MiB", "cache", "base build", "delta", "verdict")
     for case in results.cases:
+        if build_only:
+            rows.append(_build_row(case))
+            continue
         m = case.metrics
         base = (case.baseline or {}).get("metrics", {})
         latency = next((c for c in case.comparisons if c["metric"] == "latency_median_ms"), None)
