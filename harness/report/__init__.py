@@ -1,1 +1,103 @@
-"""Renderings of result records: terminal table, HTML, markdown, pytest-benchmark JSON."""
+"""Renderings of result records: terminal table, HTML page with PNG plots, markdown summary, pytest-benchmark JSON.
+
+:func:`write_reports` is the one entry point (used by the pytest plugin at the end of a session and by
+``harness report``). The reports read result records only; they never measure and never import a backend.
+Heavy imports (matplotlib, Jinja2, numpy) happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.fsio import atomic_write_bytes, atomic_write_text, write_json
+from harness.results import RunResults
+
+HTML_NAME, MARKDOWN_NAME, BENCHMARK_NAME, PLOTS_DIR = "report.html", "summary.md", "benchmark.json", "plots"
+
+
+@dataclass
+class ReportFiles:
+    """What :func:`write_reports` wrote."""
+
+    out_dir: Path
+    html: Path
+    markdown: Path
+    benchmark_json: Path
+    plots: list[Path] = field(default_factory=list)
+    summary: str = ""  # the markdown text, for $GITHUB_STEP_SUMMARY
+    headline: str = ""
+
+
+def _display_path(path: Path) -> str:
+    """Relative to the working directory when below it (what a CI log or artifact shows), else absolute."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path.resolve()) if relative.startswith("..") else relative
+
+
+def write_reports(
+    results: RunResults | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    baseline: str | os.PathLike[str] | None = None,
+    source: str | None = None,
+) -> ReportFiles:
+    """Write report.html, plots/*.png, summary.md and benchmark.json into ``out_dir`` (each file atomically).
+
+    ``results`` is a :class:`RunResults` or the path of a results.json. ``baseline``, when given, replaces the
+    baselines recorded in the results: another run's results.json, a baseline file, or a baseline directory
+    (see :mod:`harness.report.rebase`); verdicts are then judged again by :mod:`harness.gate`.
+    """
+    from harness.report.export import to_pytest_benchmark
+    from harness.report.html import render_html
+    from harness.report.markdown import render_markdown
+    from harness.report.plots import render_plots
+    from harness.report.view import build_view
+
+    if not isinstance(results, RunResults):
+        source = source or str(results)
+        results = RunResults.read(Path(results))
+    baseline_source = None
+    if baseline is not None:
+        from harness.report.rebase import apply_baseline
+
+        results, baseline_source = apply_baseline(results, Path(baseline))
+    out = Path(out_dir)
+    view = build_view(results, baseline_source)
+    plots, left_out = render_plots(view)
+
+    plot_dir = out / PLOTS_DIR
+    written = []
+    for plot in plots:
+        path = plot_dir / plot.file
+        atomic_write_bytes(path, plot.png)
+        written.append(path)
+    if plot_dir.is_dir():  # plots of an earlier report whose cases are gone would mislead a reader
+        keep = {p.name for p in written}
+        for stale in plot_dir.glob("*.png"):
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    html_path, md_path, json_path = out / HTML_NAME, out / MARKDOWN_NAME, out / BENCHMARK_NAME
+    atomic_write_text(html_path, render_html(view, plots, left_out, source=source or "results.json"))
+    summary = render_markdown(view, report_path=_display_path(html_path))
+    atomic_write_text(md_path, summary)
+    write_json(json_path, to_pytest_benchmark(results))
+    return ReportFiles(out, html_path, md_path, json_path, written, summary, view.headline)
+
+
+def append_step_summary(summary: str) -> Path | None:
+    """Append the markdown summary to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions sets it; return that path."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    with open(target, "a", encoding="utf-8") as handle:  # appended, not replaced: other steps write there too
+        handle.write(summary if summary.endswith("\n") else summary + "\n")
+    return Path(target)
+
+
+# The name harness.merge looks up (``write_report(results, report_dir)``).
+write_report = write_reports

@@ -1,0 +1,117 @@
+"""benchmark.json in pytest-benchmark's JSON schema, for ``pytest-benchmark compare`` and github-action-benchmark.
+
+One benchmark per measured case: each timed inference is one round of one iteration, times in seconds as
+pytest-benchmark stores them. The statistics are computed by pytest-benchmark's own ``Stats`` class so every field
+(q1/q3 by its quartile rule, outlier counts, ops = 1 / mean) means exactly what its readers expect; our own
+nearest-rank figures and the throughput in samples/s travel in ``extra_info``. Skipped and failed cases are left
+out, as pytest-benchmark leaves out benchmarks that raised.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from harness.results import CaseResult, RunResults
+
+PROJECT = "trt-perf-harness"
+FALLBACK_VERSION = "5.1.0"  # the schema version written when pytest-benchmark is not importable
+
+
+def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
+    cpu = env.get("cpu") or {}
+    os_text = str(env.get("os") or "")
+    system, _, rest = os_text.partition("-")
+    python = str(env.get("python") or platform.python_version())
+    return {
+        "node": env.get("hostname") or "",
+        "processor": cpu.get("model") or "",
+        "machine": cpu.get("arch") or "",
+        "python_compiler": "",
+        "python_implementation": "CPython",
+        "python_implementation_version": python,
+        "python_version": python,
+        "python_build": ["", ""],
+        "release": rest.split("-")[0] if rest else "",
+        "system": system,
+        "cpu": {"brand_raw": cpu.get("model") or "", "count": cpu.get("count"), "arch": cpu.get("arch") or ""},
+        # Not in pytest-benchmark's own machine_info; readers ignore unknown keys.
+        "gpus": env.get("gpus") or [],
+        "backend": env.get("backend") or {},
+        "baseline_key": env.get("key") or "",
+    }
+
+
+def _commit_info(env: dict[str, Any]) -> dict[str, Any]:
+    commit = env.get("commit") or {}
+    return {
+        "id": commit.get("id") or "unversioned",
+        "time": commit.get("time"),
+        "author_time": commit.get("author_time"),
+        "dirty": bool(commit.get("dirty")),
+        "project": commit.get("project") or PROJECT,
+        "branch": commit.get("branch") or "(unknown)",
+    }
+
+
+def _stats(samples_ms: list[float]) -> dict[str, Any]:
+    from pytest_benchmark.stats import Stats
+
+    stats = Stats()
+    for value in samples_ms:
+        stats.update(value / 1e3)
+    out: dict[str, Any] = stats.as_dict()
+    out["data"] = list(stats.data)
+    out["iterations"] = 1
+    return out
+
+
+def _benchmark(case: CaseResult, suite: str) -> dict[str, Any]:
+    params = case.params
+    simple = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    extra: dict[str, Any] = {
+        "unit_note": "stats are seconds per inference of one batch; throughput_sps is samples per second",
+        "verdict": case.verdict,
+        "status": case.status,
+        **{k: v for k, v in case.metrics.items() if isinstance(v, (int, float))},
+    }
+    if isinstance(params.get("backend"), dict):
+        extra["backend"] = params["backend"].get("name")
+    return {
+        "group": f"{suite}/{params.get('model', case.id)}" if suite else str(params.get("model", case.id)),
+        "name": f"test_case[{case.id}]",
+        "fullname": f"{suite}::test_case[{case.id}]" if suite else f"test_case[{case.id}]",
+        "params": {"harness_case": case.id, **simple},
+        "param": case.id,
+        "extra_info": extra,
+        "options": {
+            "disable_gc": False,
+            "timer": "perf_counter",
+            "min_rounds": case.measure.get("min_iterations", 1),
+            "max_time": case.measure.get("max_duration_ms", 0) / 1e3 if case.measure.get("max_duration_ms") else 0,
+            "min_time": case.measure.get("min_duration_ms", 0) / 1e3 if case.measure.get("min_duration_ms") else 0,
+            "warmup": bool(case.measure.get("warmup_ms", 0)),
+        },
+        "stats": _stats(case.samples["latency_ms"]),
+    }
+
+
+def to_pytest_benchmark(results: RunResults) -> dict[str, Any]:
+    """The whole run as one pytest-benchmark document (``datetime`` is when the run was fingerprinted)."""
+    try:
+        from pytest_benchmark import __version__ as version
+    except ImportError:  # pragma: no cover - a core dependency; kept so a report never fails for its sake
+        version = FALLBACK_VERSION
+    env = results.environment
+    benchmarks = [
+        _benchmark(case, str(case.params.get("suite", "")))
+        for case in results.cases
+        if case.status in ("passed", "failed") and case.samples.get("latency_ms")
+    ]
+    return {
+        "machine_info": _machine_info(env),
+        "commit_info": _commit_info(env),
+        "benchmarks": benchmarks,
+        "datetime": env.get("date") or "",
+        "version": version,
+    }

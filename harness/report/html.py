@@ -1,0 +1,99 @@
+"""report.html: one self-contained page (plots as base64 data URIs, CSS and the sort script inline, no network).
+
+Rendered with Jinja2 and autoescaping on, so model names, paths and error text from the records are always shown as
+text, never interpreted as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness.report.plots import Plot
+from harness.report.view import LABELS, ReportView, ms, size, sps
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height in pixels from the PNG header (IHDR), so the page reserves the space before decoding."""
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
+
+
+def _num(value: Any) -> str:
+    """A sort key for data-v: plain number text, '' for missing."""
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+        return ""
+    return repr(float(value))
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(ms=ms, sps=sps, size=size)
+    return env
+
+
+def _plot_entry(plot: Plot) -> dict[str, Any]:
+    width, height = _png_size(plot.png)
+    return {
+        "title": plot.title,
+        "file": plot.file,
+        "uri": "data:image/png;base64," + base64.b64encode(plot.png).decode("ascii"),
+        # The intrinsic size lets the page lay out before the images decode; CSS scales them down on small screens.
+        "width": width,
+        "height": height,
+    }
+
+
+def _regressions_title(view: ReportView) -> str:
+    parts = [f"{view.counts.get(k, 0)} {k}" for k in ("regressed", "ambiguous", "missing") if view.counts.get(k)]
+    return "Regressions first: " + ", ".join(parts)
+
+
+def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source: str = "results.json") -> str:
+    rank = {label: index for index, label in enumerate(LABELS)}
+    order = {c.id: i for i, c in enumerate(view.cases)}
+    table = sorted(view.cases, key=lambda c: (rank.get(c.label, len(LABELS)), order[c.id]))
+    model_plots: dict[str, list[dict[str, Any]]] = {}
+    for plot in plots:
+        if plot.kind != "distribution":
+            model_plots.setdefault(plot.model or "", []).append(_plot_entry(plot))
+    suites = ", ".join(view.results.suites) or "benchmark"
+    regressions = view.with_label("regressed", "ambiguous", "missing")
+    context = {
+        "title": f"{suites}: benchmark report",
+        "view": view,
+        "headline_class": "fail" if view.failing else ("empty" if not view.total else "pass"),
+        "regressions": regressions,
+        "regressions_title": _regressions_title(view),
+        "has_evidence": any(d.evidence for c in regressions for d in c.deltas),
+        "warned": [c for c in view.cases if c.case.warnings],
+        "failures": view.with_label("failed"),
+        "improvements": view.with_label("improved"),
+        "table": table,
+        "rank": {**rank, **{c.label: rank.get(c.label, len(LABELS)) for c in view.cases}},
+        "has_shapes": any(c.shape for c in view.cases),
+        "has_speedup": any(c.speedup_vs_fp32 is not None and c.precision != "fp32" for c in view.cases),
+        "has_cache": any(c.cache_hit is not None for c in view.cases),
+        "has_accuracy": any(c.accuracy for c in view.cases),
+        "model_plots": list(model_plots.items()),
+        "distributions": [_plot_entry(p) for p in plots if p.kind == "distribution"],
+        "left_out": left_out,
+        "num": _num,
+        "source": source,
+        "harness_version": harness.__version__,
+    }
+    return str(_environment().get_template("report.html.j2").render(**context))

@@ -1,0 +1,100 @@
+"""summary.md: GitHub-flavoured markdown for ``$GITHUB_STEP_SUMMARY`` and PR comments.
+
+One headline verdict line, the counts, a table of regressions and improvements with their deltas, the failures one
+line each, the environment in one line and where the full report is. Text from the records is escaped so a model
+name cannot break a table or inject markup.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness.report.view import ReportView
+
+MAX_ROWS = 50  # a PR comment must stay readable; the full list is in report.html
+
+# HTML entities are decoded by GitHub in text and table cells; *, _, [ and ] would otherwise start emphasis or links.
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "&#124;",
+    "`": "&#96;",
+    "\\": "&#92;",
+    "*": "&#42;",
+    "_": "&#95;",
+    "[": "&#91;",
+    "]": "&#93;",
+}
+
+
+def escape(text: object) -> str:
+    """Text safe in a table cell or a line of GitHub markdown: no markup, no cell break, no code span, one line.
+
+    Escaped text is never put inside a code span, where GitHub would show the entities literally.
+    """
+    out = "".join(_ESCAPES.get(ch, ch) for ch in str(text))
+    return " ".join(out.split())
+
+
+def _icon(view: ReportView) -> str:
+    if view.failing:
+        return ":x:"
+    if view.counts.get("ambiguous") or view.counts.get("missing"):
+        return ":warning:"
+    return ":white_check_mark:" if view.total else ":grey_question:"
+
+
+def run_link() -> str | None:
+    """The CI run page on GitHub Actions, where the report artifact can be downloaded."""
+    server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
+
+
+def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
+    suites = ", ".join(view.results.suites) or "benchmarks"
+    lines = [f"### {_icon(view)} {escape(view.headline)} ({escape(suites)})", ""]
+    lines.append(" · ".join(f"**{n} {label}**" if n else f"{n} {label}" for label, n in view.counts.items()))
+    lines.append("")
+
+    changed = view.with_label("regressed", "ambiguous", "missing") + view.with_label("improved")
+    rows = []
+    for case in changed:
+        deltas = [d for d in case.deltas if d.verdict in ("regressed", "improved", "ambiguous")] or case.deltas
+        for d in deltas:
+            rows.append(
+                f"| {escape(case.id)} | {escape(d.label)} | {escape(d.baseline_text)} | {escape(d.current_text)} "
+                f"| {'**' + d.change_text + '**' if d.verdict == 'regressed' else d.change_text} "
+                f"| {d.tolerance_text} | {escape(d.verdict or case.label)} |"
+            )
+        if not deltas:
+            rows.append(f"| {escape(case.id)} | – | – | – | – | – | {escape(case.label)} |")
+    if rows:
+        lines += [
+            "| case | metric | baseline | current | change | tolerance | verdict |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+            *rows[:MAX_ROWS],
+        ]
+        if len(rows) > MAX_ROWS:
+            lines.append(f"| … | {len(rows) - MAX_ROWS} more rows in the full report | | | | | |")
+        lines.append("")
+
+    failures = view.with_label("failed")
+    if failures:
+        lines.append(f"**Failed ({len(failures)}):**")
+        lines.append("")
+        for case in failures[:MAX_ROWS]:
+            why = case.reasons[0] if case.reasons else "no message recorded"
+            lines.append(f"- {escape(case.id)}: {escape(why)}")
+        if len(failures) > MAX_ROWS:
+            lines.append(f"- … and {len(failures) - MAX_ROWS} more in the full report")
+        lines.append("")
+
+    lines.append(f"Environment: {escape(view.environment_line())}")
+    lines.append("")
+    where = f"Full report: {escape(report_path)}"
+    link = run_link()
+    if link:
+        where += f" in the artifacts of [this run]({link})"
+    lines.append(where)
+    return "\n".join(lines) + "\n"

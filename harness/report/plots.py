@@ -1,0 +1,337 @@
+"""Report plots as PNG bytes (matplotlib, Agg canvas; no display and no pyplot global state).
+
+Per model: latency vs batch size per precision with the p50-p99 band, throughput vs batch size, throughput vs p99
+latency, speed-up by precision vs fp32, baseline vs current per case with spread. Per regressed (or ambiguous) case:
+the latency distribution (empirical CDF) against the baseline's. Colours come from the Okabe-Ito palette, which
+stays distinguishable with the common colour-vision deficiencies; every series also has its own marker.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.report.view import CaseView, ReportView, slug
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Fixed colours for the usual precisions so fp16 is the same colour on every plot of every report.
+PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8", "int4", "fp4")
+FIGSIZE = (6.4, 3.9)  # inches; at DPI this is ~700 px wide, legible at 100 % zoom
+DPI = 110
+MAX_DISTRIBUTIONS = 24  # latency-distribution plots per report; the rest are listed, not drawn (keeps it fast)
+
+
+@dataclass
+class Plot:
+    """One PNG: ``file`` is its name under plots/ (a safe slug, never raw user text)."""
+
+    file: str
+    title: str  # user text inside; escaped where shown
+    model: str | None
+    kind: str
+    png: bytes
+    case_id: str | None = None
+
+
+def _style(index: int, name: str) -> dict[str, Any]:
+    if name in PRECISION_ORDER:
+        index = PRECISION_ORDER.index(name)
+    return {"color": OKABE_ITO[index % len(OKABE_ITO)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def _figure() -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.grid(True, color="#dddddd", linewidth=0.7)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" text chunk: the page must not carry any address, even inside an image.
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _series(cases: Iterable[CaseView]) -> dict[str, list[CaseView]]:
+    """Cases grouped by precision (and shape when a model has several), each sorted by batch size."""
+    cases = [c for c in cases if c.batch_size is not None and c.case.metrics]
+    shapes = {c.shape for c in cases}
+    groups: dict[str, list[CaseView]] = {}
+    for case in cases:
+        name = case.precision + (f" {case.shape}" if len(shapes) > 1 and case.shape else "")
+        groups.setdefault(name, []).append(case)
+
+    def order(name: str) -> tuple[int, str]:
+        head = name.split()[0]
+        return (PRECISION_ORDER.index(head) if head in PRECISION_ORDER else len(PRECISION_ORDER), name)
+
+    return {k: sorted(groups[k], key=lambda c: c.batch_size or 0) for k in sorted(groups, key=order)}
+
+
+def _batch_axis(ax: Any, batches: list[int]) -> None:
+    ax.set_xlabel("batch size (samples)")
+    values = sorted(set(batches))
+    if values and values[0] > 0 and values[-1] / values[0] >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(values)
+    ax.set_xticklabels([str(v) for v in values])
+    ax.minorticks_off()
+
+
+def _latency(case: CaseView, key: str) -> float | None:
+    stats = case.case.stats.get("latency_ms") or {}
+    value = stats.get(key)
+    if value is None:
+        value = case.metric({"median": "latency_median_ms", "p99": "latency_p99_ms"}.get(key, ""))
+    return float(value) if value is not None else None
+
+
+def _top(lines: Any, axis: int) -> float:
+    """The largest x (axis 0) or y (axis 1) value drawn, so limits leave room above it; 1.0 when nothing is."""
+    values = [float(v) for line in lines for v in line.get_data()[axis] if v is not None and v == v]
+    return max(values) if values and max(values) > 0 else 1.0
+
+
+def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
+    series = _series(cases)
+    if not series:
+        return None
+    fig, ax = _figure()
+    batches = []
+    for index, (name, group) in enumerate(series.items()):
+        points = [(c.batch_size, _latency(c, "median"), _latency(c, "p99")) for c in group]
+        points = [p for p in points if p[1] is not None]
+        if not points:
+            continue
+        style = _style(index, name.split()[0])
+        xs = [p[0] for p in points]
+        batches += xs
+        ax.plot(xs, [p[1] for p in points], label=name, linewidth=1.8, **style)
+        p99 = [p[2] if p[2] is not None else p[1] for p in points]
+        ax.fill_between(xs, [p[1] for p in points], p99, color=style["color"], alpha=0.18, linewidth=0)
+        ax.plot(xs, p99, linestyle="--", linewidth=1, color=style["color"])
+    if not batches:
+        return None
+    _batch_axis(ax, batches)
+    ax.set_ylabel("latency per batch (ms)")
+    ax.set_ylim(0, _top(ax.get_lines(), 1) * 1.08)
+    ax.set_title(f"{_short(model)}: latency vs batch size (band: p50–p99)", fontsize=10)
+    ax.legend(fontsize=8, title="solid: p50 · dashed: p99", title_fontsize=8, ncols=2 if len(series) > 4 else 1)
+    return fig
+
+
+def throughput_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
+    series = _series(cases)
+    fig, ax = _figure()
+    batches = []
+    for index, (name, group) in enumerate(series.items()):
+        points = [(c.batch_size, c.metric("throughput_sps")) for c in group]
+        points = [p for p in points if p[1] is not None]
+        if points:
+            batches += [p[0] for p in points]
+            ax.plot(*zip(*points, strict=True), label=name, linewidth=1.8, **_style(index, name.split()[0]))
+    if not batches:
+        return None
+    _batch_axis(ax, batches)
+    ax.set_ylabel("throughput (samples/s)")
+    ax.set_ylim(0, _top(ax.get_lines(), 1) * 1.12)
+    ax.set_title(f"{_short(model)}: throughput vs batch size", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def throughput_vs_latency(model: str, cases: list[CaseView]) -> Any | None:
+    series = _series(cases)
+    fig, ax = _figure()
+    drawn = False
+    for index, (name, group) in enumerate(series.items()):
+        points = [(_latency(c, "p99"), c.metric("throughput_sps"), c.batch_size) for c in group]
+        points = [p for p in points if p[0] is not None and p[1] is not None]
+        if not points:
+            continue
+        drawn = True
+        style = _style(index, name.split()[0])
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=name, linewidth=1.2, **style)
+        for x, y, batch in points:
+            ax.annotate(f"b{batch}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if not drawn:
+        return None
+    ax.set_xlabel("p99 latency per batch (ms)")
+    ax.set_ylabel("throughput (samples/s)")
+    ax.set_xlim(0, _top(ax.get_lines(), 0) * 1.12)  # room for the batch labels
+    ax.set_ylim(0, _top(ax.get_lines(), 1) * 1.15)
+    ax.set_title(f"{_short(model)}: throughput vs p99 latency (labels: batch size)", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def speedup_vs_fp32(model: str, cases: list[CaseView]) -> Any | None:
+    others = [c for c in cases if c.precision != "fp32" and c.speedup_vs_fp32 is not None and c.batch_size]
+    if not others:
+        return None
+    series = _series(others)
+    batches = sorted({c.batch_size for c in others if c.batch_size is not None})
+    fig, ax = _figure()
+    width = 0.8 / max(1, len(series))
+    for index, (name, group) in enumerate(series.items()):
+        by_batch = {c.batch_size: c.speedup_vs_fp32 for c in group}
+        xs = [i + (index - (len(series) - 1) / 2) * width for i, b in enumerate(batches) if b in by_batch]
+        ys = [by_batch[b] for b in batches if b in by_batch]
+        style = _style(index + 1, name.split()[0])  # fp32 is the reference, never a bar
+        bars = ax.bar(xs, ys, width=width * 0.95, label=name, color=style["color"])
+        ax.bar_label(bars, labels=[f"{y:.2f}×" for y in ys], fontsize=7, padding=2)
+    ax.axhline(1.0, color="#333333", linewidth=1, linestyle="--", label="fp32 = 1×")
+    ax.set_xticks(range(len(batches)))
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.set_xlabel("batch size (samples)")
+    ax.set_ylabel("throughput speed-up vs fp32 (×)")
+    ax.set_ylim(bottom=0, top=max(1.0, *[c.speedup_vs_fp32 or 0 for c in others]) * 1.18)
+    ax.set_title(f"{_short(model)}: speed-up by precision vs fp32", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _baseline_spread(case: CaseView) -> tuple[float, float, float] | None:
+    """(min, median, p99) latency of the baseline, from its statistics or its quantile sketch."""
+    baseline = case.case.baseline or {}
+    stats = (baseline.get("stats") or {}).get("latency_ms") or {}
+    if all(k in stats for k in ("min", "median", "p99")):
+        return float(stats["min"]), float(stats["median"]), float(stats["p99"])
+    sketch = baseline.get("latency_quantiles_ms")
+    if isinstance(sketch, list) and len(sketch) >= 3:
+        return float(sketch[0]), float(sketch[len(sketch) // 2]), float(sketch[-2])
+    median = (baseline.get("metrics") or {}).get("latency_median_ms")
+    return (float(median),) * 3 if isinstance(median, (int, float)) else None
+
+
+def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
+    rows = []
+    for case in cases:
+        base = _baseline_spread(case)
+        cur = (_latency(case, "min"), _latency(case, "median"), _latency(case, "p99"))
+        if base is not None and None not in cur:
+            rows.append((case, base, cur))
+    if not rows:
+        return None
+    fig, ax = _figure()
+    fig.set_size_inches(FIGSIZE[0], max(2.4, 0.9 + 0.42 * len(rows)))
+    colours = {"baseline": OKABE_ITO[6], "current": OKABE_ITO[0], "regressed": OKABE_ITO[3]}
+    for y, (case, base, cur) in enumerate(rows):
+        for offset, values, name in ((0.17, base, "baseline"), (-0.17, cur, "current")):
+            colour = colours["regressed"] if name == "current" and case.label == "regressed" else colours[name]
+            lo, mid, hi = values
+            ax.errorbar(
+                [mid],
+                [y + offset],
+                xerr=[[mid - lo], [hi - mid]],
+                fmt="o" if name == "current" else "s",
+                color=colour,
+                capsize=3,
+                markersize=5,
+                label=name if y == 0 else None,
+            )
+        delta = case.delta("latency_median_ms")
+        if delta is not None:
+            ax.annotate(
+                f"{delta.change:+.1%}",
+                (max(base[2], cur[2]), y),
+                textcoords="offset points",
+                xytext=(6, -3),
+                fontsize=7,
+                color=colours["regressed"] if case.label == "regressed" else "#333333",
+            )
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_short(case.id, 34) for case, _, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("latency per batch (ms): marker median, whiskers min–p99")
+    ax.set_xlim(0, max(max(base[2], cur[2]) for _, base, cur in rows) * 1.18)  # room for the change labels
+    ax.set_title(f"{_short(model)}: baseline vs current per case", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    if any(case.label == "regressed" for case, _, _ in rows):
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], marker="o", color=colours["regressed"], linestyle=""))
+        labels.append("current (regressed)")
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(labels))
+    return fig
+
+
+def latency_distribution(case: CaseView) -> Any | None:
+    """Empirical CDF of this run's per-iteration latency against the baseline's quantile sketch."""
+    import numpy as np
+
+    samples = case.case.samples.get("latency_ms")
+    if not samples:
+        return None
+    fig, ax = _figure()
+    values = np.sort(np.asarray(samples, dtype=float))
+    ax.step(values, np.arange(1, values.size + 1) / values.size, where="post", color=OKABE_ITO[3], label="current")
+    sketch = (case.case.baseline or {}).get("latency_quantiles_ms")
+    if isinstance(sketch, list) and len(sketch) >= 2:
+        levels = np.linspace(0, 1, len(sketch))
+        ax.plot(sketch, levels, color=OKABE_ITO[6], marker="s", markersize=3, linewidth=1.2, label="baseline")
+    for name, key, style in (("current p50", "median", "-"), ("current p99", "p99", ":")):
+        value = _latency(case, key)
+        if value is not None:
+            ax.axvline(value, color=OKABE_ITO[3], linestyle=style, linewidth=0.8, alpha=0.8, label=name)
+    ax.set_xlabel("latency per batch (ms)")
+    ax.set_ylabel("fraction of iterations ≤ x")
+    ax.set_ylim(0, 1.02)
+    delta = case.worst_delta
+    change = f" ({delta.label} {delta.change:+.1%})" if delta else ""
+    ax.set_title(f"{_short(case.id, 50)}: latency distribution{change}", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+MODEL_PLOTS: tuple[tuple[str, str, Callable[[str, list[CaseView]], Any]], ...] = (
+    ("latency", "Latency vs batch size", latency_vs_batch),
+    ("throughput", "Throughput vs batch size", throughput_vs_batch),
+    ("tradeoff", "Throughput vs p99 latency", throughput_vs_latency),
+    ("speedup", "Speed-up vs fp32", speedup_vs_fp32),
+    ("baseline", "Baseline vs current", baseline_vs_current),
+)
+
+
+def render_plots(view: ReportView) -> tuple[list[Plot], list[str]]:
+    """Every plot the view supports, and the ids of regressed cases whose distribution was not drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    plots: list[Plot] = []
+    for model in view.models:
+        cases = view.model_cases(model)
+        model_slug = slug(model)
+        for kind, title, draw in MODEL_PLOTS:
+            fig = draw(model, cases)
+            if fig is not None:
+                plots.append(Plot(f"{model_slug}__{kind}.png", f"{title}: {model}", model, kind, _png(fig)))
+    shown = view.with_label("regressed", "ambiguous")
+    left_out = [c.id for c in shown[MAX_DISTRIBUTIONS:]]
+    for case in shown[:MAX_DISTRIBUTIONS]:
+        fig = latency_distribution(case)
+        if fig is not None:
+            plots.append(
+                Plot(
+                    f"{slug(case.id)}__distribution.png",
+                    f"Latency distribution: {case.id}",
+                    case.model,
+                    "distribution",
+                    _png(fig),
+                    case.id,
+                )
+            )
+    return plots, left_out

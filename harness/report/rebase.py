@@ -1,0 +1,108 @@
+"""``harness report --baseline``: show a run against another baseline than the one it was gated with.
+
+The baseline may be another run's results.json, a baseline file (``baselines/<key>/<suite>.json``) or a baseline
+directory (``baselines/``, the key taken from the results' environment). Each measured case gets that baseline's
+entry and a fresh verdict from :func:`harness.gate.judge` with the tolerances the case was gated with (10% when none
+were recorded). Nothing is measured again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results import SCHEMA as RESULTS_SCHEMA
+from harness.results import RunResults
+
+BASELINE_SCHEMA = "harness.baseline/1"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"--baseline {path}: no such file or directory") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"--baseline {path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+
+
+def load_entries(path: Path, results: RunResults) -> tuple[dict[tuple[str, str], dict[str, Any]], str]:
+    """Baseline entries by (suite, case id), and a one-line description of where they came from."""
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    if path.is_dir():
+        key = str(results.environment.get("key") or "")
+        folder = path / key if key and (path / key).is_dir() else path
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            keys = sorted(p.name for p in path.iterdir() if p.is_dir())
+            raise HarnessError(
+                f"--baseline {path}: no baseline files for key '{key}'"
+                + (f"; keys present: {', '.join(keys)}" if keys else "")
+                + "; pass the folder or file to compare with"
+            )
+        for file in files:
+            entries.update(_entries_of(file, _read_json(file)))
+        return entries, f"{folder} ({len(files)} file{'s' if len(files) != 1 else ''})"
+    data = _read_json(path)
+    entries.update(_entries_of(path, data))
+    return entries, str(path)
+
+
+def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema == BASELINE_SCHEMA:
+        suite = str(data.get("suite") or path.stem)
+        return {(suite, case_id): entry for case_id, entry in (data.get("cases") or {}).items()}
+    if schema == RESULTS_SCHEMA:
+        from harness.stats import compact_quantiles
+
+        out = {}
+        for case in RunResults.from_dict(data, str(path)).cases:
+            if not case.metrics:
+                continue
+            entry: dict[str, Any] = {"params": case.params, "metrics": case.metrics, "stats": case.stats}
+            if case.samples.get("latency_ms"):
+                entry["latency_quantiles_ms"] = compact_quantiles(case.samples["latency_ms"])
+            out[(str(case.params.get("suite", "")), case.id)] = entry
+        return out
+    raise HarnessError(
+        f"--baseline {path}: neither a results file ({RESULTS_SCHEMA}) nor a baseline file ({BASELINE_SCHEMA}) "
+        f"(found schema {schema!r})"
+    )
+
+
+def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
+    """A copy of ``results`` judged against the baseline at ``path``; the input is left unchanged."""
+    from harness.gate import judge
+
+    entries, description = load_entries(path, results)
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for (_suite, case_id), entry in entries.items():
+        by_id.setdefault(case_id, []).append(entry)
+    out = copy.deepcopy(results)
+    for case in out.cases:
+        if not case.metrics or case.status in ("skipped", "error"):
+            continue
+        suite = str(case.params.get("suite", ""))
+        entry = entries.get((suite, case.id))
+        if entry is None and len(by_id.get(case.id, [])) == 1:  # e.g. a results file from a renamed suite
+            entry = by_id[case.id][0]
+        tolerance = {c["metric"]: c["tolerance"] for c in case.comparisons if "tolerance" in c}
+        recorded = case.params.get("tolerance")
+        if isinstance(recorded, dict):
+            tolerance = {**recorded, **tolerance}
+        tolerance.setdefault("default", 0.10)
+        verdict = judge(case.id, case.metrics, (entry or {}).get("metrics"), tolerance)
+        was_regression = case.verdict == "regressed"
+        case.baseline = entry
+        case.verdict = verdict.verdict
+        case.comparisons = [c.to_dict() for c in verdict.comparisons]
+        case.message = verdict.message
+        if verdict.failed:
+            case.status = "failed"
+        elif case.status == "failed" and was_regression:
+            case.status = "passed"
+    return out, description

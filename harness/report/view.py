@@ -1,0 +1,435 @@
+"""What the reports show, computed once from result records: verdict labels, counts, table rows, deltas.
+
+The HTML page, the markdown summary and the plots all read this view, so a number (a delta, a speed-up, a count)
+is computed in one place and every report agrees with the others. The view reads only result records
+(:mod:`harness.results`); fields that other stages add later (accuracy, telemetry, trials) are shown when present
+and skipped when absent, so an older results file still renders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.metrics import METRICS, format_value
+from harness.results import CaseResult, RunResults
+
+# Display order: what a reviewer must act on first. "failed" is a case that errored (or failed for a reason other
+# than a regression, e.g. --strict-baselines or accuracy); "passed" is a measured case without a verdict.
+LABELS = ("regressed", "failed", "ambiguous", "missing", "improved", "unchanged", "new", "skipped", "passed")
+ALWAYS_COUNTED = ("regressed", "improved", "unchanged", "ambiguous", "new", "failed", "skipped")
+BAD_LABELS = frozenset({"regressed", "failed"})
+WARN_LABELS = frozenset({"ambiguous", "missing"})
+
+
+def label_of(case: CaseResult) -> str:
+    """The one word a report shows for a case: the gate's verdict, or what pytest made of it."""
+    if case.status == "skipped":
+        return "skipped"
+    if case.status == "error":
+        return "failed"
+    if case.status == "failed" and case.verdict not in ("regressed", "ambiguous"):
+        return "failed"
+    return case.verdict or ("passed" if case.status == "passed" else case.status)
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe, unique form of any text (model names may hold ``<``, ``/`` or spaces)."""
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "x"
+    return f"{base}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+
+
+@dataclass
+class Delta:
+    """One gated metric of one case against its baseline (from the gate's recorded comparison)."""
+
+    metric: str
+    label: str
+    current: float
+    baseline: float
+    change: float  # relative, +0.12 == 12 % higher than the baseline
+    tolerance: float
+    verdict: str
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else the gate recorded (p-value, interval...)
+
+    @property
+    def current_text(self) -> str:
+        return format_value(self.metric, self.current)
+
+    @property
+    def baseline_text(self) -> str:
+        return format_value(self.metric, self.baseline)
+
+    @property
+    def change_text(self) -> str:
+        return f"{self.change:+.1%}"
+
+    @property
+    def evidence(self) -> str:
+        """The gate's statistics when it recorded them: p-value, interval of the change, trials per side."""
+        parts = []
+        p_value, low, high = self.extra.get("p_value"), self.extra.get("ci_low"), self.extra.get("ci_high")
+        if isinstance(p_value, (int, float)):
+            parts.append(f"p={p_value:.3f}")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and abs(low) < 1e6 and abs(high) < 1e6:
+            parts.append(f"interval {low:+.1%}..{high:+.1%}")
+        trials = self.extra.get("trials")
+        if isinstance(trials, (list, tuple)) and len(trials) == 2 and trials != [1, 1] and tuple(trials) != (1, 1):
+            noun = "pairs" if self.extra.get("method") == "wilcoxon-paired" else "trials"
+            parts.append(f"{trials[0]} {noun}" if noun == "pairs" else f"{trials[0]} vs {trials[1]} trials")
+        return ", ".join(parts)
+
+    @property
+    def tolerance_text(self) -> str:
+        return f"{self.tolerance:.0%}" if self.tolerance == round(self.tolerance, 2) else f"{self.tolerance:.1%}"
+
+
+@dataclass
+class CaseView:
+    case: CaseResult
+    label: str
+    model: str
+    precision: str
+    batch_size: int | None
+    shape: str
+    suite: str
+    deltas: list[Delta]
+    speedup_vs_fp32: float | None
+    accuracy: str  # one short cell, "" when the record has none
+    accuracy_failed: bool
+
+    @property
+    def id(self) -> str:
+        return self.case.id
+
+    def metric(self, name: str) -> float | None:
+        value = self.case.metrics.get(name)
+        if value is None and name in ("build_time_ms", "engine_bytes"):
+            value = self.case.build.get(name)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    def delta(self, metric: str) -> Delta | None:
+        return next((d for d in self.deltas if d.metric == metric), None)
+
+    @property
+    def worst_delta(self) -> Delta | None:
+        """The gated comparison that moved most in the bad direction (what a regression line leads with)."""
+
+        def badness(d: Delta) -> float:
+            higher_better = METRICS[d.metric].higher_is_better if d.metric in METRICS else False
+            return -d.change if higher_better else d.change
+
+        return max(self.deltas, key=badness) if self.deltas else None
+
+    @property
+    def cache_hit(self) -> bool | None:
+        value = self.case.build.get("cache_hit")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def message_lines(self) -> list[str]:
+        return [line for line in (self.case.message or "").splitlines() if line.strip()]
+
+    @property
+    def reasons(self) -> list[str]:
+        """The message lines without the leading ``<case id>: `` that the gate and session put there."""
+        prefix = f"{self.id}: "
+        return [line.removeprefix(prefix) for line in self.message_lines]
+
+
+@dataclass
+class ReportView:
+    results: RunResults
+    cases: list[CaseView]
+    counts: dict[str, int]
+    baseline_source: str | None = None  # where the baseline came from, when not the recorded one
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.results.environment
+
+    @property
+    def total(self) -> int:
+        return len(self.cases)
+
+    @property
+    def failing(self) -> bool:
+        return any(self.counts.get(label, 0) for label in BAD_LABELS)
+
+    def with_label(self, *labels: str) -> list[CaseView]:
+        """Cases with any of these labels, in the order of ``labels`` (so regressed come before ambiguous)."""
+        return [c for label in labels for c in self.cases if c.label == label]
+
+    @property
+    def headline(self) -> str:
+        """One line: the verdict first, then the counts that matter."""
+        n = self.total
+        bad = [f"{self.counts[k]} {k}" for k in ("regressed", "failed") if self.counts.get(k)]
+        warn = [f"{self.counts[k]} {k}" for k in ("ambiguous", "missing") if self.counts.get(k)]
+        good = [f"{self.counts[k]} {k}" for k in ("improved", "new") if self.counts.get(k)]
+        if bad:
+            return f"FAIL: {', '.join(bad + warn)} of {n} case{'s' if n != 1 else ''}"
+        if not n:
+            return "NO CASES: the results file holds no case"
+        tail = f" ({', '.join(warn + good)})" if warn or good else ""
+        return f"PASS: no regression in {n} case{'s' if n != 1 else ''}{tail}"
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(c.model for c in self.cases))
+
+    def model_cases(self, model: str) -> list[CaseView]:
+        return [c for c in self.cases if c.model == model]
+
+    def environment_line(self) -> str:
+        return environment_line(self.environment)
+
+    def environment_rows(self) -> list[tuple[str, str]]:
+        return environment_rows(self.environment, self.cases)
+
+
+def build_view(results: RunResults, baseline_source: str | None = None) -> ReportView:
+    fp32 = _fp32_throughput(results.cases)
+    views = []
+    for case in results.cases:
+        params = case.params
+        accuracy_text, accuracy_failed = accuracy_cell(getattr(case, "accuracy", None))
+        views.append(
+            CaseView(
+                case=case,
+                label=label_of(case),
+                model=str(params.get("model", case.id)),
+                precision=str(params.get("precision", "")),
+                batch_size=params.get("batch_size") if isinstance(params.get("batch_size"), int) else None,
+                shape=str(params.get("shape") or ""),
+                suite=str(params.get("suite", "")),
+                deltas=[_delta(c) for c in case.comparisons if _is_comparison(c)],
+                speedup_vs_fp32=_speedup(case, fp32),
+                accuracy=accuracy_text,
+                accuracy_failed=accuracy_failed,
+            )
+        )
+    counts = {label: 0 for label in ALWAYS_COUNTED}
+    for view in views:
+        counts[view.label] = counts.get(view.label, 0) + 1
+    ordered = dict(sorted(counts.items(), key=lambda kv: LABELS.index(kv[0]) if kv[0] in LABELS else len(LABELS)))
+    return ReportView(results=results, cases=views, counts=ordered, baseline_source=baseline_source)
+
+
+def _is_comparison(data: Any) -> bool:
+    return isinstance(data, dict) and all(k in data for k in ("metric", "current", "baseline", "change"))
+
+
+def _delta(data: dict[str, Any]) -> Delta:
+    metric = str(data["metric"])
+    known = {"metric", "current", "baseline", "change", "tolerance", "verdict"}
+    return Delta(
+        metric=metric,
+        label=METRICS[metric].label if metric in METRICS else metric,
+        current=float(data["current"]),
+        baseline=float(data["baseline"]),
+        change=float(data["change"]),
+        tolerance=float(data.get("tolerance") or 0.0),
+        verdict=str(data.get("verdict", "")),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def _group_key(case: CaseResult) -> tuple[Any, ...]:
+    p = case.params
+    return (p.get("suite"), p.get("model"), p.get("batch_size"), p.get("shape"))
+
+
+def _fp32_throughput(cases: Iterable[CaseResult]) -> dict[tuple[Any, ...], float]:
+    out = {}
+    for case in cases:
+        value = case.metrics.get("throughput_sps")
+        if case.params.get("precision") == "fp32" and value:
+            out[_group_key(case)] = float(value)
+    return out
+
+
+def _speedup(case: CaseResult, fp32: dict[tuple[Any, ...], float]) -> float | None:
+    """Throughput relative to the fp32 case of the same model, batch and shape (recorded figure wins)."""
+    for name in ("speedup_vs_fp32", "speedup_vs_fp32_x"):
+        if isinstance(case.metrics.get(name), (int, float)):
+            return float(case.metrics[name])
+    reference = fp32.get(_group_key(case))
+    value = case.metrics.get("throughput_sps")
+    if reference and value:
+        return float(value) / reference
+    return None
+
+
+def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
+    """A short text for the table (worst output first) and whether any output failed its check."""
+    if not isinstance(accuracy, dict) or not accuracy:
+        return "", False
+    outputs = accuracy.get("outputs")
+    if isinstance(outputs, dict):
+        per_output = [v for v in outputs.values() if isinstance(v, dict)]
+    elif isinstance(outputs, list):
+        per_output = [v for v in outputs if isinstance(v, dict)]
+    else:
+        per_output = [accuracy]
+    failed = _failed(accuracy) or any(_failed(o) for o in per_output)
+    parts = []
+    cosines = [_num(o, "cosine", "cosine_similarity") for o in per_output]
+    cosines = [c for c in cosines if c is not None]
+    if cosines:
+        parts.append(f"cos {min(cosines):.4f}")
+    top1 = [_num(o, "top1_agreement", "top1", "top_1_agreement") for o in per_output]
+    top1 = [t for t in top1 if t is not None]
+    if top1:
+        parts.append(f"top-1 {min(top1):.1%}")
+    abs_err = [_num(o, "max_abs_error", "max_abs_err", "max_abs") for o in per_output]
+    abs_err = [e for e in abs_err if e is not None]
+    if abs_err:
+        parts.append(f"abs {max(abs_err):.2g}")
+    rel_err = [_num(o, "max_rel_error", "max_rel_err", "max_rel") for o in per_output]
+    rel_err = [e for e in rel_err if e is not None]
+    if rel_err and not abs_err:
+        parts.append(f"rel {max(rel_err):.2g}")
+    verdict = "FAIL" if failed else ("pass" if parts or "passed" in accuracy else "")
+    text = " ".join(p for p in [verdict, *parts] if p)
+    return text, failed
+
+
+def _failed(data: dict[str, Any]) -> bool:
+    if data.get("passed") is False or data.get("pass") is False:
+        return True
+    return str(data.get("verdict", data.get("status", ""))).lower() in ("fail", "failed")
+
+
+def _num(data: dict[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def environment_line(env: dict[str, Any]) -> str:
+    """The environment in one line: backend, hardware, commit, date."""
+    backend = env.get("backend") or {}
+    cpu = env.get("cpu") or {}
+    gpus = env.get("gpus") or []
+    hardware = gpus[0].get("name", "GPU") if env.get("uses_gpu") and gpus else f"{cpu.get('model', 'unknown CPU')}"
+    if not (env.get("uses_gpu") and gpus) and cpu.get("count"):
+        hardware += f" ({cpu['count']} CPUs)"
+    elif gpus and env.get("uses_gpu"):
+        hardware += f", driver {gpus[0].get('driver', '?')}"
+    commit = env.get("commit") or {}
+    parts = [f"{backend.get('name', '?')} {backend.get('version', '')}".strip(), hardware]
+    if commit.get("id"):
+        parts.append(
+            f"commit {str(commit['id'])[:10]}{' (dirty)' if commit.get('dirty') else ''}"
+            + (f" on {commit['branch']}" if commit.get("branch") else "")
+        )
+    if env.get("date"):
+        parts.append(str(env["date"]))
+    if env.get("key"):
+        parts.append(f"key {env['key']}")
+    return " · ".join(parts)
+
+
+def environment_rows(env: dict[str, Any], cases: list[CaseView] | None = None) -> list[tuple[str, str]]:
+    """Label / value pairs for the report header; only facts that are present."""
+    rows: list[tuple[str, str]] = []
+    backend = env.get("backend") or {}
+    if backend:
+        settings = backend.get("settings") or {}
+        text = f"{backend.get('name', '?')} {backend.get('version', '')}".strip()
+        if settings:
+            text += " (" + ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) + ")"
+        rows.append(("Backend", text))
+    for gpu in env.get("gpus") or []:
+        facts = [
+            gpu.get("name", "GPU"),
+            f"driver {gpu['driver']}" if gpu.get("driver") else "",
+            f"CUDA {gpu['cuda_driver']}" if gpu.get("cuda_driver") else "",
+            f"sm {gpu['compute_capability']}" if gpu.get("compute_capability") else "",
+            f"{gpu['memory_bytes'] / 2**30:.0f} GiB" if isinstance(gpu.get("memory_bytes"), (int, float)) else "",
+        ]
+        rows.append((f"GPU {gpu.get('index', '')}".strip(), ", ".join(f for f in facts if f)))
+    cpu = env.get("cpu") or {}
+    if cpu:
+        rows.append(
+            ("CPU", f"{cpu.get('model', '?')}, {cpu.get('count', '?')} CPUs, {cpu.get('arch', '')}".strip(", "))
+        )
+    for key, label in (("os", "OS"), ("python", "Python"), ("harness_version", "Harness"), ("hostname", "Host")):
+        if env.get(key):
+            rows.append((label, str(env[key])))
+    commit = env.get("commit") or {}
+    if commit.get("id"):
+        text = str(commit["id"]) + (" (dirty)" if commit.get("dirty") else "")
+        if commit.get("branch"):
+            text += f" on {commit['branch']}"
+        rows.append(("Commit", text))
+    if env.get("date"):
+        rows.append(("Date", str(env["date"])))
+    if env.get("key"):
+        rows.append(("Baseline key", str(env["key"])))
+    notes = clock_notes(env, cases or [])
+    rows.append(("Clocks", "; ".join(notes) if notes else "no throttling or clock notes recorded"))
+    return rows
+
+
+def clock_notes(env: dict[str, Any], cases: list[CaseView]) -> list[str]:
+    """Clock and throttling facts from GPU telemetry and measurement warnings, one line per distinct note."""
+    notes: list[str] = []
+    for key in ("clocks", "telemetry"):
+        value = env.get(key)
+        if isinstance(value, dict) and value:
+            notes.append(", ".join(f"{k}={v}" for k, v in sorted(value.items()) if not isinstance(v, (dict, list))))
+    throttled: dict[str, list[str]] = {}
+    for view in cases:
+        telemetry = getattr(view.case, "telemetry", None)
+        if isinstance(telemetry, dict):
+            for reason in _throttle_reasons(telemetry):
+                throttled.setdefault(reason, []).append(view.id)
+        for warning in view.case.warnings:
+            if "throttl" in warning.lower() or "clock" in warning.lower():
+                throttled.setdefault(warning, []).append(view.id)
+    for reason, ids in throttled.items():
+        shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+        notes.append(f"{reason} ({shown})")
+    return [n for n in notes if n]
+
+
+def _throttle_reasons(telemetry: dict[str, Any]) -> list[str]:
+    reasons: list[str] = []
+    for key, value in telemetry.items():
+        if "throttl" not in key.lower():
+            continue
+        if isinstance(value, (list, tuple)):
+            reasons.extend(f"throttled: {v}" for v in value if v)
+        elif isinstance(value, dict):
+            reasons.extend(f"throttled: {k}" for k, v in value.items() if v)
+        elif value:
+            reasons.append(f"throttled: {value}" if isinstance(value, str) else f"{key} seen")
+    return reasons
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with sensible digits: 0.0123, 4.56, 87.0, 301.7."""
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value:.4f}"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def sps(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def size(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 2**20:
+        return f"{value / 2**20:.1f} MiB"
+    return f"{value / 2**10:.0f} KiB" if value >= 2**10 else f"{value:.0f} B"
