@@ -52,7 +52,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="build (or fetch from the engine cache) every engine and gate build time and engine size; "
         "measure nothing (CI without a GPU)",
     )
-    group.addoption("--report-dir", default=None, metavar="DIR", help="where results.json goes (default: reports/)")
+    group.addoption(
+        "--report-dir",
+        default=None,
+        metavar="DIR",
+        help="where results.json and the reports (report.html, plots/, summary.md, benchmark.json) go "
+        "(default: reports/)",
+    )
+    group.addoption(
+        "--no-reports", action="store_true", help="write results.json only, no report.html, plots or summaries"
+    )
     group.addoption(
         "--harness-cache",
         default=None,
@@ -303,6 +312,26 @@ def harness_check(harness_session: HarnessSession) -> Any:
     return check
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the reports next to results.json; on GitHub Actions append summary.md to $GITHUB_STEP_SUMMARY."""
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    hsession = state.get("session") if state else None
+    if hsession is None or hsession.results is None or not hsession.results.cases:
+        return
+    if hasattr(config, "workerinput") or config.getoption("no_reports"):
+        return  # an xdist worker: the controller reports on the merged results
+    from harness.report import append_step_summary, write_reports
+
+    try:
+        files = write_reports(hsession.results, hsession.results_path.parent, source=str(hsession.results_path))
+        append_step_summary(files.summary)
+    except Exception as exc:  # a broken report must not hide the benchmark outcome; it is shown in the summary
+        state["report_error"] = f"{type(exc).__name__}: {exc}"
+    else:
+        state["report"] = files
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash[_STATE]["session"] if _STATE in config.stash else None
     if session is None or session.results is None or not session.results.cases:
@@ -313,6 +342,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in summary_lines(session.results):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"results: {session.results_path}")
+    state = config.stash[_STATE]
+    if state.get("report") is not None:
+        terminalreporter.write_line(f"report: {state['report'].html} (summary.md, benchmark.json, plots/ beside it)")
+    if state.get("report_error"):
+        terminalreporter.write_line(f"report: not written: {state['report_error']}", red=True)
     if session.config.update_baselines:
         terminalreporter.write_line(
             f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}"
