@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import sys
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -373,17 +374,19 @@ def prepare_torch(spec: ModelSpec, cache_dir: Path) -> PreparedModel:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            torch.onnx.export(
-                net,
-                args,
-                str(tmp),
-                input_names=names,
-                output_names=output_names,
-                dynamic_axes={n: {0: BATCH_DIM} for n in [*names, *output_names]},
-                opset_version=TORCH_EXPORT_OPSET,
-                dynamo=False,  # the TorchScript exporter: no onnxscript needed, dynamic_axes names the batch dim
-                external_data=False,
-            )
+            with warnings.catch_warnings():  # the TorchScript exporter announces its future removal on every call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.onnx.export(
+                    net,
+                    args,
+                    str(tmp),
+                    input_names=names,
+                    output_names=output_names,
+                    dynamic_axes={n: {0: BATCH_DIM} for n in [*names, *output_names]},
+                    opset_version=TORCH_EXPORT_OPSET,
+                    dynamo=False,  # the TorchScript exporter: no onnxscript needed, dynamic_axes names the batch dim
+                    external_data=False,
+                )
             os.replace(tmp, target)
         except Exception as exc:
             raise HarnessError(

@@ -1,0 +1,270 @@
+"""Fidelity of the harness's GPU timing, on a real GPU (not collected by pytest; run it as a script).
+
+1. GPU time of a workload of known cost (chains of fp16 matrix products, FLOPs known), as the harness reports it
+   (torch backend runner -> harness.measure, CUDA events through harness.cuda) against a bare CUDA-event loop around
+   the same work written with torch.cuda.Event alone. Target: within 1 %.
+2. Host overhead per inference, with and without CUDA graphs: median host latency measured by harness.measure
+   minus median GPU time, and the median enqueue time (host time to submit one inference). Target with graphs:
+   <= 5 us.
+3. Between-run spread of a suite: given two or more results.json files of the same suite on the same machine,
+   the relative spread of each case's median GPU time and median latency (``--spread A.json B.json``).
+
+    PYTHONPATH=. python3 benchmarks/perf/gpu_fidelity.py --out reports/fidelity.json
+    PYTHONPATH=. python3 benchmarks/perf/gpu_fidelity.py --spread run1/results.json run2/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from harness.backends.base import get_backend  # noqa: E402
+from harness.measure import measure  # noqa: E402
+from harness.spec import MeasureSpec, load_suite  # noqa: E402
+
+SPEC = MeasureSpec(warmup_ms=300, min_duration_ms=1500, min_iterations=200)
+BARE_ITERATIONS = 400
+
+
+# -- workloads of known cost -----------------------------------------------------------------------------------------
+def gemm_chain(n: int, count: int) -> Any:
+    """``count`` products of [n, n] x [n, n]: 2 n^3 count FLOPs per inference (batch dimension = rows = n)."""
+    import torch
+
+    class Chain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(n, n) / n**0.5)  # keeps values O(1) in fp16
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(count):
+                x = x @ self.w
+            return x
+
+    return Chain(), {"x": torch.randn(1, n)}
+
+
+def gemm_small() -> Any:
+    return gemm_chain(2048, 8)
+
+
+def gemm_large() -> Any:
+    return gemm_chain(8192, 4)
+
+
+WORKLOADS = {"gemm_small": (2048, 8), "gemm_large": (8192, 4)}
+
+
+def _cases(tmp: Path) -> dict[str, Any]:
+    """Cases for this script's factories and the zoo's, through the suite loader (as a user would give them)."""
+    suite = tmp / "fidelity.yaml"
+    suite.write_text(
+        textwrap.dedent(
+            """
+            suite: fidelity
+            models:
+              - {name: gemm_small, torch: 'benchmarks.perf.gpu_fidelity:gemm_small', batch_sizes: [2048]}
+              - {name: gemm_large, torch: 'benchmarks.perf.gpu_fidelity:gemm_large', batch_sizes: [8192]}
+              - {name: encoder_tiny, torch: 'benchmarks.models.torch_zoo:encoder_tiny', batch_sizes: [1]}
+              - {name: resnet50, torch: 'benchmarks.models.torch_zoo:resnet50', batch_sizes: [1]}
+            precisions: [fp16]
+            """
+        )
+    )
+    return {c.model.name: c for c in load_suite(suite).cases()}
+
+
+def _feeds(name: str, batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    if name in WORKLOADS:
+        n = WORKLOADS[name][0]
+        return {"x": rng.standard_normal((batch, n)).astype(np.float32)}
+    if name == "encoder_tiny":
+        return {"tokens": rng.integers(0, 100, (batch, 16)).astype(np.int64)}
+    return {"images": rng.random((batch, 3, 224, 224), dtype=np.float32)}
+
+
+def harness_timing(case: Any, mode: str) -> dict[str, float]:
+    """Median GPU time, host latency and enqueue time as the harness measures them (ms)."""
+    engine = get_backend("torch", {"mode": mode}).build(None, case)  # type: ignore[arg-type]
+    runner = engine.runner(_feeds(case.model.name, case.batch_size))
+    try:
+        m = measure(runner, SPEC, case.batch_size, uses_gpu=True)
+    finally:
+        runner.close()
+    return {
+        "gpu_ms": float(np.median(m.extra_ms["gpu_compute_ms"])),
+        "latency_ms": float(np.median(m.latency_ms)),
+        "enqueue_ms": float(np.median(m.extra_ms["enqueue_ms"])),
+        "iterations": m.iterations,
+        "telemetry_flagged": bool(m.telemetry.get("flagged")),
+        "sm_clock_mhz": (m.telemetry.get("sm_clock_mhz") or {}).get("median", 0.0),
+    }
+
+
+def bare_timing(case: Any, mode: str) -> float:
+    """Median GPU time of the same work in a plain torch.cuda.Event loop (ms): no harness code involved."""
+    import torch
+
+    from harness.models import load_torch_factory
+
+    net, _ = load_torch_factory(case.model.location)
+    net = net.cuda().half()
+    feeds = _feeds(case.model.name, case.batch_size)
+    x = [torch.from_numpy(v).cuda() for v in feeds.values()]
+    x = [t.half() if t.is_floating_point() else t for t in x]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    with torch.inference_mode(), torch.cuda.stream(stream):
+        for _ in range(5):
+            net(*x)
+        run = lambda: net(*x)  # noqa: E731
+        if mode == "graphs":
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=stream):
+                net(*x)
+            run = graph.replay
+        for _ in range(50):
+            run()
+        for _ in range(BARE_ITERATIONS):
+            start.record(stream)
+            run()
+            end.record(stream)
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    return float(np.median(times))
+
+
+def fidelity(tmp: Path) -> dict[str, Any]:
+    cases = _cases(tmp)
+    out: dict[str, Any] = {"known_cost": [], "host_overhead": []}
+    for name in ("gemm_small", "gemm_large"):
+        n, count = WORKLOADS[name]
+        flops = 2.0 * n**3 * count
+        for mode in ("graphs", "eager"):
+            h = harness_timing(cases[name], mode)
+            bare = bare_timing(cases[name], mode)
+            row = {
+                "workload": f"{name} ({count} x {n}^3 fp16 matmuls, {flops / 1e9:.0f} GFLOP)",
+                "mode": mode,
+                "harness_gpu_ms": h["gpu_ms"],
+                "bare_gpu_ms": bare,
+                "difference_pct": 100 * (h["gpu_ms"] - bare) / bare,
+                "tflops": flops / (h["gpu_ms"] / 1e3) / 1e12,
+                "sm_clock_mhz": h["sm_clock_mhz"],
+                "telemetry_flagged": h["telemetry_flagged"],
+            }
+            out["known_cost"].append(row)
+            print(json.dumps(row), flush=True)
+    for name in ("encoder_tiny", "resnet50", "gemm_small"):
+        for mode in ("graphs", "eager"):
+            h = harness_timing(cases[name], mode)
+            row = {
+                "model": f"{name} b{cases[name].batch_size} fp16",
+                "mode": mode,
+                "gpu_ms": h["gpu_ms"],
+                "latency_ms": h["latency_ms"],
+                "host_overhead_us": 1e3 * (h["latency_ms"] - h["gpu_ms"]),
+                "enqueue_us": 1e3 * h["enqueue_ms"],
+            }
+            out["host_overhead"].append(row)
+            print(json.dumps(row), flush=True)
+    return out
+
+
+# -- between-run spread ----------------------------------------------------------------------------------------------
+def spread(paths: list[Path]) -> dict[str, Any]:
+    runs = [json.loads(p.read_text()) for p in paths]
+    per_case: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for case in run["cases"]:
+            if case.get("status") != "passed" or not case.get("metrics"):
+                continue
+            entry = per_case.setdefault(case["id"], {"latency_median_ms": [], "gpu_compute_median_ms": []})
+            entry["latency_median_ms"].append(case["metrics"]["latency_median_ms"])
+            if "gpu_compute_ms" in case.get("stats", {}):
+                entry["gpu_compute_median_ms"].append(case["stats"]["gpu_compute_ms"]["median"])
+    rows = []
+    for case_id, series in per_case.items():
+        row: dict[str, Any] = {"case": case_id}
+        for name, values in series.items():
+            if len(values) == len(runs) and len(values) > 1:
+                row[f"{name}_spread_pct"] = 100 * (max(values) - min(values)) / float(np.mean(values))
+        rows.append(row)
+    summary: dict[str, Any] = {"runs": [str(p) for p in paths], "cases": rows}
+    for key in ("latency_median_ms_spread_pct", "gpu_compute_median_ms_spread_pct"):
+        values = [r[key] for r in rows if key in r]
+        if values:
+            summary[key] = {"median": float(np.median(values)), "max": float(np.max(values)), "cases": len(values)}
+    return summary
+
+
+def _table(result: dict[str, Any]) -> str:
+    lines = []
+    if "known_cost" in result:
+        lines.append("known-cost workload: harness GPU time vs bare CUDA-event loop")
+        lines.append(f"{'workload':<52} {'mode':<7} {'harness ms':>10} {'bare ms':>9} {'diff':>8} {'TFLOP/s':>8}")
+        for r in result["known_cost"]:
+            lines.append(
+                f"{r['workload']:<52} {r['mode']:<7} {r['harness_gpu_ms']:>10.4f} {r['bare_gpu_ms']:>9.4f} "
+                f"{r['difference_pct']:>+7.2f}% {r['tflops']:>8.1f}"
+            )
+        lines.append("host overhead per inference (median host latency - median GPU time) and enqueue time")
+        head = f"{'model':<24} {'mode':<7} {'GPU ms':>8} {'latency ms':>10} {'overhead us':>11} {'enqueue us':>10}"
+        lines.append(head)
+        for r in result["host_overhead"]:
+            lines.append(
+                f"{r['model']:<24} {r['mode']:<7} {r['gpu_ms']:>8.4f} {r['latency_ms']:>10.4f} "
+                f"{r['host_overhead_us']:>11.1f} {r['enqueue_us']:>10.1f}"
+            )
+    if "spread" in result:
+        s = result["spread"]
+        for key in ("gpu_compute_median_ms_spread_pct", "latency_median_ms_spread_pct"):
+            if key in s:
+                lines.append(
+                    f"between-run spread of {key.removesuffix('_spread_pct')} over {s[key]['cases']} cases and "
+                    f"{len(s['runs'])} runs: median {s[key]['median']:.2f}%, max {s[key]['max']:.2f}%"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--spread", type=Path, nargs="+", metavar="RESULTS", help="only compute between-run spread")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.spread:
+        result["spread"] = spread(args.spread)
+    else:
+        import tempfile
+
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA GPU: the fidelity benchmark needs one", file=sys.stderr)
+            return 2
+        result["device"] = torch.cuda.get_device_name(0)
+        result["torch"] = torch.__version__
+        with tempfile.TemporaryDirectory() as tmp:
+            result.update(fidelity(Path(tmp)))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
