@@ -92,4 +92,12 @@ def baseline_entry(result: CaseResult, environment: dict[str, Any]) -> dict[str,
     latency = result.samples.get("latency_ms")
     if latency:
         entry["latency_quantiles_ms"] = compact_quantiles(latency)
+    accuracy = getattr(result, "accuracy", None)
+    if accuracy and accuracy.get("outputs"):
+        # What a later run's accuracy is checked against (harness.accuracy.check: cosine, top-1, mismatch).
+        keep = ("cosine_similarity", "top1_agreement", "mismatch_fraction", "max_abs_error", "error_quantile")
+        entry["accuracy"] = {
+            "reference": accuracy.get("reference"),
+            "outputs": {name: {k: out.get(k) for k in keep} for name, out in accuracy["outputs"].items()},
+        }
     return entry

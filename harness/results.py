@@ -37,6 +37,10 @@ class CaseResult:
     warnings: list[str] = field(default_factory=list)
     telemetry: dict[str, Any] = field(default_factory=dict)  # harness.telemetry record ('unavailable' without NVML)
     duration_s: float = 0.0  # wall time the whole case took, build included
+    # The precision recipe's typed model (harness.recipes.TypedModel.record: size_bytes, conversion_time_ms, ...)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    # Outputs vs the fp32 reference (harness.accuracy.summary, plus "failures"); None for fp32 or unmeasured cases
+    accuracy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +71,7 @@ class RunResults:
             "suites": self.suites,
             "runs": self.runs,
             "cases": [c.to_dict() for c in self.cases],
+            "speedups": speedups(self.cases),
         }
 
     def write(self, path: Path) -> None:
@@ -107,4 +112,45 @@ class RunResults:
             row.update({k: v for k, v in case.params.items() if not isinstance(v, (dict, list))})
             row.update(case.metrics)
             rows.append(row)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        by_id = {s["id"]: s["speedup_vs_fp32"] for s in speedups(self.cases)}
+        if by_id and not frame.empty:
+            frame["speedup_vs_fp32"] = frame["id"].map(by_id)
+        return frame
+
+
+def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
+    """Speed-up of every measured non-fp32 case over the fp32 case of the same model, batch size and shape set.
+
+    ``speedup_vs_fp32`` = fp32 median latency / this case's median latency (2.0: twice as fast), from the same run.
+    """
+
+    def group(case: CaseResult) -> tuple[Any, ...]:
+        p = case.params
+        return (p.get("suite"), p.get("model"), p.get("batch_size"), p.get("shape"), p.get("workspace_bytes"))
+
+    fp32 = {
+        group(c): c
+        for c in cases
+        if c.params.get("precision") == "fp32" and c.metrics.get("latency_median_ms") and c.status != "error"
+    }
+    out = []
+    for case in cases:
+        ref = fp32.get(group(case))
+        latency = case.metrics.get("latency_median_ms")
+        if case.params.get("precision") == "fp32" or ref is None or not latency:
+            continue
+        out.append(
+            {
+                "id": case.id,
+                "model": case.params.get("model"),
+                "batch_size": case.params.get("batch_size"),
+                "shape": case.params.get("shape"),
+                "precision": case.params.get("precision"),
+                "fp32_id": ref.id,
+                "latency_median_ms": latency,
+                "fp32_latency_median_ms": ref.metrics["latency_median_ms"],
+                "speedup_vs_fp32": ref.metrics["latency_median_ms"] / latency,
+            }
+        )
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import precision
 from harness.backends.base import Backend, get_backend
 from harness.baseline import BaselineStore
 from harness.environment import fingerprint
@@ -63,7 +64,7 @@ class HarnessSession:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self._backends: dict[str, Backend] = {}
-        self._models: dict[tuple[str, str], PreparedModel] = {}
+        self._models: dict[tuple[str, ...], PreparedModel] = {}
         self._stores: dict[str, BaselineStore] = {}
         self.results: RunResults | None = None
         self.results_path = Path(config.report_dir) / "results.json"
@@ -118,6 +119,7 @@ class HarnessSession:
                     self._decide(result)
                     return self._finish(case, result, started)
                 self._measure_case(case, engine, feeds, result)
+                self._check_accuracy(case, env, engine, feeds, result)
                 verdict = self._gate_case(case, env, result)
                 if verdict is not None and self._needs_confirmation(verdict):
                     self._confirm_case(case, engine, feeds, env, result, verdict)
@@ -157,6 +159,7 @@ class HarnessSession:
         """Prepare the model, generate its inputs and build the engine (recorded in ``result.build``)."""
         model = self.prepared(case)
         feeds = generate_inputs(model, case)
+        model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
         engine = backend.build(model, case)
         result.build = {
             "build_time_ms": engine.build.build_time_ms,
@@ -292,6 +295,13 @@ class HarnessSession:
             **{k: v for k, v in again.facts().items() if k in ("trials", "iterations", "wall_ms")},
         }
 
+    def _check_accuracy(
+        self, case: Case, env: dict[str, Any], engine: Any, feeds: dict[str, Any], result: CaseResult
+    ) -> None:
+        """Typed outputs vs the fp32 reference (harness.precision); failures are applied by :meth:`_decide`."""
+        entry = self.store(env["key"]).entry(case.suite.name, case.id)
+        precision.check_accuracy(self, case, engine, feeds, result, entry)
+
     def _decide(self, result: CaseResult) -> None:
         """The pytest outcome of a measured case (the gate's verdict, the run's options)."""
         if self.config.update_baselines:
@@ -301,11 +311,13 @@ class HarnessSession:
         elif result.verdict == "ambiguous" and self.config.fail_on_ambiguous:
             result.status = "failed"
             result.message += "\n(--fail-on-ambiguous: an ambiguous verdict fails)"
+        precision.apply_failures(result)  # past its accuracy tolerance: failed whatever the speed verdict
 
     def prepared(self, case: Case) -> PreparedModel:
-        key = (case.model.source, case.model.location)
+        key = (case.model.source, case.model.location, getattr(case.model, "weights", None) or "")
         if key not in self._models:
-            self._models[key] = prepare(case.model, Path(self.config.cache_dir))
+            model = prepare(case.model, Path(self.config.cache_dir))
+            self._models[key] = precision.with_weights(model, case, Path(self.config.cache_dir))
         return self._models[key]
 
     # -- persistence ------------------------------------------------------------------------------------------

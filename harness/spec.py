@@ -33,6 +33,10 @@ SUITE_KEYS = (
     "measure",
     "backends",
     "workspaces",
+    "calibration",
+    "recipes",
+    "accuracy",
+    "reference_backend",
 )
 MODEL_KEYS = (
     "name",
@@ -45,6 +49,10 @@ MODEL_KEYS = (
     "shapes",
     "tolerance",
     "workspaces",
+    "weights",
+    "calibration",
+    "recipes",
+    "accuracy",
 )
 MODEL_SOURCES = ("path", "onnx_zoo", "torch")  # torch: "package.module:factory" (harness.models.torch_factory)
 INPUT_KEYS = ("shape", "dtype", "range")
@@ -85,6 +93,12 @@ class ModelSpec:
     tolerance: dict[str, float]  # metric name (or "default") -> allowed relative change, 0.10 == 10%
     # Memory-pool (workspace) limits in bytes to sweep, an axis like batch size; empty: the backend's setting.
     workspaces: tuple[int, ...] = ()
+    # Precision recipes (harness.recipes.config): "random:SEED" replaces constant placeholder weights; calibration
+    # for int8/fp8; recipe options and accuracy tolerance overrides per precision.
+    weights: str | None = None
+    calibration: Any = None  # harness.recipes.config.CalibrationSpec
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class Suite:
     models: tuple[ModelSpec, ...]
     measure: MeasureSpec
     backends: dict[str, dict[str, Any]]  # backend name -> options for that backend
+    reference_backend: str | None = None  # where the fp32 accuracy reference runs; None: the case's backend
 
     def cases(self) -> list[Case]:
         """Expand the matrix in a stable order: model, precision, batch size, shape set, workspace."""
@@ -207,6 +222,10 @@ class _Validator:
         self.workspaces = self.workspace_sizes(data.get("workspaces", []), "workspaces")
         measure = self.measure(data.get("measure", {}))
         backends = self.backends(data.get("backends", {}))
+        self.recipe_defaults = self.recipe_keys(data, "(top)", {})
+        reference_backend = data.get("reference_backend")
+        if reference_backend is not None and not isinstance(reference_backend, str):
+            raise self.fail("reference_backend", "expected a backend name such as onnxruntime")
         raw_models = data.get("models")
         if not isinstance(raw_models, list) or not raw_models:
             raise self.fail("models", "list at least one model (with 'name' and 'path' or 'onnx_zoo')")
@@ -224,6 +243,7 @@ class _Validator:
             models=tuple(models),
             measure=measure,
             backends=backends,
+            reference_backend=reference_backend,
         )
         if not suite.cases():
             raise self.fail("models", "the matrix is empty; give each model at least one precision and batch size")
@@ -299,7 +319,34 @@ class _Validator:
             workspaces=self.workspace_sizes(raw["workspaces"], _join(key, "workspaces"))
             if "workspaces" in raw
             else getattr(self, "workspaces", ()),
+            **self.recipe_keys(raw, key, getattr(self, "recipe_defaults", {})),
         )
+
+    def recipe_keys(self, raw: dict[str, Any], key: str, inherited: dict[str, Any]) -> dict[str, Any]:
+        """weights / calibration / recipes / accuracy of a model (or the suite's defaults), validated."""
+        from harness.accuracy import parse_tolerances
+        from harness.errors import HarnessError
+        from harness.recipes.config import parse_calibration, parse_recipes, parse_weights
+
+        out = dict(inherited)
+        if "weights" in raw:
+            out["weights"] = parse_weights(raw["weights"], _join(key, "weights"), self.fail)
+        if "calibration" in raw:
+            out["calibration"] = parse_calibration(
+                raw["calibration"], _join(key, "calibration"), self.path.parent, out.get("calibration"), self.fail
+            )
+        if "recipes" in raw:
+            out["recipes"] = parse_recipes(raw["recipes"], _join(key, "recipes"), out.get("recipes", {}), self.fail)
+        if "accuracy" in raw:
+            try:
+                given = parse_tolerances(raw["accuracy"], _join(key, "accuracy"))
+            except HarnessError as exc:
+                raise SuiteError(f"{self.path}: {exc}") from None
+            merged = {p: dict(v) for p, v in out.get("accuracy", {}).items()}
+            for precision, values in given.items():
+                merged.setdefault(precision, {}).update(values)
+            out["accuracy"] = merged
+        return out
 
     def workspace_sizes(self, raw: Any, key: str) -> tuple[int, ...]:
         """``[256M, 1G]``: memory-pool limits to sweep (binary units), e.g. to find where speed stops improving."""

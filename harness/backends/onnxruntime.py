@@ -8,7 +8,7 @@ numbers depend on the runner's core count and on whatever else the machine is do
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,7 +37,15 @@ def create(options: dict[str, Any]) -> OnnxRuntimeBackend:
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    precisions = frozenset({"fp32"})
+    # fp16 and int8 run the recipe's typed model for real (int8 through ORT's Q/DQ -> integer kernel fusion; fp16
+    # where the EP has fp16 kernels, elsewhere through the Casts ORT inserts: slower on most CPUs, a true result).
+    precisions = frozenset({"fp32", "fp16", "int8"})
+    precision_notes: ClassVar[dict[str, str]] = {
+        "bf16": "onnxruntime's CPU execution provider has no bf16 kernels for Conv/Gemm; bf16 runs on TensorRT",
+        "fp8": "onnxruntime has no fp8 compute kernels: an fp8 Q/DQ model would run dequantized in fp32, so a "
+        "speed number would be meaningless; fp8 runs on TensorRT (Hopper or newer)",
+        "tf32": "tf32 is a GPU math mode (TensorRT, PyTorch); onnxruntime's CPU provider has no such setting",
+    }
 
     def __init__(
         self,
@@ -78,7 +86,8 @@ class OnnxRuntimeBackend:
 
     def build(self, model: PreparedModel, case: Case) -> OnnxRuntimeEngine:
         if case.precision not in self.precisions:
-            raise CaseSkipped(f"onnxruntime cannot run {case.precision} here (it runs {sorted(self.precisions)})")
+            reason = self.precision_notes.get(case.precision, f"it runs {sorted(self.precisions)}")
+            raise CaseSkipped(f"onnxruntime cannot run {case.precision}: {reason}")
         ort = self._ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads

@@ -1,0 +1,97 @@
+"""fp16 and bf16 recipes: weights and compute in 16-bit floats, graph inputs/outputs kept fp32 by default.
+
+The conversion is onnxruntime's maintained converter (``onnxruntime.transformers.float16``): it retypes tensors and
+initializers, inserts the Casts around blocked ops and, with ``keep_io_types``, at the graph boundary. Ops that lose
+accuracy in 16 bits (softmax, normalizations, reductions, exp/log/pow) stay fp32 through the block list. bf16 is the
+same graph with the 16-bit type switched to bfloat16: the converter makes the placement decisions, and the weights
+are rounded from their fp32 values (not from the fp16 ones) with ml_dtypes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+# Numerically sensitive ops kept in fp32 by default, on top of onnxruntime's own block list.
+SENSITIVE_OPS = (
+    "Softmax",
+    "LogSoftmax",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+    "Erf",
+    "Softplus",
+)
+
+FLOAT_OPTIONS = {"keep_io_types": bool, "block_ops": list, "block_nodes": list}
+
+
+def to_float16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelProto:
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(options.get("block_ops", SENSITIVE_OPS)))
+    return convert_float_to_float16(
+        model,
+        keep_io_types=bool(options.get("keep_io_types", True)),
+        op_block_list=block_ops,
+        node_block_list=list(options.get("block_nodes", [])),
+        disable_shape_infer=False,
+    )
+
+
+def to_bfloat16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelProto:
+    """The fp16 graph with every float16 type, Cast and initializer switched to bfloat16."""
+    import ml_dtypes
+
+    graph = model.graph
+    fp32_weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == TensorProto.FLOAT}
+    converted = to_float16(model, options)
+    for graph in _graphs(converted.graph):
+        for init in graph.initializer:
+            if init.data_type == TensorProto.FLOAT16:
+                source = fp32_weights.get(init.name)
+                values = source if source is not None else numpy_helper.to_array(init).astype(np.float32)
+                init.CopyFrom(_bf16_tensor(values.astype(ml_dtypes.bfloat16), init.name))
+        for node in graph.node:
+            for attr in node.attribute:
+                if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
+                    attr.i = TensorProto.BFLOAT16
+                if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT16:
+                    values = numpy_helper.to_array(attr.t).astype(np.float32).astype(ml_dtypes.bfloat16)
+                    attr.t.CopyFrom(_bf16_tensor(values, attr.t.name))
+        for value_info in [*graph.input, *graph.output, *graph.value_info]:
+            if value_info.type.tensor_type.elem_type == TensorProto.FLOAT16:
+                value_info.type.tensor_type.elem_type = TensorProto.BFLOAT16
+    return converted
+
+
+def _bf16_tensor(values: np.ndarray, name: str) -> onnx.TensorProto:
+    tensor = onnx.TensorProto(name=name, data_type=TensorProto.BFLOAT16, dims=list(values.shape))
+    tensor.raw_data = np.ascontiguousarray(values).view(np.uint16).tobytes()
+    return tensor
+
+
+def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """The graph and every subgraph (If / Loop / Scan bodies)."""
+    out = [graph]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                out.extend(_graphs(attr.g))
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    out.extend(_graphs(sub))
+    return out

@@ -1,0 +1,111 @@
+"""int8 and fp8 recipes: explicit quantization (Q/DQ nodes) with calibration, made by onnxruntime's quantize_static.
+
+What TensorRT (strongly typed: 11.x, TensorRT-RTX) builds from, and what ONNX Runtime runs with int8 kernels:
+QDQ format, symmetric activations and weights (zero point 0), weights per output channel, and biases left in float
+(``QuantizeBias: False``: TensorRT rejects the int32 bias DequantizeLinear onnxruntime makes by default).
+Numerically sensitive ops (softmax, normalizations, reductions) are excluded, so their inputs and outputs stay float.
+fp8 is the same recipe with E4M3 (``QuantType.QFLOAT8E4M3FN``); onnxruntime computes float8 scales only with its
+Distribution calibrator, so fp8 uses that whatever ``method`` says (the record names it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from harness.errors import HarnessError
+from harness.recipes.calibration import METHODS, CalibrationData
+
+SENSITIVE_OPS = (
+    "Softmax",
+    "LogSoftmax",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "ReduceMean",
+    "ReduceSum",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Erf",
+    "Sigmoid",
+    "Tanh",
+)
+
+QUANT_OPTIONS = {
+    "per_channel": bool,
+    "symmetric_activations": bool,
+    "exclude_ops": list,
+    "exclude_nodes": list,
+    "op_types": list,
+    "percentile": (int, float),
+}
+
+
+def quantize(
+    model: onnx.ModelProto, precision: str, options: dict[str, Any], method: str, calibration: CalibrationData
+) -> onnx.ModelProto:
+    """Q/DQ model from a float model; ``precision`` is int8 or fp8, ``method`` one of minmax / entropy / percentile."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if method not in METHODS:
+        raise HarnessError(f"calibration.method: unknown method '{method}'; use one of {', '.join(METHODS)}")
+    if calibration.count == 0:
+        raise HarnessError("calibration: no samples to calibrate with; give calibration.samples >= 1")
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._feeds = iter(calibration.batches())
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._feeds, None)
+
+    qtype = {"int8": QuantType.QInt8, "fp8": QuantType.QFLOAT8E4M3FN}[precision]
+    excluded_ops = set(options.get("exclude_ops", SENSITIVE_OPS))
+    exclude = [n.name for n in model.graph.node if n.op_type in excluded_ops]
+    exclude += list(options.get("exclude_nodes", []))
+    extra: dict[str, Any] = {
+        "ActivationSymmetric": bool(options.get("symmetric_activations", True)),
+        "WeightSymmetric": True,
+        "QuantizeBias": False,
+    }
+    if method == "percentile":
+        extra["CalibPercentile"] = float(options.get("percentile", 99.999))
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
+    if precision == "fp8":  # onnxruntime derives float8 scales only from its Distribution calibrator
+        calibrate = CalibrationMethod.Distribution
+    # The calibrators print progress on stdout; keep the pytest output to the harness's own lines.
+    with tempfile.TemporaryDirectory(prefix="harness-quant-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        source = Path(tmp) / "float.onnx"
+        target = Path(tmp) / "qdq.onnx"
+        onnx.save(model, str(source))
+        quantize_static(
+            str(source),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(options["op_types"]) if "op_types" in options else None,
+            per_channel=bool(options.get("per_channel", True)),
+            activation_type=qtype,
+            weight_type=qtype,
+            nodes_to_exclude=exclude,
+            calibrate_method=calibrate,
+            extra_options=extra,
+        )
+        return onnx.load(str(target))
