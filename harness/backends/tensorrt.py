@@ -423,7 +423,7 @@ class TensorRTBackend:
             for name, (low, opt, high) in profile.shapes.items():
                 if name not in names:
                     raise HarnessError(f"{case.id}: the network has no input '{name}' (inputs: {sorted(names)})")
-                opt_profile.set_shape(name, trt.Dims(low), trt.Dims(opt), trt.Dims(high))
+                opt_profile.set_shape(name, trt.Dims(list(low)), trt.Dims(list(opt)), trt.Dims(list(high)))
             config.add_optimization_profile(opt_profile)
         if self.precision_mode == "flags":
             api.set_precision_flag(config, case.precision)

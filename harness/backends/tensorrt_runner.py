@@ -41,7 +41,7 @@ def deserialize(engine: TensorRTEngine) -> trt.ICudaEngine:
     """The runtime engine, deserialized once per built engine (trials create several runners)."""
     cached = getattr(engine, "_cuda_engine", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     from harness.backends.tensorrt import _logger
 
     runtime = trt.Runtime(_logger())
@@ -100,14 +100,15 @@ class TensorRTRunner:
             if is_input[name]:
                 if name not in feeds:
                     raise HarnessError(f"{self.engine.case_id}: no data for engine input '{name}'")
-                if not context.set_input_shape(name, trt.Dims(feeds[name].shape)):
+                if not context.set_input_shape(name, trt.Dims(list(feeds[name].shape))):
                     raise HarnessError(
                         f"{self.engine.case_id}: input '{name}' shape {feeds[name].shape} is outside the engine's "
                         f"optimization profile {engine.get_tensor_profile_shape(name, 0)}"
                     )
         for name in names:
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            shape = tuple(context.get_tensor_shape(name))
+            dims = context.get_tensor_shape(name)
+            shape = tuple(dims[i] for i in range(len(dims)))
             if is_input[name]:
                 host = cuda.PinnedBuffer.like(np.ascontiguousarray(feeds[name], dtype=dtype))
             else:

@@ -1,0 +1,341 @@
+"""TensorRT backend: real engine builds with whatever TensorRT flavour is installed (CI installs TensorRT-RTX, which
+builds on a CPU-only machine), the engine cache, parser errors, options, and the flavour probing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from harness.backends import trt_compat
+from harness.backends.base import get_backend
+from harness.engine_cache import EngineCache, cache_key, format_size, parse_size
+from harness.errors import HarnessError
+from harness.models import prepare
+from harness.spec import load_suite
+
+
+def _trt_reason() -> str | None:
+    try:
+        trt_compat.find("auto")
+    except HarnessError as exc:
+        return str(exc)
+    return None
+
+
+needs_trt = pytest.mark.skipif(_trt_reason() is not None, reason=f"no TensorRT here: {_trt_reason()}")
+
+
+def _suite(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+SQUEEZENET = """
+suite: trt-test
+models:
+  - name: squeezenet
+    onnx_zoo: light_squeezenet
+precisions: [fp32]
+batch_sizes: [1, 8]
+"""
+
+
+def _backend(tmp_path: Path, **options: object):
+    backend = get_backend("tensorrt", dict(options))
+    backend.cache_dir = tmp_path / "cache"
+    return backend
+
+
+def _cases(tmp_path: Path, body: str = SQUEEZENET):
+    suite = load_suite(_suite(tmp_path, body))
+    return suite.cases()
+
+
+# -- flavour probing ---------------------------------------------------------------------------------------------
+def test_an_empty_tensorrt_namespace_does_not_count_as_tensorrt():
+    # tensorrt-stubs installs exactly this: a ``tensorrt`` package without any of the API.
+    assert not trt_compat._has_builder(types.ModuleType("tensorrt"))
+
+
+def test_asking_for_full_tensorrt_without_it_says_what_to_install():
+    code = "from harness.backends import trt_compat\ntrt_compat.find('tensorrt')\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    try:
+        import tensorrt
+
+        real = hasattr(tensorrt, "Builder")
+    except ImportError:
+        real = False
+    if real:
+        assert done.returncode == 0
+    else:
+        assert done.returncode != 0
+        assert "no usable tensorrt found (a module with a Builder)" in done.stderr
+        assert "pip install" in done.stderr
+
+
+def test_unknown_flavour_is_refused():
+    with pytest.raises(HarnessError, match="flavour must be one of"):
+        trt_compat.find("tensorrt-llm")
+
+
+@needs_trt
+def test_loaded_flavour_facts():
+    api = trt_compat.find("auto")
+    assert api.label.startswith(("tensorrt-", "tensorrt-rtx-"))
+    if api.flavour == trt_compat.TENSORRT_RTX:
+        assert not api.has_precision_flags  # strongly typed
+        assert not api.uses_timing_cache  # no effect there, and it would need a GPU
+        assert api.targets_compute_capabilities
+
+
+# -- building ------------------------------------------------------------------------------------------------------
+@needs_trt
+def test_builds_both_batch_sizes_with_one_dynamic_profile_and_caches(tmp_path):
+    backend = _backend(tmp_path)
+    cases = _cases(tmp_path)
+    model = prepare(cases[0].model, tmp_path / "cache")
+    first = [backend.build(model, case) for case in cases]
+    for case, engine in zip(cases, first, strict=True):
+        assert engine.build.cache_hit is False
+        assert engine.build.engine_bytes == len(engine.plan) > 100_000
+        assert engine.build.build_time_ms > 0
+        (profile,) = engine.build.details["config"]["profiles"]
+        (low, opt, high) = profile["data_0"]
+        assert (low[0], opt[0], high[0]) == (1, case.batch_size, 8)  # one profile spans the suite, opt = case
+    assert len(list((tmp_path / "cache" / "engines").glob("*.engine"))) == 2
+
+    # A fresh backend (a second run) is served from the cache: same bytes, recorded build time, a fast build phase.
+    again = _backend(tmp_path)
+    second = [again.build(model, case) for case in cases]
+    for a, b in zip(first, second, strict=True):
+        assert b.build.cache_hit is True
+        assert b.plan == a.plan
+        assert b.build.build_time_ms == pytest.approx(a.build.build_time_ms)
+    phase_first = sum(e.build.details["build_phase_ms"] for e in first)
+    phase_second = sum(e.build.details["build_phase_ms"] for e in second)
+    assert phase_second * 10 <= phase_first, (phase_first, phase_second)
+
+
+@needs_trt
+def test_profile_per_case_pins_the_shape(tmp_path):
+    backend = _backend(tmp_path, profile="case")
+    case = _cases(tmp_path)[1]
+    engine = backend.build(prepare(case.model, tmp_path / "cache"), case)
+    (profile,) = engine.build.details["config"]["profiles"]
+    assert profile["data_0"] == [[8, 3, 224, 224]] * 3
+
+
+@needs_trt
+def test_options_change_the_cache_key(tmp_path):
+    case = _cases(tmp_path)[0]
+    model = prepare(case.model, tmp_path / "cache")
+    plain = _backend(tmp_path).build(model, case)
+    other = _backend(tmp_path, optimization_level=2, tf32=False, workspace="256M").build(model, case)
+    assert other.build.cache_hit is False
+    assert other.build.details["cache_key"] != plain.build.details["cache_key"]
+    assert other.build.details["config"]["workspace_bytes"] == 256 * 2**20
+    assert other.build.details["config"]["optimization_level"] == 2
+
+
+@needs_trt
+def test_workspace_axis_gives_one_case_and_engine_per_size(tmp_path):
+    body = SQUEEZENET.replace("batch_sizes: [1, 8]", "batch_sizes: [1]\nworkspaces: [256M, 1G]")
+    cases = _cases(tmp_path, body)
+    assert [c.id for c in cases] == ["squeezenet-fp32-b1-ws256M", "squeezenet-fp32-b1-ws1G"]
+    backend = _backend(tmp_path, workspace="64M")  # the axis wins over the option
+    model = prepare(cases[0].model, tmp_path / "cache")
+    engines = [backend.build(model, c) for c in cases]
+    assert [e.build.details["config"]["workspace_bytes"] for e in engines] == [256 * 2**20, 2**30]
+    assert cases[0].params()["workspace_bytes"] == 256 * 2**20
+
+
+@needs_trt
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_typed_precisions_build_from_the_recipe(tmp_path, precision):
+    cases = _cases(tmp_path, SQUEEZENET.replace("[fp32]", f"[{precision}]").replace("[1, 8]", "[1]"))
+    backend = _backend(tmp_path)
+    model = prepare(cases[0].model, tmp_path / "cache")
+    engine = backend.build(model, cases[0])
+    assert engine.build.engine_bytes > 100_000
+    recipe = engine.build.details["recipe"]
+    assert recipe["precision"] == precision
+    assert engine.build.details["config"]["strongly_typed"] is True
+    # The typed model the recipe made carries the precision in its graph.
+    typed = onnx.load(recipe["path"], load_external_data=False)
+    if precision == "int8":
+        assert any(n.op_type == "DequantizeLinear" for n in typed.graph.node)
+    else:
+        assert any(i.data_type == TensorProto.FLOAT16 for i in typed.graph.initializer)
+
+
+@needs_trt
+def test_legacy_precision_flags_are_refused_on_strongly_typed_tensorrt():
+    api = trt_compat.find("auto")
+    if api.has_precision_flags:
+        pytest.skip(f"{api.label} is weakly typed: precision_mode flags is allowed there")
+    with pytest.raises(HarnessError, match=r"precision_mode 'flags' needs weakly typed TensorRT 10\.x"):
+        get_backend("tensorrt", {"precision_mode": "flags"})
+
+
+@needs_trt
+def test_bad_options_are_one_line_errors():
+    with pytest.raises(HarnessError, match="unknown option 'optimisation_level'; did you mean 'optimization_level'"):
+        get_backend("tensorrt", {"optimisation_level": 3})
+    with pytest.raises(HarnessError, match="optimization_level must be between 0 and 5"):
+        get_backend("tensorrt", {"optimization_level": 7})
+    with pytest.raises(HarnessError, match="profile must be one of"):
+        get_backend("tensorrt", {"profile": "global"})
+
+
+@needs_trt
+def test_compute_capabilities_are_checked(tmp_path):
+    api = trt_compat.find("auto")
+    if not api.targets_compute_capabilities:
+        with pytest.raises(HarnessError, match="compute_capabilities needs TensorRT-RTX"):
+            get_backend("tensorrt", {"compute_capabilities": ["SM89"]})
+        return
+    case = _cases(tmp_path)[0]
+    backend = _backend(tmp_path, compute_capabilities=["SM89"])
+    engine = backend.build(prepare(case.model, tmp_path / "cache"), case)
+    assert engine.build.details["target"] == "aot:SM89"
+    with pytest.raises(HarnessError, match="compute capability 'SM42' is unknown"):
+        _backend(tmp_path, compute_capabilities=["SM42"]).build(prepare(case.model, tmp_path / "cache"), case)
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+def _custom_op_model(path: Path) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    node = helper.make_node("FooBarOp", ["x"], ["y"], name="weird_node", domain="custom.ops")
+    graph = helper.make_graph([node], "custom", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom.ops", 1)])
+    onnx.save(model, path)
+    return path
+
+
+@needs_trt
+def test_an_unsupported_op_names_the_node_and_the_op(tmp_path):
+    model_path = _custom_op_model(tmp_path / "custom.onnx")
+    body = f"suite: t\nmodels: [{{name: custom, path: {model_path}}}]\nbatch_sizes: [2]\n"
+    (case,) = _cases(tmp_path, body)
+    model = prepare(case.model, tmp_path / "cache")
+    with pytest.raises(HarnessError) as info:
+        _backend(tmp_path).build(model, case)
+    message = str(info.value)
+    assert "custom.onnx" in message
+    assert "node 0 'weird_node' (op FooBarOp)" in message
+    assert "\n" not in message
+
+
+@needs_trt
+def test_a_truncated_onnx_file_is_reported_as_such(tmp_path):
+    from harness.backends.tensorrt import parse_onnx
+
+    source = prepare(_cases(tmp_path)[0].model, tmp_path / "cache").path
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    api = trt_compat.find("auto")
+    builder = api.module.Builder(__import__("harness.backends.tensorrt", fromlist=["_logger"])._logger())
+    parser = api.module.OnnxParser(builder.create_network(0), builder.logger)
+    with pytest.raises(HarnessError, match="not a complete ONNX model \\(the file is truncated or damaged\\)"):
+        parse_onnx(parser, truncated, api)
+    # Through the session the harness refuses it even earlier, with the same advice.
+    body = f"suite: t\nmodels: [{{name: broken, path: {truncated}}}]\n"
+    (case,) = _cases(tmp_path, body)
+    with pytest.raises(HarnessError, match="not a readable ONNX model"):
+        prepare(case.model, tmp_path / "cache")
+
+
+# -- the engine cache ---------------------------------------------------------------------------------------------
+def test_sizes_parse_and_format():
+    assert parse_size("256M") == 256 * 2**20
+    assert parse_size("1.5G") == 3 * 2**29
+    assert parse_size("512MiB") == 512 * 2**20
+    assert parse_size(4096) == 4096
+    assert format_size(256 * 2**20) == "256M"
+    assert format_size(2**30) == "1G"
+    assert format_size(1536 * 2**20) == "1536M"
+    with pytest.raises(HarnessError, match="expected a size such as 256M"):
+        parse_size("lots")
+
+
+def test_cache_key_depends_on_every_input():
+    base = cache_key("m", {"a": 1}, "tensorrt-rtx-1.7", "no-gpu")
+    assert base == cache_key("m", {"a": 1}, "tensorrt-rtx-1.7", "no-gpu")
+    assert (
+        len(
+            {
+                base,
+                *(
+                    cache_key(*args)
+                    for args in [
+                        ("m2", {"a": 1}, "tensorrt-rtx-1.7", "no-gpu"),
+                        ("m", {"a": 2}, "tensorrt-rtx-1.7", "no-gpu"),
+                        ("m", {"a": 1}, "tensorrt-10.13", "no-gpu"),
+                        ("m", {"a": 1}, "tensorrt-rtx-1.7", "H100 sm9.0"),
+                    ]
+                ),
+            }
+        )
+        == 5
+    )
+
+
+def test_cache_round_trip_damage_and_eviction(tmp_path):
+    cache = EngineCache(tmp_path, max_bytes=2500)
+    cache.put("a", b"x" * 1000, {"build_time_ms": 5.0})
+    got = cache.get("a")
+    assert got is not None and got.plan == b"x" * 1000 and got.meta["build_time_ms"] == 5.0
+    # A damaged plan is never served.
+    (tmp_path / "engines" / "a.engine").write_bytes(b"y" * 1000)
+    assert cache.get("a") is None
+    cache.put("a", b"x" * 1000, {"build_time_ms": 5.0})
+    time.sleep(0.01)
+    cache.put("b", b"b" * 1000, {"build_time_ms": 1.0})
+    os.utime(tmp_path / "engines" / "a.json", (time.time() + 5, time.time() + 5))  # "a" used last
+    cache.put("c", b"c" * 1000, {"build_time_ms": 1.0})  # over 2500 bytes: the least recently used goes
+    assert cache.get("b") is None
+    assert cache.get("a") is not None and cache.get("c") is not None
+    assert cache.total_bytes() <= 2500
+    assert not list((tmp_path / "engines").glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_disabled_cache_never_hits(tmp_path):
+    cache = EngineCache(tmp_path, enabled=False)
+    cache.put("a", b"plan", {"build_time_ms": 1.0})
+    assert cache.get("a") is None
+    assert not (tmp_path / "engines").exists()
+
+
+def test_workspaces_in_a_suite_are_validated(tmp_path):
+    body = SQUEEZENET + "workspaces: [256M, lots]\n"
+    with pytest.raises(HarnessError, match=r"workspaces\[1\]: expected a size such as 256M"):
+        load_suite(_suite(tmp_path, body))
+
+
+def test_the_backend_is_registered_and_its_absence_is_explained(monkeypatch):
+    from harness.backends.base import REGISTRY
+
+    assert REGISTRY["tensorrt"] == "harness.backends.tensorrt:create"
+    monkeypatch.setattr(trt_compat, "_loaded", None)
+    monkeypatch.setattr(trt_compat, "_import", lambda name: None)
+    with pytest.raises(HarnessError, match="tensorrt-rtx-cu13-libs"):
+        get_backend("tensorrt", {})
+
+
+def test_case_ids_without_workspaces_are_unchanged(tmp_path):
+    cases = _cases(tmp_path)
+    assert [c.id for c in cases] == ["squeezenet-fp32-b1", "squeezenet-fp32-b8"]
+    assert "workspace_bytes" not in cases[0].params()
+    assert dataclasses.replace(cases[0], workspace_bytes=2**28).id == "squeezenet-fp32-b1-ws256M"
