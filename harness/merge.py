@@ -174,7 +174,17 @@ def add_arguments(parser: Any) -> None:
         "--expect-shards", type=int, default=None, metavar="N", help="fail unless shards 1..N all reported"
     )
     parser.add_argument(
-        "--durations-out", default=None, metavar="FILE", help="also write case durations for --shard-durations"
+        "--durations-out",
+        default=None,
+        metavar="FILE",
+        help="also write case durations for --shard-durations; {key} in FILE becomes the results' baseline key",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="judge the merged cases against this instead of their recorded baselines: another run's results.json "
+        "or a baseline folder (e.g. a TensorRT upgrade check: the candidate against the shipped version)",
     )
     parser.add_argument("--update-baselines", action="store_true", help="record the merged cases as the new baselines")
     parser.add_argument("--baseline-dir", default="baselines", help="baseline store for --update-baselines")
@@ -196,12 +206,19 @@ def run(args: Any) -> int:
     output = Path(args.output) if args.output else report_dir / RESULTS_NAME
     files = find_results(args.inputs, exclude=output)
     outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
+    if args.baseline:
+        from harness.report.rebase import apply_baseline
+
+        outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
+        outcome.problems = check(outcome.results, args.expect_shards)
+        print(f"judged against {source}")
     results = outcome.results
     results.write(output)
     print(f"merged {len(files)} file(s), {len(results.cases)} case(s) -> {output}")
     if args.durations_out:
-        write_json(args.durations_out, durations_document(durations_of(results)))
-        print(f"durations of {len(durations_of(results))} case(s) -> {args.durations_out}")
+        target = str(args.durations_out).replace("{key}", str(results.environment.get("key") or "unknown"))
+        write_json(target, durations_document(durations_of(results)))
+        print(f"durations of {len(durations_of(results))} case(s) -> {target}")
     if args.update_baselines:
         for path in write_baselines(results, Path(args.baseline_dir)):
             print(f"baselines updated: {path}")
