@@ -184,6 +184,8 @@ class TensorRTBackend:
                 "runs on (see hardware_compatibility)"
             )
         self.precision_mode = precision_mode
+        # The session hands over the recipe's typed model, except with legacy flags, which need the fp32 model.
+        self.takes_typed_models = precision_mode != "flags"
         self.profile_mode = profile
         self.tf32 = tf32
         self.optimization_level = optimization_level
@@ -323,6 +325,7 @@ class TensorRTBackend:
         details = {
             "build_phase_ms": phase_ms,  # this run: a cache hit is a lookup, a miss the full build
             "cache_key": key,
+            "model_sha256": meta.get("model_sha256"),  # the typed model the engine was built from
             "library": self.api.label,
             "target": self.target(),
             "config": config,
