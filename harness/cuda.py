@@ -350,6 +350,17 @@ class Graph:
     def __init__(self) -> None:
         self._graph: Any = None
         self._exec: Any = None
+        self._owned = True
+        self._streams: dict[int, Any] = {}  # stream handle -> cudaStream_t, converted once: launch is a hot path
+
+    @classmethod
+    def wrap(cls, exec_handle: int) -> Graph:
+        """Launch an executable graph (``cudaGraphExec_t`` as an int) instantiated elsewhere, e.g. PyTorch's
+        ``torch.cuda.CUDAGraph.raw_cuda_graph_exec()``; it is never destroyed here."""
+        graph = cls()
+        graph._exec = _runtime().cudaGraphExec_t(int(exec_handle))
+        graph._owned = False
+        return graph
 
     @contextmanager
     def capture(self, stream: Stream) -> Iterator[Graph]:
@@ -373,9 +384,19 @@ class Graph:
     def launch(self, stream: Stream | int | None = None) -> None:
         if self._exec is None:
             raise CudaError("Graph.launch before a capture; enqueue the work inside `with graph.capture(stream):`")
-        check(_runtime().cudaGraphLaunch(self._exec, _stream_handle(stream)), "cudaGraphLaunch")
+        handle = _stream_handle(stream)
+        rt = _runtime()
+        native = self._streams.get(handle)
+        if native is None:
+            native = self._streams[handle] = rt.cudaStream_t(handle)
+        result = rt.cudaGraphLaunch(self._exec, native)
+        if result[0] != rt.cudaError_t.cudaSuccess:
+            check(result, "cudaGraphLaunch")
 
     def close(self) -> None:
+        if not self._owned:
+            self._exec = self._graph = None
+            return
         rt = _runtime() if (self._exec is not None or self._graph is not None) else None
         if rt is not None and self._exec is not None:
             check(rt.cudaGraphExecDestroy(self._exec), "cudaGraphExecDestroy")
@@ -397,19 +418,35 @@ class Timer:
     """
 
     def __init__(self, stream: Stream | int | None = None) -> None:
+        rt = _runtime()
         self.stream = _stream_handle(stream)
         self._start = Event()
         self._end = Event()
+        # Bound once: these run twice per timed inference, and every microsecond here is host overhead.
+        self._native_stream = rt.cudaStream_t(self.stream)
+        self._record = rt.cudaEventRecord
+        self._synchronize = rt.cudaEventSynchronize
+        self._elapsed = rt.cudaEventElapsedTime
+        self._ok = rt.cudaError_t.cudaSuccess
 
     def start(self) -> None:
-        self._start.record(self.stream)
+        result = self._record(self._start._event, self._native_stream)
+        if result[0] != self._ok:
+            check(result, "cudaEventRecord")
 
     def stop(self) -> None:
-        self._end.record(self.stream)
+        result = self._record(self._end._event, self._native_stream)
+        if result[0] != self._ok:
+            check(result, "cudaEventRecord")
 
     def elapsed_ms(self) -> float:
-        self._end.synchronize()
-        return elapsed_ms(self._start, self._end)
+        result = self._synchronize(self._end._event)
+        if result[0] != self._ok:
+            check(result, "cudaEventSynchronize")
+        result = self._elapsed(self._start._event, self._end._event)
+        if result[0] != self._ok:
+            check(result, "cudaEventElapsedTime")
+        return float(result[1])
 
     def close(self) -> None:
         self._start.close()

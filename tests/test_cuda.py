@@ -168,3 +168,25 @@ def test_wrapped_stream_is_not_destroyed():
     wrapped.close()
     owned.synchronize()  # still valid
     owned.close()
+
+
+@pytest.mark.gpu
+@gpu
+def test_wrapped_graph_launches_an_executable_owned_elsewhere():
+    n = 1 << 16
+    src = np.arange(n, dtype=np.float32)
+    with cuda.Stream() as stream, cuda.DeviceBuffer(src.nbytes) as a, cuda.DeviceBuffer(src.nbytes) as b:
+        a.copy_from_host(src, stream)
+        b.fill_bytes(0, stream)
+        with cuda.Graph() as owner:
+            with owner.capture(stream):
+                b.copy_from_device(a, stream)
+            borrowed = cuda.Graph.wrap(int(owner._exec))
+            borrowed.launch(stream)
+            borrowed.close()  # does not destroy the owner's executable
+            out = np.zeros_like(src)
+            b.copy_to_host(out, stream)
+            stream.synchronize()
+            np.testing.assert_array_equal(out, src)
+            owner.launch(stream)  # still valid
+            stream.synchronize()

@@ -2,7 +2,8 @@
 
 1. GPU time of a workload of known cost (chains of fp16 matrix products, FLOPs known), as the harness reports it
    (torch backend runner -> harness.measure, CUDA events through harness.cuda) against a bare CUDA-event loop around
-   the same work written with torch.cuda.Event alone. Target: within 1 %.
+   the same work written with torch.cuda.Event alone, in alternating rounds so that clock and temperature drift hit
+   both alike. Target: within 1 %.
 2. Host overhead per inference, with and without CUDA graphs: median host latency measured by harness.measure
    minus median GPU time, and the median enqueue time (host time to submit one inference). Target with graphs:
    <= 5 us.
@@ -33,6 +34,9 @@ from harness.spec import MeasureSpec, load_suite  # noqa: E402
 
 SPEC = MeasureSpec(warmup_ms=300, min_duration_ms=1500, min_iterations=200)
 BARE_ITERATIONS = 400
+ROUNDS = 5  # alternating harness / bare rounds per workload
+ROUND_SPEC = MeasureSpec(warmup_ms=100, min_duration_ms=400, min_iterations=60)
+ROUND_BARE_ITERATIONS = 100
 
 
 # -- workloads of known cost -----------------------------------------------------------------------------------------
@@ -93,83 +97,158 @@ def _feeds(name: str, batch: int) -> dict[str, np.ndarray]:
     return {"images": rng.random((batch, 3, 224, 224), dtype=np.float32)}
 
 
-def harness_timing(case: Any, mode: str) -> dict[str, float]:
-    """Median GPU time, host latency and enqueue time as the harness measures them (ms)."""
-    engine = get_backend("torch", {"mode": mode}).build(None, case)  # type: ignore[arg-type]
-    runner = engine.runner(_feeds(case.model.name, case.batch_size))
-    try:
-        m = measure(runner, SPEC, case.batch_size, uses_gpu=True)
-    finally:
-        runner.close()
-    return {
-        "gpu_ms": float(np.median(m.extra_ms["gpu_compute_ms"])),
-        "latency_ms": float(np.median(m.latency_ms)),
-        "enqueue_ms": float(np.median(m.extra_ms["enqueue_ms"])),
-        "iterations": m.iterations,
-        "telemetry_flagged": bool(m.telemetry.get("flagged")),
-        "sm_clock_mhz": (m.telemetry.get("sm_clock_mhz") or {}).get("median", 0.0),
-    }
+class HarnessSide:
+    """The torch backend's runner for one case, measured by harness.measure (CUDA events through harness.cuda)."""
+
+    def __init__(self, case: Any, mode: str, spec: MeasureSpec = SPEC) -> None:
+        engine = get_backend("torch", {"mode": mode}).build(None, case)  # type: ignore[arg-type]
+        self.case, self.spec = case, spec
+        self.runner = engine.runner(_feeds(case.model.name, case.batch_size))
+
+    def run(self) -> dict[str, Any]:
+        m = measure(self.runner, self.spec, self.case.batch_size, uses_gpu=True)
+        return {
+            "gpu_ms": float(np.median(m.extra_ms["gpu_compute_ms"])),
+            "latency_ms": float(np.median(m.latency_ms)),
+            "enqueue_ms": float(np.median(m.extra_ms["enqueue_ms"])),
+            "telemetry_flagged": bool(m.telemetry.get("flagged")),
+            "sm_clock_mhz": (m.telemetry.get("sm_clock_mhz") or {}).get("median", 0.0),
+        }
+
+    def close(self) -> None:
+        self.runner.close()
 
 
-def bare_timing(case: Any, mode: str) -> float:
-    """Median GPU time of the same work in a plain torch.cuda.Event loop (ms): no harness code involved."""
-    import torch
+class BareSide:
+    """The same work in a plain torch.cuda.Event loop: no harness code involved."""
 
-    from harness.models import load_torch_factory
+    def __init__(self, case: Any, mode: str) -> None:
+        import torch
 
-    net, _ = load_torch_factory(case.model.location)
-    net = net.cuda().half()
-    feeds = _feeds(case.model.name, case.batch_size)
-    x = [torch.from_numpy(v).cuda() for v in feeds.values()]
-    x = [t.half() if t.is_floating_point() else t for t in x]
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    with torch.inference_mode(), torch.cuda.stream(stream):
-        for _ in range(5):
-            net(*x)
-        run = lambda: net(*x)  # noqa: E731
-        if mode == "graphs":
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=stream):
-                net(*x)
-            run = graph.replay
-        for _ in range(50):
-            run()
-        for _ in range(BARE_ITERATIONS):
-            start.record(stream)
-            run()
-            end.record(stream)
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-    return float(np.median(times))
+        from harness.models import load_torch_factory
+
+        self.torch = torch
+        net, _ = load_torch_factory(case.model.location)
+        self.net = net.cuda().half()
+        x = [torch.from_numpy(v).cuda() for v in _feeds(case.model.name, case.batch_size).values()]
+        self.x = [t.half() if t.is_floating_point() else t for t in x]
+        self.stream = torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())
+        self.run_once = lambda: self.net(*self.x)
+        with torch.inference_mode(), torch.cuda.stream(self.stream):
+            for _ in range(5):
+                self.run_once()
+            if mode == "graphs":
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph, stream=self.stream):
+                    self.net(*self.x)
+                self.run_once = self.graph.replay
+        self.stream.synchronize()
+
+    def run(self, iterations: int = BARE_ITERATIONS) -> float:
+        torch = self.torch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        times = []
+        with torch.inference_mode(), torch.cuda.stream(self.stream):
+            for _ in range(50):
+                self.run_once()
+            for _ in range(iterations):
+                start.record(self.stream)
+                self.run_once()
+                end.record(self.stream)
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+        return float(np.median(times))
 
 
-def fidelity(tmp: Path) -> dict[str, Any]:
-    cases = _cases(tmp)
-    out: dict[str, Any] = {"known_cost": [], "host_overhead": []}
+def known_cost(cases: dict[str, Any], rounds: int = ROUNDS) -> list[dict[str, Any]]:
+    """Harness and bare loop in alternating rounds, so clock and temperature drift hit both alike."""
+    rows = []
     for name in ("gemm_small", "gemm_large"):
         n, count = WORKLOADS[name]
         flops = 2.0 * n**3 * count
         for mode in ("graphs", "eager"):
-            h = harness_timing(cases[name], mode)
-            bare = bare_timing(cases[name], mode)
+            harness_side = HarnessSide(cases[name], mode, ROUND_SPEC)
+            bare_side = BareSide(cases[name], mode)
+            h_ms, b_ms, flagged = [], [], False
+            try:
+                for _ in range(rounds):
+                    h = harness_side.run()
+                    h_ms.append(h["gpu_ms"])
+                    flagged |= h["telemetry_flagged"]
+                    b_ms.append(bare_side.run(ROUND_BARE_ITERATIONS))
+            finally:
+                harness_side.close()
+            h_med, b_med = float(np.median(h_ms)), float(np.median(b_ms))
             row = {
                 "workload": f"{name} ({count} x {n}^3 fp16 matmuls, {flops / 1e9:.0f} GFLOP)",
                 "mode": mode,
-                "harness_gpu_ms": h["gpu_ms"],
-                "bare_gpu_ms": bare,
-                "difference_pct": 100 * (h["gpu_ms"] - bare) / bare,
-                "tflops": flops / (h["gpu_ms"] / 1e3) / 1e12,
-                "sm_clock_mhz": h["sm_clock_mhz"],
-                "telemetry_flagged": h["telemetry_flagged"],
+                "rounds": rounds,
+                "harness_gpu_ms": h_med,
+                "bare_gpu_ms": b_med,
+                "difference_pct": 100 * (h_med - b_med) / b_med,
+                "harness_round_spread_pct": 100 * (max(h_ms) - min(h_ms)) / h_med,
+                "bare_round_spread_pct": 100 * (max(b_ms) - min(b_ms)) / b_med,
+                "tflops": flops / (h_med / 1e3) / 1e12,
+                "telemetry_flagged": flagged,
             }
-            out["known_cost"].append(row)
+            rows.append(row)
             print(json.dumps(row), flush=True)
+    return rows
+
+
+def launch_costs() -> list[dict[str, Any]]:
+    """Host cost of the calls one timed inference makes (us per call), on a one-kernel graph."""
+    import time
+
+    import torch
+
+    from harness import cuda
+
+    x = torch.zeros(1, device="cuda")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream):
+        x.add_(1)
+        with torch.cuda.graph(graph, stream=stream):
+            x.add_(1)
+    raw = cuda.Graph.wrap(graph.raw_cuda_graph_exec())
+    timer = cuda.Timer(stream.cuda_stream)
+    event = torch.cuda.Event(enable_timing=True)
+    calls = {
+        "torch CUDAGraph.replay()": graph.replay,
+        "harness.cuda Graph.launch() of the same graph": lambda: raw.launch(stream.cuda_stream),
+        "harness.cuda Timer.start() (cudaEventRecord)": timer.start,
+        "torch.cuda.Event.record()": lambda: event.record(stream),
+        "time.perf_counter_ns()": time.perf_counter_ns,
+    }
+    rows = []
+    with torch.cuda.stream(stream):
+        for label, call in calls.items():
+            per_call = []
+            for _ in range(30):
+                t0 = time.perf_counter_ns()
+                for _ in range(100):
+                    call()
+                per_call.append((time.perf_counter_ns() - t0) / 100 / 1e3)
+                stream.synchronize()
+            rows.append({"call": label, "us_per_call": float(np.median(per_call))})
+            print(json.dumps(rows[-1]), flush=True)
+    timer.close()
+    return rows
+
+
+def fidelity(tmp: Path) -> dict[str, Any]:
+    cases = _cases(tmp)
+    out: dict[str, Any] = {"known_cost": known_cost(cases), "host_overhead": [], "launch_costs": launch_costs()}
     for name in ("encoder_tiny", "resnet50", "gemm_small"):
         for mode in ("graphs", "eager"):
-            h = harness_timing(cases[name], mode)
+            side = HarnessSide(cases[name], mode)
+            try:
+                h = side.run()
+            finally:
+                side.close()
             row = {
                 "model": f"{name} b{cases[name].batch_size} fp16",
                 "mode": mode,
@@ -214,12 +293,19 @@ def _table(result: dict[str, Any]) -> str:
     lines = []
     if "known_cost" in result:
         lines.append("known-cost workload: harness GPU time vs bare CUDA-event loop")
-        lines.append(f"{'workload':<52} {'mode':<7} {'harness ms':>10} {'bare ms':>9} {'diff':>8} {'TFLOP/s':>8}")
+        lines.append(
+            f"{'workload':<52} {'mode':<7} {'harness ms':>10} {'bare ms':>9} {'diff':>8} {'spread h/b':>12} "
+            f"{'TFLOP/s':>8}"
+        )
         for r in result["known_cost"]:
+            spread_hb = f"{r['harness_round_spread_pct']:.1f}/{r['bare_round_spread_pct']:.1f}%"
             lines.append(
                 f"{r['workload']:<52} {r['mode']:<7} {r['harness_gpu_ms']:>10.4f} {r['bare_gpu_ms']:>9.4f} "
-                f"{r['difference_pct']:>+7.2f}% {r['tflops']:>8.1f}"
+                f"{r['difference_pct']:>+7.2f}% {spread_hb:>12} {r['tflops']:>8.1f}"
             )
+        lines.append("host cost of the calls in one timed inference")
+        for r in result.get("launch_costs", []):
+            lines.append(f"  {r['call']:<48} {r['us_per_call']:>6.2f} us")
         lines.append("host overhead per inference (median host latency - median GPU time) and enqueue time")
         head = f"{'model':<24} {'mode':<7} {'GPU ms':>8} {'latency ms':>10} {'overhead us':>11} {'enqueue us':>10}"
         lines.append(head)
