@@ -253,8 +253,10 @@ def write_report(results: RunResults, report_dir: Path, problems: list[str], sou
         atomic_write_text(summary, "## Benchmark results\n\n```\n" + "\n".join(lines) + "\n```\n")
     text = summary.read_text(encoding="utf-8") if summary.is_file() else "## Benchmark results\n"
     verdict = "passed" if not problems else "**failed**"
-    section = [f"\n### Merged run: gate {verdict}\n", *(f"- {p}" for p in problems)]
-    atomic_write_text(summary, text.rstrip("\n") + "\n" + "\n".join(section) + "\n")
+    section = "".join(
+        [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {p}\n" for p in problems)]
+    )
+    atomic_write_text(summary, text.rstrip("\n") + "\n" + section)
     return summary
 
 
