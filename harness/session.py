@@ -205,6 +205,8 @@ class HarnessSession:
         uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
         (trials,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
         self.record_trials(case, trials, engine, result)
+        # Facts a backend learns only by running (device memory, files written beside the results).
+        result.build.update({k: v for k, v in engine.build.details.items() if v is not None})
 
     def record_trials(self, case: Case, trials: TrialSet, engine: Any, result: CaseResult) -> None:
         """Pooled samples and statistics for the report, per-trial values for the gate and the baseline."""
