@@ -141,10 +141,15 @@ class TensorRTRunner:
             self.context.execute_async_v3(self.stream.handle)
 
     def step(self) -> dict[str, float]:
+        """One inference; returns GPU compute and enqueue times (and H2D/D2H with ``transfers``), in ms.
+
+        Host latency, measured around this call, also covers reading the event times afterwards: two or four
+        cudaEventElapsedTime calls, about a microsecond each.
+        """
         start, compute_start, compute_end, end = self.events
         t0 = time.perf_counter_ns()
-        start.record(self.stream)
         if self.transfers:
+            start.record(self.stream)
             for host, device in self.inputs.values():
                 device.copy_from_host(host, self.stream)
         compute_start.record(self.stream)
@@ -153,36 +158,36 @@ class TensorRTRunner:
         if self.transfers:
             for host, device in self.outputs_.values():
                 device.copy_to_host(host, self.stream)
-        end.record(self.stream)
+            end.record(self.stream)
         t1 = time.perf_counter_ns()
-        end.synchronize()
-        enqueue_ms = (t1 - t0) / 1e6
-        compute_ms = cuda.elapsed_ms(compute_start, compute_end)
-        timings = {"gpu_compute_ms": compute_ms, "enqueue_ms": enqueue_ms}
+        (end if self.transfers else compute_end).synchronize()
+        timings = {"gpu_compute_ms": cuda.elapsed_ms(compute_start, compute_end), "enqueue_ms": (t1 - t0) / 1e6}
         if self.transfers:
             timings["h2d_ms"] = cuda.elapsed_ms(start, compute_start)
             timings["d2h_ms"] = cuda.elapsed_ms(compute_end, end)
-        self._trace(t0, t1, timings)
+        first = start if self.transfers else compute_start
+        self._trace(t0, t1, cuda.elapsed_ms(self.origin, first), timings)
         return timings
 
-    def _trace(self, t0: int, t1: int, timings: dict[str, float]) -> None:
-        at = [cuda.elapsed_ms(self.origin, e) for e in self.events]
-        host0 = (t0 - self.origin_host_ns) / 1e6
+    def _trace(self, t0: int, t1: int, begin_ms: float, timings: dict[str, float]) -> None:
+        """One ``--exportTimes`` entry: host times from perf_counter, GPU times from the events, both in ms since the
+        runner started."""
+        h2d, compute, d2h = timings.get("h2d_ms", 0.0), timings["gpu_compute_ms"], timings.get("d2h_ms", 0.0)
         self.trace.append(
             {
-                "startEnqMs": host0,
+                "startEnqMs": (t0 - self.origin_host_ns) / 1e6,
                 "endEnqMs": (t1 - self.origin_host_ns) / 1e6,
-                "startH2dMs": at[0],
-                "endH2dMs": at[1],
-                "startComputeMs": at[1],
-                "endComputeMs": at[2],
-                "startD2hMs": at[2],
-                "endD2hMs": at[3],
-                "h2dMs": at[1] - at[0],
-                "computeMs": at[2] - at[1],
-                "d2hMs": at[3] - at[2],
-                "latencyMs": at[3] - at[0],
-                "endToEndMs": at[3] - at[0],
+                "startH2dMs": begin_ms,
+                "endH2dMs": begin_ms + h2d,
+                "startComputeMs": begin_ms + h2d,
+                "endComputeMs": begin_ms + h2d + compute,
+                "startD2hMs": begin_ms + h2d + compute,
+                "endD2hMs": begin_ms + h2d + compute + d2h,
+                "h2dMs": h2d,
+                "computeMs": compute,
+                "d2hMs": d2h,
+                "latencyMs": h2d + compute + d2h,
+                "endToEndMs": h2d + compute + d2h,
             }
         )
 
