@@ -242,3 +242,19 @@ def test_more_workers_than_gpus_is_refused(pytester):
     outcome = pytester.runpytest_subprocess("-n", "3", "--worker-gpus", "5,7", "-p", "no:cacheprovider")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     outcome.stderr.fnmatch_lines(["*-n 3 starts more workers than GPUs (2: 5,7); use -n 2 for one worker per GPU*"])
+
+
+def test_a_broken_report_does_not_hide_the_merged_gate(tmp_path, monkeypatch, capsys):
+    import harness.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(harness.report, "write_reports", broken)
+    part(["m-b1"], (1, 2)).write(tmp_path / "s1" / "results.json")
+    part(["m-b2"], (2, 2), gate="failed").write(tmp_path / "s2" / "results.json")
+    assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--report-dir", str(tmp_path / "out")]) == 1
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "The report could not be written: RuntimeError: renderer exploded" in summary
+    assert "m-b1" in summary and "m-b2" in summary and "gate **failed**" in summary
+    assert case_ids(tmp_path / "out" / "results.json") == ["m-b1", "m-b2"]
