@@ -216,7 +216,9 @@ class RunRecorder:
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _report_dir(self) -> Path:
-        return Path(_session(self.config).config.report_dir)
+        from harness import pytest_plugin
+
+        return pytest_plugin._rooted(self.config, self.config.getoption("report_dir", None), "reports")
 
     def _allow_empty_shard(self, session: pytest.Session) -> None:
         """A shard with nothing to run (more shards than cases) passes instead of pytest's 'no tests' status 5."""
