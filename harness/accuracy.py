@@ -16,8 +16,9 @@ import numpy as np
 
 from harness.errors import HarnessError
 
-# Defaults per precision. Chosen from what correct recipes give on the zoo models (with ``weights: random``) with a
-# wide margin, and what a broken recipe (calibration on constant data, quantized softmax) misses by far.
+# Defaults per precision, lenient enough for correct recipes on the zoo models with ``weights: random`` (cosine of
+# the softmax output: fp16 >= 0.998, int8 0.95-0.997) and far above what broken recipes give (int8 calibrated on
+# constant data: 0.04; int8 with the softmax quantized: 0.56, on SqueezeNet). Tighten them in a suite for real models.
 #   atol / rtol     Polygraphy's mismatch rule, per element
 #   max_mismatch    allowed fraction of mismatching elements
 #   min_cosine      cosine similarity of each output, flattened
@@ -55,15 +56,15 @@ class Tolerance:
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-5, rtol=1e-4, max_mismatch=0.0, min_cosine=0.99999),
     "tf32": Tolerance(atol=1e-3, rtol=1e-2, min_cosine=0.9999),
-    "fp16": Tolerance(atol=1e-3, rtol=1e-2, max_mismatch=0.01, min_cosine=0.999),
-    "bf16": Tolerance(atol=5e-3, rtol=5e-2, max_mismatch=0.02, min_cosine=0.995, min_top1=0.9, max_top1_drop=0.1),
+    "fp16": Tolerance(atol=1e-3, rtol=1e-2, max_mismatch=0.02, min_cosine=0.995),
+    "bf16": Tolerance(atol=5e-3, rtol=5e-2, max_mismatch=0.05, min_cosine=0.98, min_top1=0.9, max_top1_drop=0.1),
     "int8": Tolerance(
         atol=1e-2,
         rtol=0.1,
         max_mismatch=0.05,
-        min_cosine=0.98,
+        min_cosine=0.9,
         min_top1=0.5,
-        max_cosine_drop=0.01,
+        max_cosine_drop=0.02,
         max_top1_drop=0.5,
         max_mismatch_rise=0.02,
     ),
@@ -71,9 +72,9 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
         atol=2e-2,
         rtol=0.2,
         max_mismatch=0.1,
-        min_cosine=0.95,
+        min_cosine=0.85,
         min_top1=0.5,
-        max_cosine_drop=0.02,
+        max_cosine_drop=0.03,
         max_top1_drop=0.5,
         max_mismatch_rise=0.05,
     ),

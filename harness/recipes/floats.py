@@ -43,13 +43,36 @@ def to_float16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelPro
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     block_ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(options.get("block_ops", SENSITIVE_OPS)))
-    return convert_float_to_float16(
+    converted = convert_float_to_float16(
         model,
         keep_io_types=bool(options.get("keep_io_types", True)),
         op_block_list=block_ops,
         node_block_list=list(options.get("block_nodes", [])),
         disable_shape_infer=False,
     )
+    return topologically_sorted(converted)
+
+
+def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The converter appends the Casts it inserts at the end of the node list; ONNX (and TensorRT's parser) want
+    every node after the nodes that feed it. Stable: nodes keep their order where the data flow allows."""
+    graph = model.graph
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        ready = [n for n in pending if all(x in available for x in n.input)]
+        if not ready:  # a cycle or a dangling input: leave the rest as it was, the checker will say what is wrong
+            ordered.extend(pending)
+            break
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return model
 
 
 def to_bfloat16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelProto:

@@ -108,4 +108,39 @@ def quantize(
             calibrate_method=calibrate,
             extra_options=extra,
         )
-        return onnx.load(str(target))
+        quantized = onnx.load(str(target))
+    return _float_inputs_for(quantized, {n.name for n in model.graph.node if n.op_type in excluded_ops})
+
+
+def _float_inputs_for(model: onnx.ModelProto, excluded: set[str]) -> onnx.ModelProto:
+    """Feed excluded (sensitive) nodes the float tensor, not its Q/DQ'd copy.
+
+    quantize_static keeps an excluded node's own output float, but the output of the quantized op in front of it
+    still gets a Q/DQ pair, so e.g. a softmax would see int8-rounded logits. Bypass such pairs; drop them when
+    nothing else reads them.
+    """
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.name not in excluded:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producers.get(name)
+            q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[i] = q.input[0]
+    used = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+    changed = True
+    while changed:  # remove Q/DQ nodes whose outputs nobody reads any more
+        dead = [n for n in graph.node if n.op_type in _QDQ and not any(o in used for o in n.output)]
+        changed = bool(dead)
+        for n in dead:
+            graph.node.remove(n)
+        used = {x for n in graph.node for x in n.input} | {o.name for o in graph.output}
+    live = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(live)
+    return model
+
+
+_QDQ = ("QuantizeLinear", "DequantizeLinear")

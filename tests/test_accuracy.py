@@ -1,0 +1,188 @@
+"""Accuracy against the fp32 reference: the numbers, the rules, the messages, and the gate end to end (a bad int8
+recipe fails its case; an accuracy drop against the baseline fails it too)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness import accuracy
+from harness.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
+from harness.errors import HarnessError
+
+pytest_plugins = ["pytester"]
+
+
+def test_mismatch_needs_both_atol_and_rtol_exceeded():
+    reference = np.array([1000.0, 1.0, 0.001, 0.0])
+    actual = np.array([1000.5, 1.02, 0.002, 0.0])  # abs errors 0.5, 0.02, 0.001; rel 5e-4, 0.02, 1.0
+    tol = Tolerance(atol=0.01, rtol=0.01)
+    acc = compare_output("y", actual, reference, tol)
+    # 1000.5: abs 0.5 > atol but rel 5e-4 <= rtol -> ok; 1.02: both exceeded -> mismatch; 0.002: abs <= atol -> ok
+    assert acc.mismatch_fraction == pytest.approx(0.25)
+    assert acc.max_abs_error == pytest.approx(0.5)
+    assert acc.max_rel_error == pytest.approx(1.0)
+    assert acc.elements == 4 and acc.reference_abs_max == 1000.0
+
+
+def test_cosine_quantile_and_top1():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(8, 10))
+    same = compare_output("y", reference.copy(), reference, Tolerance())
+    assert same.cosine_similarity == pytest.approx(1.0) and same.top1_agreement == 1.0 and same.max_abs_error == 0
+    flipped = reference.copy()
+    flipped[:2] = -flipped[:2]  # two samples' scores inverted: their arg-max changes
+    acc = compare_output("y", flipped, reference, Tolerance(quantile=0.5))
+    assert acc.top1_agreement == pytest.approx(6 / 8)
+    assert acc.cosine_similarity < 0.8
+    errors = np.abs(flipped - reference).ravel()
+    assert acc.error_quantile == pytest.approx(np.quantile(errors, 0.5)) and acc.quantile == 0.5
+    opposite = compare_output("y", -reference, reference, Tolerance())
+    assert opposite.cosine_similarity == pytest.approx(-1.0)
+
+
+def test_top1_only_for_classifier_shaped_outputs():
+    assert accuracy.top1_agreement(np.ones((2, 5, 1, 1)), np.ones((2, 5, 1, 1))) == 1.0
+    assert accuracy.top1_agreement(np.ones((2, 3, 4)), np.ones((2, 3, 4))) is None  # a feature map
+    assert accuracy.top1_agreement(np.ones((4, 1)), np.ones((4, 1))) is None  # one score per sample
+
+
+def test_non_finite_outputs_fail_every_rule():
+    reference = np.ones((1, 4))
+    actual = np.array([[1.0, np.nan, 1.0, np.inf]])
+    acc = compare_output("y", actual, reference, Tolerance())
+    assert acc.cosine_similarity == 0.0 and acc.mismatch_fraction == 0.5 and acc.max_abs_error == np.inf
+    assert len(check("c", {"y": acc}, Tolerance())) >= 2
+
+
+def test_shape_change_and_missing_outputs_are_errors():
+    with pytest.raises(HarnessError, match=r"output 'y': shape \(2, 3\) differs from the reference's \(3, 2\)"):
+        compare_output("y", np.ones((2, 3)), np.ones((3, 2)), Tolerance())
+    with pytest.raises(HarnessError, match=r"outputs \['z'\] of the reference are missing"):
+        compare({"y": np.ones(2)}, {"y": np.ones(2), "z": np.ones(2)}, Tolerance())
+
+
+def test_failure_lines_name_the_output_and_the_numbers():
+    reference = np.array([[0.1, 0.7, 0.2]])
+    actual = np.array([[0.6, 0.2, 0.2]])
+    results = compare({"prob": actual}, {"prob": reference}, Tolerance(atol=0.01, rtol=0.01))
+    lines = check("m-int8-b1", results, Tolerance(atol=0.01, rtol=0.01, max_mismatch=0.1, min_cosine=0.99))
+    assert lines[0].startswith("m-int8-b1: output 'prob': 66.67% of 3 elements exceed atol 0.01 and rtol 0.01")
+    assert "max abs error 0.5" in lines[0]
+    assert any("cosine similarity 0.4" in line and "< 0.99" in line for line in lines)
+    assert any("top-1 agreement 0.0% < 100.0%" in line for line in lines)
+    assert check("m-int8-b1", compare({"prob": reference}, {"prob": reference}, Tolerance()), Tolerance()) == []
+
+
+def test_drop_against_the_baseline_fails_even_within_the_absolute_tolerance():
+    reference = np.linspace(-1, 2, 100)
+    loose = Tolerance(atol=1, rtol=1, min_cosine=0.0, max_cosine_drop=1e-3, max_mismatch_rise=0.0)
+    results = compare({"y": reference + np.sin(np.arange(100))}, {"y": reference}, loose)
+    assert check("c", results, loose) == []
+    baseline = {"y": {"cosine_similarity": 1.0, "top1_agreement": None, "mismatch_fraction": 0.0}}
+    lines = check("c", results, loose, baseline)
+    assert len(lines) == 1 and "vs baseline 1.000000 (drop" in lines[0] and "> 0.001" in lines[0]
+
+
+def test_default_tolerances_per_precision_and_overrides():
+    assert tolerance_for("fp16").min_cosine > tolerance_for("int8").min_cosine > tolerance_for("fp8").min_cosine
+    assert tolerance_for("int8", {"int8": {"min_cosine": 0.5}}).min_cosine == 0.5
+    assert tolerance_for("int8", {"default": {"atol": 0.5}}).atol == 0.5
+    assert tolerance_for("fp16", {"int8": {"atol": 0.5}}).atol == tolerance_for("fp16").atol
+    assert parse_tolerances({"int8": {"min_cosine": 1}}, "accuracy") == {"int8": {"min_cosine": 1.0}}
+    with pytest.raises(HarnessError, match=r"accuracy\.int8\.atol: expected a non-negative number"):
+        parse_tolerances({"int8": {"atol": -1}}, "accuracy")
+
+
+# -- end to end: the gate in a pytest run --------------------------------------------------------------------------
+SUITE = """
+suite: acc
+models:
+  - name: squeezenet
+    onnx_zoo: light_squeezenet
+    weights: random
+    calibration: {{data: {calib}, samples: 4}}
+precisions: [fp32, int8, bf16]
+batch_sizes: [2]
+measure: {{warmup_ms: 10, min_duration_ms: 50, min_iterations: 3, trials: 1}}
+accuracy: {accuracy}
+backends:
+  onnxruntime: {{intra_op_threads: 1}}
+"""
+
+
+def _write(pytester: pytest.Pytester, calib: np.ndarray, accuracy_yaml: str = "{}") -> None:
+    np.savez(pytester.path / "calib.npz", data_0=calib.astype(np.float32))
+    pytester.makefile(".yaml", suite=SUITE.format(calib="calib.npz", accuracy=accuracy_yaml))
+    pytester.makepyfile(test_bench="def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n")
+
+
+def _run(pytester: pytest.Pytester, *extra: str) -> tuple[pytest.RunResult, dict]:
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "harness.pytest_plugin",
+        "--suite",
+        "suite.yaml",
+        "--report-dir",
+        "rep",
+        "--baseline-dir",
+        "bl",
+        "--harness-cache",
+        str(pytester.path.parent / "shared-cache"),
+        "--no-reports",
+        *extra,
+    )
+    return result, json.loads((pytester.path / "rep" / "results.json").read_text())
+
+
+def _good_calibration() -> np.ndarray:
+    return np.random.default_rng(11).uniform(0, 1, (4, 3, 224, 224))
+
+
+def test_good_int8_passes_with_accuracy_and_bad_calibration_fails(pytester: pytest.Pytester):
+    _write(pytester, _good_calibration())
+    result, data = _run(pytester)
+    result.assert_outcomes(passed=2, skipped=1)
+    cases = {c["id"]: c for c in data["cases"]}
+    int8 = cases["squeezenet-int8-b2"]
+    output = int8["accuracy"]["outputs"]["softmaxout_1"]
+    assert output["cosine_similarity"] > 0.98 and int8["accuracy"]["failures"] == []
+    assert int8["accuracy"]["reference"] == "fp32 on onnxruntime"
+    assert int8["recipe"]["calibration"]["source"].endswith("calib.npz") and int8["recipe"]["size_bytes"] > 0
+    assert int8["recipe"]["weights"] == "random:0"
+    assert cases["squeezenet-fp32-b2"]["accuracy"] is None  # the reference itself
+    assert "no bf16 kernels" in cases["squeezenet-bf16-b2"]["message"]
+    assert [s["id"] for s in data["speedups"]] == ["squeezenet-int8-b2"]
+
+    # A deliberately bad recipe: calibration on constant data. Ranges collapse, real inputs saturate.
+    _write(pytester, np.full((4, 3, 224, 224), 0.5))
+    result, data = _run(pytester)
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*squeezenet-int8-b2: output 'softmaxout_1': cosine similarity 0.0* < 0.9*"])
+    bad = next(c for c in data["cases"] if c["id"] == "squeezenet-int8-b2")
+    assert bad["status"] == "failed" and bad["accuracy"]["failures"]
+
+
+def test_quantizing_the_softmax_is_caught(pytester: pytest.Pytester):
+    _write(pytester, _good_calibration())
+    suite = (pytester.path / "suite.yaml").read_text().rstrip() + "\nrecipes: {int8: {exclude_ops: []}}\n"
+    (pytester.path / "suite.yaml").write_text(suite)
+    result, _ = _run(pytester, "-k", "int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output 'softmaxout_1': cosine similarity*"])
+
+
+def test_accuracy_drop_against_the_baseline_fails(pytester: pytest.Pytester):
+    # Absolute tolerances wide open: only the comparison with the recorded baseline can fail the case.
+    loose = "{int8: {min_cosine: 0, min_top1: 0, max_mismatch: 1, max_cosine_drop: 0.01}}"
+    _write(pytester, _good_calibration(), loose)
+    result, _ = _run(pytester, "-k", "int8", "--update-baselines")
+    result.assert_outcomes(passed=1)
+    stored = json.loads(next((pytester.path / "bl").glob("*/acc.json")).read_text())
+    assert stored["cases"]["squeezenet-int8-b2"]["accuracy"]["outputs"]["softmaxout_1"]["cosine_similarity"] > 0.98
+    _write(pytester, np.full((4, 3, 224, 224), 0.5), loose)
+    result, _ = _run(pytester, "-k", "int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output 'softmaxout_1': cosine similarity 0.* vs baseline 0.9* (drop *"])
