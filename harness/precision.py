@@ -111,6 +111,7 @@ def check_accuracy(
     if session.config.update_baselines:
         before = None  # the run that records a baseline is not judged against the one it replaces
     result.accuracy["failures"] = accuracy.check(case.id, numbers, tol, before)
+    result.accuracy["passed"] = not result.accuracy["failures"]
 
 
 def apply_failures(result: Any) -> None:

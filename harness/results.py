@@ -122,7 +122,8 @@ class RunResults:
 def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
     """Speed-up of every measured non-fp32 case over the fp32 case of the same model, batch size and shape set.
 
-    ``speedup_vs_fp32`` = fp32 median latency / this case's median latency (2.0: twice as fast), from the same run.
+    ``speedup_vs_fp32`` = this case's throughput / the fp32 case's throughput (samples/s; 2.0: twice as fast), both
+    from the same run; the report's "vs fp32" column is the same ratio.
     """
 
     def group(case: CaseResult) -> tuple[Any, ...]:
@@ -132,13 +133,13 @@ def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
     fp32 = {
         group(c): c
         for c in cases
-        if c.params.get("precision") == "fp32" and c.metrics.get("latency_median_ms") and c.status != "error"
+        if c.params.get("precision") == "fp32" and c.metrics.get("throughput_sps") and c.status != "error"
     }
     out = []
     for case in cases:
         ref = fp32.get(group(case))
-        latency = case.metrics.get("latency_median_ms")
-        if case.params.get("precision") == "fp32" or ref is None or not latency:
+        throughput = case.metrics.get("throughput_sps")
+        if case.params.get("precision") == "fp32" or ref is None or not throughput:
             continue
         out.append(
             {
@@ -148,9 +149,11 @@ def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
                 "shape": case.params.get("shape"),
                 "precision": case.params.get("precision"),
                 "fp32_id": ref.id,
-                "latency_median_ms": latency,
-                "fp32_latency_median_ms": ref.metrics["latency_median_ms"],
-                "speedup_vs_fp32": ref.metrics["latency_median_ms"] / latency,
+                "throughput_sps": throughput,
+                "fp32_throughput_sps": ref.metrics["throughput_sps"],
+                "latency_median_ms": case.metrics.get("latency_median_ms"),
+                "fp32_latency_median_ms": ref.metrics.get("latency_median_ms"),
+                "speedup_vs_fp32": throughput / ref.metrics["throughput_sps"],
             }
         )
     return out

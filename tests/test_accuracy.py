@@ -186,3 +186,39 @@ def test_accuracy_drop_against_the_baseline_fails(pytester: pytest.Pytester):
     result, _ = _run(pytester, "-k", "int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*output 'softmaxout_1': cosine similarity 0.* vs baseline 0.9* (drop *"])
+
+
+def test_speedups_pair_each_case_with_fp32_of_the_same_model_batch_and_shape():
+    from harness.results import CaseResult, RunResults, speedups
+
+    def case(model: str, precision: str, batch: int, sps: float) -> CaseResult:
+        params = {"suite": "s", "model": model, "precision": precision, "batch_size": batch, "shape": None}
+        return CaseResult(id=f"{model}-{precision}-b{batch}", params=params, metrics={"throughput_sps": sps})
+
+    cases = [case("a", "fp32", 1, 100), case("a", "fp32", 4, 200), case("a", "int8", 4, 300), case("a", "fp16", 1, 50)]
+    cases += [case("b", "int8", 1, 10)]  # no fp32 of model b: no speed-up
+    rows = {r["id"]: r["speedup_vs_fp32"] for r in speedups(cases)}
+    assert rows == {"a-int8-b4": pytest.approx(1.5), "a-fp16-b1": pytest.approx(0.5)}
+    frame = RunResults(environment={}, cases=cases).to_dataframe()
+    assert frame.set_index("id")["speedup_vs_fp32"].get("a-int8-b4") == pytest.approx(1.5)
+
+
+def test_onnxruntime_skips_what_it_cannot_execute_with_the_reason(tmp_path):
+    from harness import precision
+    from harness.backends.base import get_backend
+    from harness.errors import CaseSkipped
+    from harness.results import CaseResult
+    from harness.spec import load_suite
+
+    (tmp_path / "s.yaml").write_text(
+        "suite: s\nmodels: [{name: m, onnx_zoo: light_squeezenet}]\nprecisions: [bf16, fp8, tf32, fp16]\n"
+    )
+    backend = get_backend("onnxruntime", {})
+    assert {"fp32", "fp16", "int8"} <= backend.precisions
+    reasons = {}
+    for case in load_suite(tmp_path / "s.yaml").cases()[:3]:
+        with pytest.raises(CaseSkipped) as info:
+            precision.typed_for_case(case, backend, None, tmp_path, CaseResult(id=case.id, params={}))
+        reasons[case.precision] = str(info.value)
+    assert "no bf16 kernels" in reasons["bf16"] and "no fp8 compute kernels" in reasons["fp8"]
+    assert "GPU math mode" in reasons["tf32"]
