@@ -173,3 +173,49 @@ def test_ci_runs_lint_types_tests_and_the_example_suite_on_hosted_runners():
         "pytest benchmarks",
     ):
         assert command in scripts, command
+
+
+def run_plan(tmp_path: Path, **env: str) -> tuple[int, dict[str, str], str]:
+    """Run the `plan` job's script with bash as Actions would, and read back its outputs."""
+    step = load("perf.yml")["jobs"]["plan"]["steps"][0]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    variables = {"SUITE": "benchmarks/suites/zoo-trt.yaml", "BACKEND": "tensorrt", "TAG": "25.10"}
+    variables |= {"CANDIDATE": "", "UPDATE": "false", "SHARDS": "3"} | env
+    proc = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), **variables},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = output.read_text().splitlines() if output.exists() else []
+    return proc.returncode, dict(line.split("=", 1) for line in lines), proc.stdout + proc.stderr
+
+
+def test_plan_builds_the_matrix_of_tags_and_shards(tmp_path):
+    import json
+
+    status, out, log = run_plan(tmp_path)
+    assert status == 0, log
+    assert json.loads(out["matrix"]) == {"tag": ["25.10"], "shard": [1, 2, 3]}
+    assert out["shards"] == "3" and out["tag"] == "25.10" and out["candidate"] == ""
+    status, out, log = run_plan(tmp_path / "upgrade", CANDIDATE="25.12", SHARDS="1")
+    assert status == 0, log
+    assert json.loads(out["matrix"]) == {"tag": ["25.10", "25.12"], "shard": [1]}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TAG": "latest"}, "container tag 'latest' is not of the form YY.MM"),
+        ({"CANDIDATE": "25.12; rm -rf /"}, "is not of the form YY.MM"),
+        ({"SHARDS": "0"}, "expected a number of shards from 1 to 32"),
+        ({"CANDIDATE": "25.10"}, "candidate_tag equals trt_tag"),
+        ({"SUITE": "a.yaml\nmatrix={}"}, "must be one line each"),
+    ],
+)
+def test_plan_refuses_bad_settings_before_any_gpu_job_starts(tmp_path, env, message):
+    status, out, log = run_plan(tmp_path, **env)
+    assert status == 1 and message in log
+    assert "matrix" not in out
