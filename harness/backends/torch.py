@@ -46,6 +46,7 @@ def create(options: dict[str, Any]) -> TorchBackend:
 class TorchBackend:
     name = "torch"
     precisions = frozenset({"fp32", "tf32", "fp16", "bf16"})
+    takes_typed_models = False  # precision is the module's dtype here: the session skips the ONNX recipes
     uses_gpu = True  # the baseline key names the GPU, and telemetry judges clocks and throttling
 
     def __init__(self, mode: str = "graphs", compile_mode: str = "default", device: int = 0) -> None:

@@ -65,7 +65,7 @@ def quantize(
     if calibration.count == 0:
         raise HarnessError("calibration: no samples to calibrate with; give calibration.samples >= 1")
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._feeds = iter(calibration.batches())
 
