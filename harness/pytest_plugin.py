@@ -178,6 +178,12 @@ def _gate_config(config: pytest.Config) -> dict[str, Any]:
     }
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own answer, the CPU count
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` starts one pytest-xdist worker per GPU (harness.workers)."""
+    return workers.auto_num_workers(config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU; skipped with a reason elsewhere")
     config.stash[_STATE] = {"error": None, "cases": None, "session": None}

@@ -75,6 +75,18 @@ def worker_gpus(option: str | None) -> list[str]:
     return devices
 
 
+def auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per GPU where there are GPUs; elsewhere (None) xdist's own choice, the CPU count.
+
+    xdist asks while parsing the command line, before ``pytest_configure``, so the plugin module forwards here.
+    """
+    try:
+        devices = worker_gpus(config.getoption("worker_gpus", None))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return len(devices) or None
+
+
 def _worker_number(worker_id: str) -> int:
     digits = worker_id.removeprefix("gw")
     return int(digits) if digits.isdigit() else 0
@@ -120,11 +132,6 @@ class RunRecorder:
                 )
 
     # xdist hooks: optional, so the harness works without pytest-xdist installed
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int | None:
-        """``-n auto`` means one worker per GPU where there are GPUs; elsewhere xdist's own choice."""
-        return len(self.devices) or None
-
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         worker_id = node.workerinput["workerid"]

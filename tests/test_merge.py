@@ -234,6 +234,12 @@ def test_each_xdist_worker_gets_its_own_gpu(pytester):
     pytester.runpytest_subprocess("-n", "2", "--worker-gpus", "5,7", "--dist", "each", "-p", "no:cacheprovider")
     seen = {p.stem: p.read_text() for p in pytester.path.glob("gw*.gpu")}
     assert seen == {"gw0": "5", "gw1": "7"}
+    for path in pytester.path.glob("gw*.gpu"):
+        path.unlink()
+    # -n auto: as many workers as GPUs
+    pytester.runpytest_subprocess("-n", "auto", "--worker-gpus", "3,4,6", "--dist", "each", "-p", "no:cacheprovider")
+    seen = {p.stem: p.read_text() for p in pytester.path.glob("gw*.gpu")}
+    assert seen == {"gw0": "3", "gw1": "4", "gw2": "6"}
 
 
 def test_more_workers_than_gpus_is_refused(pytester):
