@@ -88,6 +88,7 @@ def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source
         "has_shapes": any(c.shape for c in view.cases),
         "has_speedup": any(c.speedup_vs_fp32 is not None and c.precision != "fp32" for c in view.cases),
         "has_cache": any(c.cache_hit is not None for c in view.cases),
+        "has_clock": any(c.sm_clock_mhz is not None for c in view.cases),
         "has_accuracy": any(c.accuracy for c in view.cases),
         "model_plots": list(model_plots.items()),
         "distributions": [_plot_entry(p) for p in plots if p.kind == "distribution"],

@@ -9,6 +9,7 @@ stays distinguishable with the common colour-vision deficiencies; every series a
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,9 @@ OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 # Fixed colours for the usual precisions so fp16 is the same colour on every plot of every report.
 PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8", "int4", "fp4")
-FIGSIZE = (6.4, 3.9)  # inches; at DPI this is ~700 px wide, legible at 100 % zoom
-DPI = 110
-MAX_DISTRIBUTIONS = 24  # latency-distribution plots per report; the rest are listed, not drawn (keeps it fast)
+FIGSIZE = (6.4, 3.9)  # inches; 640 x 390 px at DPI, legible at 100 % zoom
+DPI = 100
+MAX_DISTRIBUTIONS = 16  # latency-distribution plots per report; the rest are listed, not drawn (keeps it fast)
 
 
 @dataclass
@@ -42,13 +43,29 @@ def _style(index: int, name: str) -> dict[str, Any]:
     return {"color": OKABE_ITO[index % len(OKABE_ITO)], "marker": MARKERS[index % len(MARKERS)]}
 
 
-def _figure() -> tuple[Any, Any]:
+def _compact(value: float, _position: Any = None) -> str:
+    """Tick text of at most ~5 characters (17.5k, 1500, 0.25), so the fixed left margin always fits it."""
+    if abs(value) >= 1e4:
+        return f"{value / 1e3:.4g}k"
+    return f"{value:.4g}"
+
+
+def _figure(height: float = FIGSIZE[1], left_px: float = 72, bottom_px: float = 48) -> tuple[Any, Any]:
+    """A figure with fixed margins in pixels: a layout engine would cost more than the drawing (reports must stay
+    fast at hundreds of plots), and the labels here have known sizes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(FIGSIZE[0], height), dpi=DPI)
     FigureCanvasAgg(fig)
+    width_px, height_px = FIGSIZE[0] * DPI, height * DPI
+    fig.subplots_adjust(
+        left=left_px / width_px, right=1 - 12 / width_px, bottom=bottom_px / height_px, top=1 - 28 / height_px
+    )
     ax = fig.add_subplot()
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(_compact))
     ax.grid(True, color="#dddddd", linewidth=0.7)
     ax.set_axisbelow(True)
     return fig, ax
@@ -57,12 +74,15 @@ def _figure() -> tuple[Any, Any]:
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     # No "Software" text chunk: the page must not carry any address, even inside an image.
-    fig.savefig(buffer, format="png", metadata={"Software": None})
+    # Fast zlib level: plots are flat colours, so level 1 is nearly as small and several times quicker.
+    fig.savefig(buffer, format="png", metadata={"Software": None}, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
 def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """User text for a plot: shortened, and with ``$`` escaped so matplotlib never parses it as mathtext."""
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _series(cases: Iterable[CaseView]) -> dict[str, list[CaseView]]:
@@ -169,6 +189,7 @@ def throughput_vs_latency(model: str, cases: list[CaseView]) -> Any | None:
             ax.annotate(f"b{batch}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if not drawn:
         return None
+    ax.xaxis.set_major_formatter(ax.yaxis.get_major_formatter())
     ax.set_xlabel("p99 latency per batch (ms)")
     ax.set_ylabel("throughput (samples/s)")
     ax.set_xlim(0, _top(ax.get_lines(), 0) * 1.12)  # room for the batch labels
@@ -226,23 +247,16 @@ def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
             rows.append((case, base, cur))
     if not rows:
         return None
-    fig, ax = _figure()
-    fig.set_size_inches(FIGSIZE[0], max(2.4, 0.9 + 0.42 * len(rows)))
-    colours = {"baseline": OKABE_ITO[6], "current": OKABE_ITO[0], "regressed": OKABE_ITO[3]}
+    labels = [_short(case.id, 34) for case, _, _ in rows]
+    fig, ax = _figure(
+        height=max(2.4, 1.3 + 0.42 * len(rows)), left_px=20 + 7.4 * max(len(t) for t in labels), bottom_px=84
+    )
+    colours = {"baseline": OKABE_ITO[6], "current": OKABE_ITO[0], "current (regressed)": OKABE_ITO[3]}
+    # One errorbar call per series (not per case): each call builds several artists, and models have many cases.
+    series: dict[str, list[tuple[float, tuple[float, float, float]]]] = {name: [] for name in colours}
     for y, (case, base, cur) in enumerate(rows):
-        for offset, values, name in ((0.17, base, "baseline"), (-0.17, cur, "current")):
-            colour = colours["regressed"] if name == "current" and case.label == "regressed" else colours[name]
-            lo, mid, hi = values
-            ax.errorbar(
-                [mid],
-                [y + offset],
-                xerr=[[mid - lo], [hi - mid]],
-                fmt="o" if name == "current" else "s",
-                color=colour,
-                capsize=3,
-                markersize=5,
-                label=name if y == 0 else None,
-            )
+        series["baseline"].append((y + 0.17, base))
+        series["current (regressed)" if case.label == "regressed" else "current"].append((y - 0.17, cur))
         delta = case.delta("latency_median_ms")
         if delta is not None:
             ax.annotate(
@@ -251,21 +265,28 @@ def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
                 textcoords="offset points",
                 xytext=(6, -3),
                 fontsize=7,
-                color=colours["regressed"] if case.label == "regressed" else "#333333",
+                color=colours["current (regressed)"] if case.label == "regressed" else "#333333",
+            )
+    for name, points in series.items():
+        if points:
+            mids = [v[1] for _, v in points]
+            ax.errorbar(
+                mids,
+                [y for y, _ in points],
+                xerr=[[v[1] - v[0] for _, v in points], [v[2] - v[1] for _, v in points]],
+                fmt="s" if name == "baseline" else "o",
+                color=colours[name],
+                capsize=3,
+                markersize=5,
+                label=name,
             )
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([_short(case.id, 34) for case, _, _ in rows], fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("latency per batch (ms): marker median, whiskers min–p99")
     ax.set_xlim(0, max(max(base[2], cur[2]) for _, base, cur in rows) * 1.18)  # room for the change labels
     ax.set_title(f"{_short(model)}: baseline vs current per case", fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    if any(case.label == "regressed" for case, _, _ in rows):
-        from matplotlib.lines import Line2D
-
-        handles.append(Line2D([], [], marker="o", color=colours["regressed"], linestyle=""))
-        labels.append("current (regressed)")
-    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(labels))
+    fig.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=3, frameon=False)
     return fig
 
 
@@ -306,32 +327,66 @@ MODEL_PLOTS: tuple[tuple[str, str, Callable[[str, list[CaseView]], Any]], ...] =
 )
 
 
-def render_plots(view: ReportView) -> tuple[list[Plot], list[str]]:
-    """Every plot the view supports, and the ids of regressed cases whose distribution was not drawn."""
-    import matplotlib
+PARALLEL_MIN_TASKS = 12  # below this, starting worker processes costs more than it saves
 
-    matplotlib.use("Agg", force=False)
-    plots: list[Plot] = []
-    for model in view.models:
-        cases = view.model_cases(model)
-        model_slug = slug(model)
-        for kind, title, draw in MODEL_PLOTS:
-            fig = draw(model, cases)
-            if fig is not None:
-                plots.append(Plot(f"{model_slug}__{kind}.png", f"{title}: {model}", model, kind, _png(fig)))
-    shown = view.with_label("regressed", "ambiguous")
-    left_out = [c.id for c in shown[MAX_DISTRIBUTIONS:]]
-    for case in shown[:MAX_DISTRIBUTIONS]:
+
+def _model_plots(task: tuple[str, list[CaseView]]) -> list[Plot]:
+    """Every plot of one model (a top-level function: it runs in worker processes too)."""
+    model, cases = task
+    out = []
+    for kind, title, draw in MODEL_PLOTS:
+        fig = draw(model, cases)
+        if fig is not None:
+            out.append(Plot(f"{slug(model)}__{kind}.png", f"{title}: {model}", model, kind, _png(fig)))
+    return out
+
+
+def _distribution_plots(cases: list[CaseView]) -> list[Plot]:
+    out = []
+    for case in cases:
         fig = latency_distribution(case)
         if fig is not None:
-            plots.append(
-                Plot(
-                    f"{slug(case.id)}__distribution.png",
-                    f"Latency distribution: {case.id}",
-                    case.model,
-                    "distribution",
-                    _png(fig),
-                    case.id,
-                )
+            title = f"Latency distribution: {case.id}"
+            out.append(
+                Plot(f"{slug(case.id)}__distribution.png", title, case.model, "distribution", _png(fig), case.id)
             )
-    return plots, left_out
+    return out
+
+
+def _run(task: tuple[str, Any]) -> list[Plot]:
+    kind, payload = task
+    return _model_plots(payload) if kind == "model" else _distribution_plots(payload)
+
+
+def _workers(tasks: int) -> int:
+    if tasks < PARALLEL_MIN_TASKS:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8, tasks))
+
+
+def render_plots(view: ReportView, workers: int | None = None) -> tuple[list[Plot], list[str]]:
+    """Every plot the view supports, and the ids of regressed cases whose distribution was not drawn.
+
+    Drawing is CPU-bound and each figure is independent, so a large report draws in a pool of worker processes
+    (``spawn``: safe in a process that holds backend threads, e.g. at the end of a pytest session); a small one, or
+    a machine with one CPU, draws in this process. The output is the same either way, in the same order.
+    """
+    shown = view.with_label("regressed", "ambiguous")
+    left_out = [c.id for c in shown[MAX_DISTRIBUTIONS:]]
+    tasks: list[tuple[str, Any]] = [("model", (model, view.model_cases(model))) for model in view.models]
+    tasks += [("distribution", [case]) for case in shown[:MAX_DISTRIBUTIONS]]
+    workers = _workers(len(tasks)) if workers is None else workers
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                return [plot for plots in pool.map(_run, tasks) for plot in plots], left_out
+        except (OSError, RuntimeError):  # no processes allowed here (a sandbox, a daemon): draw in this one
+            pass
+    return [plot for task in tasks for plot in _run(task)], left_out

@@ -2,8 +2,8 @@
 
 The baseline may be another run's results.json, a baseline file (``baselines/<key>/<suite>.json``) or a baseline
 directory (``baselines/``, the key taken from the results' environment). Each measured case gets that baseline's
-entry and a fresh verdict from :func:`harness.gate.judge` with the tolerances the case was gated with (10% when none
-were recorded). Nothing is measured again.
+entry and a fresh verdict from :func:`harness.gate.judge` (per-trial values on both sides where recorded) with the
+tolerances the case was gated with (10% when none were recorded). Nothing is measured again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.results import SCHEMA as RESULTS_SCHEMA
 from harness.results import RunResults
 
-BASELINE_SCHEMA = "harness.baseline/1"
+BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 adds per-trial values
 
 
 def _read_json(path: Path) -> Any:
@@ -53,7 +53,7 @@ def load_entries(path: Path, results: RunResults) -> tuple[dict[tuple[str, str],
 
 def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
     schema = data.get("schema") if isinstance(data, dict) else None
-    if schema == BASELINE_SCHEMA:
+    if isinstance(schema, str) and schema.startswith(BASELINE_SCHEMA):
         suite = str(data.get("suite") or path.stem)
         return {(suite, case_id): entry for case_id, entry in (data.get("cases") or {}).items()}
     if schema == RESULTS_SCHEMA:
@@ -64,12 +64,14 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
             if not case.metrics:
                 continue
             entry: dict[str, Any] = {"params": case.params, "metrics": case.metrics, "stats": case.stats}
+            if getattr(case, "trials", None):
+                entry["trials"] = case.trials
             if case.samples.get("latency_ms"):
                 entry["latency_quantiles_ms"] = compact_quantiles(case.samples["latency_ms"])
             out[(str(case.params.get("suite", "")), case.id)] = entry
         return out
     raise HarnessError(
-        f"--baseline {path}: neither a results file ({RESULTS_SCHEMA}) nor a baseline file ({BASELINE_SCHEMA}) "
+        f"--baseline {path}: neither a results file ({RESULTS_SCHEMA}) nor a baseline file ({BASELINE_SCHEMA}N) "
         f"(found schema {schema!r})"
     )
 
@@ -95,7 +97,14 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
         if isinstance(recorded, dict):
             tolerance = {**recorded, **tolerance}
         tolerance.setdefault("default", 0.10)
-        verdict = judge(case.id, case.metrics, (entry or {}).get("metrics"), tolerance)
+        verdict = judge(
+            case.id,
+            case.metrics,
+            (entry or {}).get("metrics"),
+            tolerance,
+            trials=getattr(case, "trials", None) or None,
+            baseline_trials=(entry or {}).get("trials"),
+        )
         was_regression = case.verdict == "regressed"
         case.baseline = entry
         case.verdict = verdict.verdict

@@ -57,8 +57,21 @@ def sample_results(
     # Round robin over the models, so a few cases already give every model a curve per precision.
     per_model = [[(m, p, b) for p in PRECISION_SPEED for b in batches] for m in models]
     combos = [combo for i in range(len(per_model[0])) for combo in (group[i] for group in per_model)]
-    # Nine kinds: a period coprime with the usual batch counts, so every verdict meets every batch size.
-    kinds = ("unchanged", "regressed", "unchanged", "improved", "new", "ambiguous", "unchanged", "error", "skipped")
+    # Eleven kinds: a period coprime with the model, precision and batch counts, so every verdict meets every
+    # model, precision and batch size.
+    kinds = (
+        "regressed",
+        "unchanged",
+        "improved",
+        "unchanged",
+        "new",
+        "ambiguous",
+        "unchanged",
+        "error",
+        "unchanged",
+        "skipped",
+        "unchanged",
+    )
     results = RunResults(environment=sample_environment(), suites={"synthetic": "benchmarks/suites/synthetic.yaml"})
     for index in range(n_cases):
         model, precision, batch = combos[index % len(combos)]
@@ -149,6 +162,18 @@ def sample_results(
         else:
             case.verdict = "new"
             case.message = f"{case_id}: no baseline yet; run with --update-baselines to record one"
+        throttled = index % 13 == 6
+        case.telemetry = {
+            "status": "ok",
+            "samples": 40,
+            "sm_clock_mhz": {"min": 1650.0 if throttled else 1965.0, "median": 1980.0, "max": 1980.0},
+            "clock_event_reasons": ["hw_slowdown"] if throttled else [],
+            "throttled": throttled,
+            "flagged": throttled,
+            "flags": ["clock throttling seen by NVML: hw_slowdown"] if throttled else [],
+        }
+        if throttled:
+            case.warnings.append("clock throttling seen by NVML: hw_slowdown")
         if index % 11 == 0:
             case.warnings.append("latency CV 3.1% exceeds 2.5%: the machine is noisy or the case too short")
         results.add(case)

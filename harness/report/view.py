@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +76,14 @@ class Delta:
         if isinstance(low, (int, float)) and isinstance(high, (int, float)) and abs(low) < 1e6 and abs(high) < 1e6:
             parts.append(f"interval {low:+.1%}..{high:+.1%}")
         trials = self.extra.get("trials")
-        if isinstance(trials, (list, tuple)) and len(trials) == 2 and trials != [1, 1] and tuple(trials) != (1, 1):
-            noun = "pairs" if self.extra.get("method") == "wilcoxon-paired" else "trials"
-            parts.append(f"{trials[0]} {noun}" if noun == "pairs" else f"{trials[0]} vs {trials[1]} trials")
-        return ", ".join(parts)
+        method = self.extra.get("method")
+        if isinstance(trials, (list, tuple)) and len(trials) == 2 and method not in (None, "tolerance"):
+            noun = "pairs" if method == "wilcoxon-paired" else "trials"
+            sizes = f"{trials[0]} {noun}" if noun == "pairs" else f"{trials[0]} vs {trials[1]} trials"
+            parts.append(sizes if isinstance(p_value, (int, float)) else f"{sizes}: too few to tell from noise")
+        if self.extra.get("note"):
+            parts.append(str(self.extra["note"]))
+        return "; ".join(parts)
 
     @property
     def tolerance_text(self) -> str:
@@ -123,6 +126,23 @@ class CaseView:
             return -d.change if higher_better else d.change
 
         return max(self.deltas, key=badness) if self.deltas else None
+
+    @property
+    def telemetry(self) -> dict[str, Any]:
+        value = getattr(self.case, "telemetry", None)
+        return value if isinstance(value, dict) and value.get("status", "ok") == "ok" else {}
+
+    @property
+    def sm_clock_mhz(self) -> float | None:
+        """Median SM clock during the measured loop (NVML), when sampled."""
+        clock = self.telemetry.get("sm_clock_mhz")
+        value = clock.get("median") if isinstance(clock, dict) else clock
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def telemetry_flags(self) -> list[str]:
+        flags = self.telemetry.get("flags")
+        return [str(f) for f in flags] if isinstance(flags, list) else []
 
     @property
     def cache_hit(self) -> bool | None:
@@ -192,7 +212,7 @@ class ReportView:
 
 
 def build_view(results: RunResults, baseline_source: str | None = None) -> ReportView:
-    fp32 = _fp32_throughput(results.cases)
+    speedup = _speedups(results.cases)
     views = []
     for case in results.cases:
         params = case.params
@@ -207,7 +227,7 @@ def build_view(results: RunResults, baseline_source: str | None = None) -> Repor
                 shape=str(params.get("shape") or ""),
                 suite=str(params.get("suite", "")),
                 deltas=[_delta(c) for c in case.comparisons if _is_comparison(c)],
-                speedup_vs_fp32=_speedup(case, fp32),
+                speedup_vs_fp32=speedup.get(case.id),
                 accuracy=accuracy_text,
                 accuracy_failed=accuracy_failed,
             )
@@ -238,30 +258,14 @@ def _delta(data: dict[str, Any]) -> Delta:
     )
 
 
-def _group_key(case: CaseResult) -> tuple[Any, ...]:
-    p = case.params
-    return (p.get("suite"), p.get("model"), p.get("batch_size"), p.get("shape"))
-
-
-def _fp32_throughput(cases: Iterable[CaseResult]) -> dict[tuple[Any, ...], float]:
-    out = {}
-    for case in cases:
-        value = case.metrics.get("throughput_sps")
-        if case.params.get("precision") == "fp32" and value:
-            out[_group_key(case)] = float(value)
-    return out
-
-
-def _speedup(case: CaseResult, fp32: dict[tuple[Any, ...], float]) -> float | None:
-    """Throughput relative to the fp32 case of the same model, batch and shape (recorded figure wins)."""
-    for name in ("speedup_vs_fp32", "speedup_vs_fp32_x"):
-        if isinstance(case.metrics.get(name), (int, float)):
-            return float(case.metrics[name])
-    reference = fp32.get(_group_key(case))
-    value = case.metrics.get("throughput_sps")
-    if reference and value:
-        return float(value) / reference
-    return None
+def _speedups(cases: list[CaseResult]) -> dict[str, float]:
+    """Case id -> throughput speed-up vs the fp32 case of the same model, batch and shape (harness.results owns the
+    rule; results.json stores the same list under "speedups")."""
+    try:
+        from harness.results import speedups
+    except ImportError:  # an older harness.results: no speed-ups rather than a second definition here
+        return {}
+    return {s["id"]: float(s["speedup_vs_fp32"]) for s in speedups(cases)}
 
 
 def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
@@ -294,12 +298,12 @@ def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
     if rel_err and not abs_err:
         parts.append(f"rel {max(rel_err):.2g}")
     verdict = "FAIL" if failed else ("pass" if parts or "passed" in accuracy else "")
-    text = " ".join(p for p in [verdict, *parts] if p)
+    text = " · ".join(p for p in [verdict, *parts] if p)
     return text, failed
 
 
 def _failed(data: dict[str, Any]) -> bool:
-    if data.get("passed") is False or data.get("pass") is False:
+    if data.get("passed") is False or data.get("pass") is False or data.get("failures"):
         return True
     return str(data.get("verdict", data.get("status", ""))).lower() in ("fail", "failed")
 
@@ -385,15 +389,28 @@ def clock_notes(env: dict[str, Any], cases: list[CaseView]) -> list[str]:
         value = env.get(key)
         if isinstance(value, dict) and value:
             notes.append(", ".join(f"{k}={v}" for k, v in sorted(value.items()) if not isinstance(v, (dict, list))))
+    for gpu in env.get("gpus") or []:
+        limits = [
+            f"max SM {gpu['max_sm_clock_mhz']:.0f} MHz"
+            if isinstance(gpu.get("max_sm_clock_mhz"), (int, float))
+            else "",
+            f"max memory {gpu['max_mem_clock_mhz']:.0f} MHz"
+            if isinstance(gpu.get("max_mem_clock_mhz"), (int, float))
+            else "",
+            f"power limit {gpu['power_limit_w']:.0f} W" if isinstance(gpu.get("power_limit_w"), (int, float)) else "",
+            f"persistence mode {'on' if gpu['persistence_mode'] else 'off'}" if "persistence_mode" in gpu else "",
+        ]
+        if any(limits):
+            notes.append(f"GPU {gpu.get('index', '')}: " + ", ".join(x for x in limits if x))
+    clocks = [c.sm_clock_mhz for c in cases if c.sm_clock_mhz is not None]
+    if clocks:
+        notes.append(f"SM clock during measurement (median per case): {min(clocks):.0f}–{max(clocks):.0f} MHz")
     throttled: dict[str, list[str]] = {}
     for view in cases:
         telemetry = getattr(view.case, "telemetry", None)
-        if isinstance(telemetry, dict):
-            for reason in _throttle_reasons(telemetry):
-                throttled.setdefault(reason, []).append(view.id)
-        for warning in view.case.warnings:
-            if "throttl" in warning.lower() or "clock" in warning.lower():
-                throttled.setdefault(warning, []).append(view.id)
+        reasons = view.telemetry_flags or (_throttle_reasons(telemetry) if isinstance(telemetry, dict) else [])
+        for reason in reasons:
+            throttled.setdefault(reason, []).append(view.id)
     for reason, ids in throttled.items():
         shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
         notes.append(f"{reason} ({shown})")
@@ -401,9 +418,10 @@ def clock_notes(env: dict[str, Any], cases: list[CaseView]) -> list[str]:
 
 
 def _throttle_reasons(telemetry: dict[str, Any]) -> list[str]:
+    """Throttling named in a telemetry record that carries no ready-made ``flags``."""
     reasons: list[str] = []
     for key, value in telemetry.items():
-        if "throttl" not in key.lower():
+        if "throttl" not in key.lower() or isinstance(value, bool):
             continue
         if isinstance(value, (list, tuple)):
             reasons.extend(f"throttled: {v}" for v in value if v)
