@@ -105,6 +105,23 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_args(parser: argparse.ArgumentParser) -> None:
+    from harness.calibrate import add_arguments
+
+    add_arguments(parser)
+
+
+@command(
+    "calibrate",
+    "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",
+    _calibrate_args,
+)
+def calibrate(args: argparse.Namespace) -> int:
+    from harness.calibrate import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)

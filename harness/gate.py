@@ -61,6 +61,13 @@ FAILING = frozenset({"regressed"})
 ALPHA = 0.05  # one-sided level of each test; with confirmation a chance alarm needs two such tests
 MIN_TRIALS = 2  # fewer per side cannot be tested: a change beyond tolerance is then ambiguous
 DETERMINISTIC = frozenset({"engine_bytes"})  # metrics without run-to-run noise: the tolerance alone decides
+CPU_METRIC = "cpu_ms"  # per-trial process CPU time per inference (harness.trials), recorded on CPU backends
+CPU_SHARE = "cpu_share"  # per-trial process CPU time / wall time (harness.trials)
+CONTENDED = 0.9  # a side whose median CPU share is below 90 % of the best trial's ran on a contended runner
+# How much contention inflates CPU time per inference of unchanged code, per unit of CPU share lost (relative to the
+# best trial). Measured on the 2-core shared development machine: a share falling from 57-65 % to 25 % raised it by
+# 8-13 %, i.e. 0.2-0.3 per unit; 0.35 leaves a margin. A contended comparison needs this much on top of the tolerance.
+CONTENTION_SLOPE = 0.35
 NAIVE_THRESHOLD = 0.05  # pytest-benchmark's --benchmark-compare-fail=median:5%, the reference in `harness calibrate`
 
 
@@ -77,6 +84,7 @@ class Comparison:
     p_value: float | None = None  # one-sided, in the direction of the observed change
     trials: tuple[int, int] = (1, 1)  # (current, baseline) number of values compared; pairs for A/B
     method: str = "tolerance"  # mann-whitney / wilcoxon-paired / tolerance
+    note: str = ""  # why a change beyond tolerance was not taken as a regression or an improvement
 
     def describe(self, case_id: str, against: str = "baseline") -> str:
         """E.g. ``squeezenet-fp32-b4: median latency 41.2 ms vs baseline 34.7 ms (+18.7% > tolerance 10%; ...)``."""
@@ -96,7 +104,7 @@ class Comparison:
             interval = f", interval {self.ci_low:+.1%}..{self.ci_high:+.1%}"
         noun = "pairs" if self.method == "wilcoxon-paired" else "trials"
         sizes = f"{self.trials[0]} {noun}" if noun == "pairs" else f"{self.trials[0]} vs {self.trials[1]} trials"
-        return text + f"; p={self.p_value:.3f}{interval}, {sizes})"
+        return text + f"; p={self.p_value:.3f}{interval}, {sizes})" + (f" [{self.note}]" if self.note else "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +157,8 @@ def _signed_rank_counts(n: int) -> tuple[int, ...]:
 
 
 def _critical_rank(counts: Sequence[int], tail: float) -> int:
-    """Largest k >= 0 with P(stat <= k - 1) <= tail: the interval keeps order statistics k+1 .. N - k (1-based)."""
+    """Largest k >= 0 with P(stat <= k - 1) <= tail. The test rejects "no shift" one-sidedly when at most k - 1
+    pairwise differences fall on the other side of 0, so the interval is order statistics k .. N + 1 - k (1-based)."""
     total = float(sum(counts))
     cumulative, k = 0.0, 0
     for c in counts:
@@ -161,11 +170,11 @@ def _critical_rank(counts: Sequence[int], tail: float) -> int:
 
 
 def _interval(values: np.ndarray, k: int) -> tuple[float, float]:
-    """Order statistics k+1 and N-k of ``values`` (the rank-test interval); infinite when k == 0."""
+    """Order statistics k and N + 1 - k (1-based) of ``values``: the rank-test interval; infinite when k == 0."""
     if k <= 0:
         return -math.inf, math.inf
     ordered = np.sort(values)
-    return float(ordered[k]), float(ordered[len(ordered) - 1 - k])
+    return float(ordered[k - 1]), float(ordered[len(ordered) - k])
 
 
 def _rel(log_shift: float) -> float:
@@ -262,7 +271,55 @@ def judge(
     )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")
+    if trials.get(CPU_METRIC) and baseline_trials.get(CPU_METRIC):
+        comparisons = tuple(_with_cpu_evidence(c, trials, baseline_trials, alpha) for c in comparisons)
     return _combine(case_id, comparisons, "baseline")
+
+
+def _with_cpu_evidence(
+    c: Comparison, trials: dict[str, list[float]], baseline_trials: dict[str, list[float]], alpha: float
+) -> Comparison:
+    """CPU backends: use the process's CPU time per inference as the evidence that tells the code from the runner.
+
+    Slower code needs more CPU time; a busy neighbour takes the CPU away and stretches wall-clock time instead. When
+    either side was contended (its median CPU share below :data:`CONTENDED` x the best trial's), the wall-clock
+    change says nothing about the code, so the verdict is the CPU-time comparison's (same test), with the tolerance
+    widened by :data:`CONTENTION_SLOPE` x the difference of CPU shares; a CPU-time change beyond the tolerance but
+    within that allowance is ``ambiguous``.
+    Otherwise the wall-clock verdict stands only if CPU time moved the same way (by half the tolerance,
+    significantly); if not, it is ``ambiguous``.
+    """
+    if c.metric in DETERMINISTIC:
+        return c
+    cpu = compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], c.tolerance, alpha)
+    p_text = f", p={cpu.p_value:.3f}" if cpu.p_value is not None else ""
+    shares, base_shares = trials.get(CPU_SHARE) or [], baseline_trials.get(CPU_SHARE) or []
+    if shares and base_shares:
+        best = max(*shares, *base_shares)
+        current, baseline = float(np.median(shares)), float(np.median(base_shares))
+        if min(current, baseline) < CONTENDED * best:
+            # Contention inflates CPU time a little too (shared caches, SMT siblings), in proportion to how much
+            # CPU share was lost. When the more contended side is the one that looks slower, only a change beyond
+            # the tolerance plus that allowance is taken as the code's; the other way round the bias works against
+            # the verdict and needs no allowance.
+            slower_side_contended = (cpu.change > 0) == (current < baseline)
+            allowance = CONTENTION_SLOPE * abs(current - baseline) / best if slower_side_contended else 0.0
+            verdict = cpu.verdict
+            if verdict in ("regressed", "improved") and abs(cpu.change) <= c.tolerance + allowance:
+                verdict = "ambiguous"
+            note = (
+                f"runner contended: CPU share {current:.0%} vs baseline {baseline:.0%}; judged on CPU time per "
+                f"inference, {cpu.change:+.1%}{p_text}"
+            )
+            return replace(c, verdict=verdict, note=note)
+    if c.verdict not in ("regressed", "improved"):
+        return c
+    slower = c.verdict == "regressed"  # for throughput too: the direction is in the verdict, not in the sign
+    moved = cpu.change > c.tolerance / 2 if slower else cpu.change < -c.tolerance / 2
+    if moved and cpu.p_value is not None and cpu.p_value <= alpha:
+        return c
+    note = f"CPU time per inference moved {cpu.change:+.1%}{p_text}: the runner's load changed, not the code"
+    return replace(c, verdict="ambiguous", note=note)
 
 
 def _combine(case_id: str, comparisons: tuple[Comparison, ...], against: str) -> Verdict:

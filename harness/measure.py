@@ -30,6 +30,14 @@ class Measurement:
     extra_ms: dict[str, list[float]] = field(default_factory=dict)  # backend timings per iteration
     telemetry: dict[str, Any] = field(default_factory=dict)  # harness.telemetry record of the measured loop
     stopped_early: bool = False  # max_duration_ms hit before min_duration_ms
+    # Process CPU time (all threads) of the measured loop, ms. On a CPU backend, cpu_ms / wall_ms below its usual
+    # value means the OS gave the CPU to someone else and the latencies include that wait (harness.gate).
+    cpu_ms: float | None = None
+
+    @property
+    def cpu_share(self) -> float | None:
+        """Process CPU time / wall time of the measured loop (None when not recorded)."""
+        return self.cpu_ms / self.wall_ms if self.cpu_ms is not None and self.wall_ms > 0 else None
 
     @property
     def iterations(self) -> int:
@@ -78,7 +86,7 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
     stopped_early = False
     sampler = Sampler().start()
     try:
-        loop_start = clock()
+        loop_start, cpu_start = clock(), time.process_time_ns()
         while True:
             t0 = clock()
             timings = runner.step()
@@ -94,6 +102,7 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
                 stopped_early = True
                 break
         wall_ms = (clock() - loop_start) / 1e6
+        cpu_ms = (time.process_time_ns() - cpu_start) / 1e6
     finally:  # an exception or Ctrl-C must not leave the sampler thread running
         sampler.stop()
     return Measurement(
@@ -105,4 +114,5 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
         extra_ms=extra,
         stopped_early=stopped_early,
         telemetry=sampler.summary(uses_gpu),
+        cpu_ms=cpu_ms,
     )

@@ -198,7 +198,7 @@ class HarnessSession:
                 return runner.measure(trial, case.batch_size)
             return measure(runner, trial, case.batch_size, **({"uses_gpu": True} if uses_gpu else {}))
 
-        per_variant = measure_rounds(openers, spec, rounds or spec.trials, timed)
+        per_variant = measure_rounds(openers, spec, rounds or spec.trials, timed, cpu_time=not uses_gpu)
         return [TrialSet(case.batch_size, measurements) for measurements in per_variant]
 
     def _measure_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> None:

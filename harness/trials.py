@@ -34,7 +34,9 @@ from harness.spec import MeasureSpec
 from harness.stats import nearest_rank
 
 MIN_TRIAL_ITERATIONS = 3
-# Per-trial values kept for the gate and the baseline (the gate compares these across runs).
+# Per-trial values kept for the gate and the baseline (the gate compares these across runs). On CPU backends also
+# ``cpu_ms`` (process CPU time per inference, which a busy neighbour hardly inflates) and ``cpu_share`` (CPU time /
+# wall time: below its usual value the runner was contended).
 TRIAL_METRICS = ("latency_median_ms", "latency_mean_ms", "latency_p90_ms", "throughput_sps")
 
 Measure = Callable[[Runner, MeasureSpec], Measurement]
@@ -89,11 +91,14 @@ def measure_rounds(
     rounds: int,
     measure: Measure,
     on_trial: Callable[[int, int, Measurement], None] | None = None,
+    cpu_time: bool = False,
 ) -> list[list[Measurement]]:
-    """``rounds`` trials of every variant, interleaved (A B / B A / ...); returns trials per variant.
+    """``rounds`` trials of every variant, interleaved (A B / B A / ...); returns trials per variant. Each trial is
+    as long as one of the ``spec.trials`` trials of a case (see :func:`trial_spec`), whatever the number of rounds.
 
     Each variant is a callable opening a fresh runner; the runner is closed after its trial. ``on_trial(variant,
-    round, measurement)`` is called after every trial (progress output).
+    round, measurement)`` is called after every trial (progress output). Without ``cpu_time`` (GPU backends) the
+    measurements' process CPU time is dropped, so the gate does not use it.
     """
     out: list[list[Measurement]] = [[] for _ in variants]
     for r in range(rounds):
@@ -101,9 +106,11 @@ def measure_rounds(
         for v in order:
             runner = variants[v]()
             try:
-                m = measure(runner, trial_spec(spec, r, rounds))
+                m = measure(runner, trial_spec(spec, r))
             finally:
                 runner.close()
+            if not cpu_time:  # a GPU backend waits for the device: its CPU time says nothing about contention
+                m.cpu_ms = None
             out[v].append(m)
             if on_trial is not None:
                 on_trial(v, r, m)
@@ -147,6 +154,9 @@ class TrialSet:
             out["latency_mean_ms"].append(float(values.mean()))
             out["latency_p90_ms"].append(nearest_rank(values, 90))
             out["throughput_sps"].append(m.throughput_sps)
+        if self.measurements and all(m.cpu_ms is not None for m in self.measurements):
+            out["cpu_ms"] = [float(m.cpu_ms or 0.0) / m.iterations for m in self.measurements]
+            out["cpu_share"] = [float(m.cpu_share or 0.0) for m in self.measurements]
         return out
 
     def facts(self) -> dict[str, Any]:
@@ -159,6 +169,7 @@ class TrialSet:
             "trial_wall_ms": [round(m.wall_ms, 3) for m in self.measurements],
             "warmup_iterations": sum(m.warmup_iterations for m in self.measurements),
             "warmup_ms": sum(m.warmup_ms for m in self.measurements),
+            "cpu_share": [round(m.cpu_share, 4) for m in self.measurements if m.cpu_share is not None],
         }
 
     def warnings(self) -> list[str]:

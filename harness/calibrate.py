@@ -1,0 +1,423 @@
+"""``harness calibrate``: how often the gate cries wolf, and how often it catches a real slowdown, on this runner.
+
+One run measures every selected case under several conditions, interleaved round by round (harness.trials): the
+unmodified engine and the same engine slowed down by each injected factor (``--simulate-slowdown``'s busy-wait,
+default +5% and +10%). Each round gives one trial per (case, condition); consecutive rounds are grouped into blocks of
+``trials`` trials, and a block is what one CI run of the gate would measure. Then every ordered pair of distinct blocks
+(baseline block from the unmodified condition, current block from the condition under test) is one simulated
+CI comparison:
+
+- the gate (harness.gate.judge on the blocks' per-trial values, confirmed with the next block when it says
+  regressed, as ``pytest`` does): a comparison counts as an alarm when the final verdict is ``regressed``;
+- the naive rule (pytest-benchmark's ``--benchmark-compare-fail=median:5%``): the median latency of all samples of
+  the current block against that of the baseline block, on the very same measurements.
+
+A/A comparisons give the false-alarm rate, the injected conditions the detection rate. Comparisons that share blocks
+are not independent, so the rates are estimates with wider error than their count suggests; rerun on a quiet machine
+and with more ``--rounds`` for tighter figures. Measuring time is reported as the gate's time per case (trials,
+warm-ups and confirmations) over that of a single-trial run of the same length (one warm-up, one measured loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.gate import ALPHA, NAIVE_THRESHOLD, confirm, judge, naive_regressed
+from harness.trials import SlowedRunner, TrialSet, measure_rounds
+
+TARGETS = {"false_alarm": 0.01, "detect_10": 0.95, "detect_5": 0.80, "time_ratio": 3.0}
+
+
+@dataclass
+class Tally:
+    """Counts of one (case, condition): comparisons, gate alarms, gate ambiguous flags, naive alarms."""
+
+    n: int = 0
+    gate: int = 0
+    ambiguous: int = 0
+    naive: int = 0
+    changes: list[float] = field(default_factory=list)  # the gate's estimated change of median latency
+
+    def add(self, other: Tally) -> None:
+        self.n += other.n
+        self.gate += other.gate
+        self.ambiguous += other.ambiguous
+        self.naive += other.naive
+        self.changes += other.changes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suites", nargs="+", help="suite YAML files")
+    parser.add_argument("--cases", action="append", default=[], metavar="GLOB", help="case ids to use (repeatable)")
+    parser.add_argument("--rounds", type=int, default=50, help="trials per case and condition (default 50)")
+    parser.add_argument(
+        "--factors", default="1.05,1.10", help="injected slowdowns, comma-separated (default 1.05,1.10)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        default="3%",
+        help="the gate's tolerance in this calibration (default 3%%; the suites' own tolerances are not used, since "
+        "a 10%% tolerance cannot catch +5%%)",
+    )
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"the gate's test level (default {ALPHA})")
+    parser.add_argument("--trials", type=int, default=None, help="trials per gate run (default: the suite's)")
+    parser.add_argument("--no-confirm", action="store_true", help="calibrate the gate without confirmation")
+    parser.add_argument("--warmup-ms", type=float, default=None)
+    parser.add_argument("--min-duration-ms", type=float, default=None)
+    parser.add_argument("--min-iterations", type=int, default=None)
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--cache-dir", default=".harness-cache", help="prepared models and engines")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures and every trial's samples as JSON")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: re-evaluate the trials saved by an earlier --json (e.g. with another --tolerance)",
+    )
+
+
+def _percent(text: str) -> float:
+    value = text.strip()
+    try:
+        return float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise HarnessError(f"--tolerance {text}: expected a percentage such as 3%") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.pytest_plugin import _parse_option
+    from harness.results import CaseResult
+    from harness.session import HarnessSession, RunConfig
+    from harness.spec import load_suite
+
+    factors = _factors(args.factors)
+    tolerance = _percent(args.tolerance)
+    if args.from_json:
+        return _reevaluate(args, tolerance)
+    if args.rounds < 3 or args.alpha <= 0 or args.alpha >= 0.5:
+        raise HarnessError("--rounds must be >= 3 times --trials and --alpha between 0 and 0.5")
+    overrides = {
+        k: v
+        for k, v in (
+            ("warmup_ms", args.warmup_ms),
+            ("min_duration_ms", args.min_duration_ms),
+            ("min_iterations", args.min_iterations),
+            ("trials", args.trials),
+        )
+        if v is not None
+    }
+    session = HarnessSession(
+        RunConfig(
+            backend=args.backend,
+            backend_options=dict(_parse_option(o) for o in args.backend_option),
+            cache_dir=Path(args.cache_dir),
+            measure_overrides=overrides,
+        )
+    )
+    cases = [c for path in args.suites for c in load_suite(path).cases()]
+    if args.cases:
+        cases = [c for c in cases if any(fnmatch.fnmatchcase(c.id, p) for p in args.cases)]
+    if not cases:
+        raise HarnessError("no case selected; check --cases against `harness validate SUITE`")
+    spec = session.measure_spec(cases[0].suite)
+    if args.rounds < 3 * spec.trials:
+        raise HarnessError(f"--rounds {args.rounds}: give at least 3 blocks of {spec.trials} trials")
+
+    variants: list[Any] = []
+    labels: list[tuple[str, float]] = []
+    built = []
+    for case in cases:
+        backend = session.backend_for(case.suite)
+        try:
+            engine, feeds = session._build_case(case, backend, CaseResult(id=case.id, params={}))
+        except Exception as exc:  # a case that cannot run here is left out, with the reason
+            print(f"skip {case.id}: {exc}")
+            continue
+        built.append(case)
+        for factor in (1.0, *factors):
+            variants.append(_opener(engine, feeds, factor))
+            labels.append((case.id, factor))
+    if not built:
+        raise HarnessError("none of the selected cases could be built with this backend")
+
+    from harness.measure import measure
+
+    by_variant_case = {case.id: case for case in built}
+    started = time.perf_counter()
+    done = [0]
+
+    def timed(runner: Any, trial: Any) -> Any:
+        return measure(runner, trial, 1)  # the batch size (throughput) is set per case below
+
+    def progress(v: int, r: int, m: Any) -> None:
+        done[0] += 1
+        if done[0] % max(1, len(variants) * 5) == 0:
+            print(f"  round {r + 1}/{args.rounds} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    print(
+        f"calibrating {len(built)} case(s) x {len(factors) + 1} conditions x {args.rounds} rounds "
+        f"(trials of {spec.min_duration_ms / spec.trials:g} ms after {spec.warmup_ms / spec.trials:g} ms warm-up)",
+        flush=True,
+    )
+    uses_gpu = bool(getattr(session.backend_for(built[0].suite), "uses_gpu", False))
+    trials = measure_rounds(variants, spec, args.rounds, timed, progress, cpu_time=not uses_gpu)
+    elapsed = time.perf_counter() - started
+    sets = {}
+    for i, (case_id, factor) in enumerate(labels):
+        batch = by_variant_case[case_id].batch_size
+        for m in trials[i]:
+            m.batch_size = batch
+        sets[(case_id, factor)] = TrialSet(batch, trials[i])
+    report = evaluate(sets, built, factors, spec.trials, tolerance, args.alpha, not args.no_confirm, spec)
+    report["elapsed_s"] = elapsed
+    report["trials"] = {
+        f"{case_id}@{factor}": {"batch_size": ts.batch_size, "trials": [_saved(m) for m in ts.measurements]}
+        for (case_id, factor), ts in sets.items()
+    }
+    report["settings"] = {
+        "rounds": args.rounds,
+        "trials": spec.trials,
+        "tolerance": tolerance,
+        "alpha": args.alpha,
+        "confirm": not args.no_confirm,
+        "naive_threshold": NAIVE_THRESHOLD,
+        "measure": spec.__dict__,
+        "backend": session.backend_for(built[0].suite).settings(),
+    }
+    for line in render(report, factors):
+        print(line)
+    if args.json:
+        from harness.fsio import write_json
+
+        write_json(args.json, report)
+    return 0
+
+
+def _saved(m: Any) -> dict[str, Any]:
+    return {
+        "latency_ms": [round(v, 6) for v in m.latency_ms],
+        "wall_ms": m.wall_ms,
+        "warmup_ms": m.warmup_ms,
+        "cpu_ms": m.cpu_ms,
+    }
+
+
+def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
+    import json
+    from types import SimpleNamespace
+
+    from harness.measure import Measurement
+
+    try:
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        sets: dict[tuple[str, float], TrialSet] = {}
+        for label, data in saved["trials"].items():
+            case_id, factor = label.rsplit("@", 1)
+            batch = data["batch_size"]
+            ms = [
+                Measurement(batch, t["latency_ms"], t["wall_ms"], 0, t["warmup_ms"], cpu_ms=t.get("cpu_ms"))
+                for t in data["trials"]
+            ]
+            sets[(case_id, float(factor))] = TrialSet(batch, ms)
+        settings = saved["settings"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
+    factors = tuple(sorted({f for _, f in sets if f != 1.0}))
+    cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in sets)]
+    spec = SimpleNamespace(**settings["measure"])
+    trials = args.trials or settings["trials"]
+    report = evaluate(sets, cases, factors, trials, tolerance, args.alpha, not args.no_confirm, spec)
+    report["elapsed_s"] = saved.get("elapsed_s", 0.0)
+    report["settings"] = {
+        **settings,
+        "trials": trials,
+        "tolerance": tolerance,
+        "alpha": args.alpha,
+        "confirm": not args.no_confirm,
+    }
+    for line in render(report, factors):
+        print(line)
+    return 0
+
+
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise HarnessError(f"--factors {text}: expected comma-separated factors such as 1.05,1.10") from None
+    if not values or any(v <= 1.0 for v in values):
+        raise HarnessError(f"--factors {text}: every factor must be above 1.0, e.g. 1.05 for +5%")
+    return values
+
+
+def _opener(engine: Any, feeds: dict[str, Any], factor: float) -> Any:
+    def open_runner() -> Any:
+        runner = engine.runner(feeds)
+        return SlowedRunner(runner, factor) if factor != 1.0 else runner
+
+    return open_runner
+
+
+def _block(ts: TrialSet, index: int, size: int) -> TrialSet:
+    return TrialSet(ts.batch_size, ts.measurements[index * size : (index + 1) * size])
+
+
+def _metrics(ts: TrialSet) -> dict[str, float]:
+    return {"latency_median_ms": float(np.median(ts.latency_ms)), "throughput_sps": ts.throughput_sps}
+
+
+def evaluate(
+    sets: dict[tuple[str, float], TrialSet],
+    cases: list[Any],
+    factors: tuple[float, ...],
+    size: int,
+    tolerance: float,
+    alpha: float,
+    use_confirmation: bool,
+    spec: Any,
+) -> dict[str, Any]:
+    """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall."""
+    conditions = (1.0, *factors)
+    per_case: dict[str, dict[float, Tally]] = {}
+    gate_seconds: list[float] = []
+    single_seconds: list[float] = []
+    for case in cases:
+        base_set = sets[(case.id, 1.0)]
+        blocks = len(base_set.measurements) // size
+        per_case[case.id] = {}
+        for factor in conditions:
+            cur_set = sets[(case.id, factor)]
+            tally = Tally()
+            for b in range(blocks):
+                base = _block(base_set, b, size)
+                for j in range(blocks):
+                    if j == b:
+                        continue
+                    cur = _block(cur_set, j, size)
+                    first = judge(
+                        case.id,
+                        _metrics(cur),
+                        _metrics(base),
+                        {"default": tolerance},
+                        trials=cur.per_trial(),
+                        baseline_trials=base.per_trial(),
+                        alpha=alpha,
+                    )
+                    verdict = first
+                    seconds = sum(m.warmup_ms + m.wall_ms for m in cur.measurements) / 1e3
+                    if use_confirmation and first.verdict == "regressed":
+                        k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
+                        again = _block(cur_set, k, size)
+                        second = judge(
+                            case.id,
+                            _metrics(again),
+                            _metrics(base),
+                            {"default": tolerance},
+                            trials=again.per_trial(),
+                            baseline_trials=base.per_trial(),
+                            alpha=alpha,
+                        )
+                        verdict = confirm(first, second)
+                        seconds += sum(m.warmup_ms + m.wall_ms for m in again.measurements) / 1e3
+                    gate_seconds.append(seconds)
+                    single_seconds.append((spec.warmup_ms + cur.wall_ms) / 1e3)
+                    tally.n += 1
+                    tally.gate += verdict.verdict == "regressed"
+                    tally.ambiguous += verdict.verdict == "ambiguous"
+                    tally.naive += naive_regressed(
+                        _metrics(cur)["latency_median_ms"], _metrics(base)["latency_median_ms"]
+                    )
+                    latency = next((c for c in first.comparisons if c.metric == "latency_median_ms"), None)
+                    if latency is not None:
+                        tally.changes.append(latency.change)
+            per_case[case.id][factor] = tally
+    overall = {f: Tally() for f in conditions}
+    for tallies in per_case.values():
+        for f, t in tallies.items():
+            overall[f].add(t)
+    aa = np.abs(np.asarray(overall[1.0].changes)) if overall[1.0].changes else np.zeros(1)
+    return {
+        "cases": {cid: {str(f): _figures(t) for f, t in tallies.items()} for cid, tallies in per_case.items()},
+        "overall": {str(f): _figures(t) for f, t in overall.items()},
+        "noise_floor_p99": float(np.quantile(aa, 0.99)),
+        "gate_seconds_per_case": float(np.mean(gate_seconds)),
+        "single_trial_seconds_per_case": float(np.mean(single_seconds)),
+        "time_ratio": float(np.mean(gate_seconds) / np.mean(single_seconds)),
+    }
+
+
+def _figures(t: Tally) -> dict[str, Any]:
+    return {
+        "comparisons": t.n,
+        "gate_alarms": t.gate,
+        "gate_rate": t.gate / t.n if t.n else 0.0,
+        "gate_ambiguous": t.ambiguous,
+        "naive_alarms": t.naive,
+        "naive_rate": t.naive / t.n if t.n else 0.0,
+        "median_change": float(np.median(t.changes)) if t.changes else 0.0,
+    }
+
+
+def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
+    conditions = ("1.0", *(str(f) for f in factors))
+    titles = ["A/A false alarms"] + [f"+{(f - 1):.0%} detected" for f in factors]
+    header = ["case", *(f"{t} (gate | naive)" for t in titles)]
+
+    def cell(fig: dict[str, Any]) -> str:
+        return (
+            f"{fig['gate_alarms']}/{fig['comparisons']} {fig['gate_rate']:.1%} | "
+            f"{fig['naive_alarms']}/{fig['comparisons']} {fig['naive_rate']:.1%}"
+        )
+
+    rows = [[cid, *(cell(figs[c]) for c in conditions)] for cid, figs in report["cases"].items()]
+    rows.append(["overall", *(cell(report["overall"][c]) for c in conditions)])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))  # noqa: E731
+    s = report["settings"]
+    overall = report["overall"]
+    lines = [
+        "",
+        f"gate: tolerance {s['tolerance']:.1%}, alpha {s['alpha']}, {s['trials']} trials, "
+        f"confirmation {'on' if s['confirm'] else 'off'};  naive: median:{s['naive_threshold']:.0%} on the same data",
+        fmt(header),
+        fmt(["-" * w for w in widths]),
+        *map(fmt, rows),
+        "ambiguous (flagged, not failing) overall: "
+        + ", ".join(
+            f"{t} {overall[c]['gate_ambiguous']}/{overall[c]['comparisons']}"
+            for t, c in zip(["A/A", *titles[1:]], conditions, strict=True)
+        ),
+        f"noise floor: 99% of A/A median-latency changes are within +-{report['noise_floor_p99']:.1%}",
+        f"measuring time: gate {report['gate_seconds_per_case']:.2f} s per case (trials, warm-ups, confirmations) = "
+        f"{report['time_ratio']:.2f}x a single-trial run ({report['single_trial_seconds_per_case']:.2f} s)",
+        f"calibration took {report['elapsed_s']:.0f} s",
+        "targets: " + "; ".join(_targets(report, factors)),
+    ]
+    return lines
+
+
+def _targets(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
+    overall = report["overall"]
+    out = []
+    fa = overall["1.0"]["gate_rate"]
+    ok = "ok" if fa <= TARGETS["false_alarm"] else "MISSED"
+    out.append(f"A/A false alarms {fa:.1%} <= {TARGETS['false_alarm']:.0%} {ok}")
+    for f, key in ((1.10, "detect_10"), (1.05, "detect_5")):
+        label = next((str(x) for x in factors if abs(x - f) < 1e-9), None)
+        if label is not None:
+            rate = overall[label]["gate_rate"]
+            ok = "ok" if rate >= TARGETS[key] else "MISSED"
+            out.append(f"+{f - 1:.0%} detected {rate:.1%} >= {TARGETS[key]:.0%} {ok}")
+    ratio = report["time_ratio"]
+    out.append(
+        f"time {ratio:.2f}x <= {TARGETS['time_ratio']:.0f}x {'ok' if ratio <= TARGETS['time_ratio'] else 'MISSED'}"
+    )
+    return out

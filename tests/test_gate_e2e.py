@@ -1,0 +1,135 @@
+"""The gate end to end through pytest: A/A reruns pass, a simulated slowdown fails exactly its cases, ambiguous
+verdicts pass unless asked otherwise, and bad gate options are usage errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from statistics import median
+
+import pytest
+
+from harness.models import zoo_dir
+
+pytest_plugins = ["pytester"]
+
+TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
+FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10", "--trials", "5"]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    pytester.makepyfile(test_bench=TEST_MODULE)
+    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
+    (pytester.path / "suite.yaml").write_text(
+        "suite: demo\n"
+        "models:\n"
+        "  - name: net\n    path: net.onnx\n"
+        "  - name: other\n    onnx_zoo: light_squeezenet\n"
+        "batch_sizes: [1, 2]\n"
+        "tolerance: 10%\n"
+    )
+    return pytester.path
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    root = pytester.path
+    return pytester.runpytest(
+        "--suite",
+        str(root / "suite.yaml"),
+        "--baseline-dir",
+        str(root / "baselines"),
+        "--report-dir",
+        str(root / "reports"),
+        "--harness-cache",
+        str(root / "cache"),
+        *FAST,
+        *args,
+    )
+
+
+def cases(root: Path) -> dict[str, dict]:
+    data = json.loads((root / "reports" / "results.json").read_text())
+    return {c["id"]: c for c in data["cases"]}
+
+
+def baseline_file(root: Path) -> Path:
+    return next((root / "baselines").glob("*/demo.json"))
+
+
+def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(pytester, project):
+    run(pytester, "--update-baselines").assert_outcomes(passed=4)
+    stored = json.loads(baseline_file(project).read_text())
+    assert stored["schema"] == "harness.baseline/2"
+    entry = stored["cases"]["net-fp32-b1"]
+    assert len(entry["trials"]["latency_median_ms"]) == 5 and len(entry["trials"]["throughput_sps"]) == 5
+    assert len(entry["trials"]["cpu_ms"]) == 5  # CPU backend: CPU time per inference, the gate's load check
+
+    for _ in range(2):  # A/A, repeatedly
+        run(pytester).assert_outcomes(passed=4)
+        assert all(c["verdict"] in ("unchanged", "improved", "ambiguous") for c in cases(project).values())
+
+    outcome = run(pytester, "--simulate-slowdown", "1.2", "--slowdown-cases", "net-fp32-b1")
+    outcome.assert_outcomes(passed=3, failed=1)
+    by_id = cases(project)
+    assert {i for i, c in by_id.items() if c["status"] == "failed"} == {"net-fp32-b1"}
+    slowed = by_id["net-fp32-b1"]
+    assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.2
+    assert slowed["measure"]["confirmation"]["first_verdict"] == "regressed"
+    latency = next(c for c in slowed["comparisons"] if c["metric"] == "latency_median_ms")
+    assert latency["verdict"] == "regressed"
+    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 20 %.
+    cpu_ratio = median(slowed["trials"]["cpu_ms"]) / median(slowed["baseline"]["trials"]["cpu_ms"])
+    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.1
+    text = outcome.stdout.str()
+    assert "net-fp32-b1: median latency" in text and "confirmed by a second measurement" in text
+    assert "simulated slowdown" in text
+    for other in ("net-fp32-b2", "other-fp32-b1", "other-fp32-b2"):
+        assert "simulated_slowdown" not in by_id[other]["measure"]
+
+
+def test_without_confirmation_a_regression_fails_after_one_measurement(pytester, project):
+    run(pytester, "--update-baselines", "-k", "other-fp32-b1").assert_outcomes(passed=1, deselected=3)
+    outcome = run(pytester, "-k", "other-fp32-b1", "--simulate-slowdown", "1.5", "--no-confirm")
+    outcome.assert_outcomes(failed=1, deselected=3)
+    case = cases(project)["other-fp32-b1"]
+    assert case["verdict"] == "regressed" and "confirmation" not in case["measure"]
+
+
+def test_a_change_that_cannot_be_told_from_noise_is_ambiguous_and_fails_only_on_request(pytester, project):
+    run(pytester, "--update-baselines", "-k", "net-fp32-b1").assert_outcomes(passed=1, deselected=3)
+    path = baseline_file(project)
+    stored = json.loads(path.read_text())
+    entry = stored["cases"]["net-fp32-b1"]
+    del entry["trials"]  # a baseline from before trials: one number, which no test can tell from noise
+    entry["metrics"]["latency_median_ms"] *= 0.6
+    entry["metrics"]["throughput_sps"] /= 0.6
+    path.write_text(json.dumps(stored))
+
+    outcome = run(pytester, "-k", "net-fp32-b1")
+    outcome.assert_outcomes(passed=1, deselected=3)
+    assert cases(project)["net-fp32-b1"]["verdict"] == "ambiguous"
+    assert "ambiguous" in outcome.stdout.str()
+
+    outcome = run(pytester, "-k", "net-fp32-b1", "--fail-on-ambiguous")
+    outcome.assert_outcomes(failed=1, deselected=3)
+    assert "--fail-on-ambiguous" in outcome.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--simulate-slowdown", "0.5"], "give a factor between 1.0 and 100"),
+        (["--simulate-slowdown", "1.2", "--update-baselines"], "would record fake baselines"),
+        (["--slowdown-cases", "net-*"], "give --simulate-slowdown FACTOR"),
+        (["--trials", "0"], "measure at least 1 trial"),
+        (["--gate-alpha", "0.9"], "--gate-alpha 0.9"),
+        (["--ab-base", "/no/such/dir"], "not a folder"),
+        (["--ab-backend-option", "intra_op_threads=2", "--update-baselines"], "writes no baselines"),
+    ],
+)
+def test_bad_gate_options_are_one_line_usage_errors(pytester, project, args, message):
+    outcome = run(pytester, *args)
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in outcome.stderr.str()
