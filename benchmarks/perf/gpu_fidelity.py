@@ -268,7 +268,7 @@ def spread(paths: list[Path]) -> dict[str, Any]:
     per_case: dict[str, dict[str, list[float]]] = {}
     for run in runs:
         for case in run["cases"]:
-            if case.get("status") != "passed" or not case.get("metrics"):
+            if case.get("status") not in ("passed", "failed") or not case.get("metrics"):  # failed: e.g. accuracy
                 continue
             entry = per_case.setdefault(case["id"], {"latency_median_ms": [], "gpu_compute_median_ms": []})
             entry["latency_median_ms"].append(case["metrics"]["latency_median_ms"])
