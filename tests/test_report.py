@@ -276,13 +276,19 @@ def test_baseline_directory(tmp_path, small):
     (folder / "synthetic.json").write_text(
         json.dumps({"schema": "harness.baseline/1", "suite": "synthetic", "cases": cases})
     )
+    cases["resnet50-gone-b1"] = {"params": {"model": "resnet50", "precision": "gone"}, "metrics": {}}
+    (folder / "synthetic.json").write_text(
+        json.dumps({"schema": "harness.baseline/2", "suite": "synthetic", "cases": cases})
+    )
     files = write_reports(results, tmp_path / "out", baseline=tmp_path / "baselines")
     html = files.html.read_text()
+    assert '<tr data-verdict="missing">' in html and "in the baseline but not in this run" in html
+    assert "1 missing" in files.headline
     assert str(folder) in html
     assert files.headline.startswith("FAIL:")
     resnet_rows = re.findall(r'<tr data-verdict="([a-z]+)">\s*<td><code>resnet50', html)
     # 2x slower than a baseline file without per-trial values: beyond tolerance, but not testable, so ambiguous
-    measured = [label for label in resnet_rows if label not in ("skipped", "failed")]
+    measured = [label for label in resnet_rows if label not in ("skipped", "failed", "missing")]
     assert measured and set(measured) == {"ambiguous"}
 
 

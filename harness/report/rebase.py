@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.results import SCHEMA as RESULTS_SCHEMA
-from harness.results import RunResults
+from harness.results import CaseResult, RunResults
 
 BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 adds per-trial values
 
@@ -114,4 +114,22 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
             case.status = "failed"
         elif case.status == "failed" and was_regression:
             case.status = "passed"
+    # Baseline cases of the suites in this run that did not run at all: shown as "missing" (they neither pass nor
+    # fail; a renamed or deleted case, a -k selection or a shard shows up here).
+    suites = set(out.suites) | {str(c.params.get("suite", "")) for c in out.cases}
+    present = {(str(c.params.get("suite", "")), c.id) for c in out.cases}
+    for (suite, case_id), entry in sorted(entries.items()):
+        if suite in suites and (suite, case_id) not in present and case_id not in {c.id for c in out.cases}:
+            params = dict(entry.get("params") or {})
+            params.setdefault("suite", suite)
+            out.add(
+                CaseResult(
+                    id=case_id,
+                    params=params,
+                    status="skipped",
+                    verdict="missing",
+                    message=f"{case_id}: in the baseline but not in this run",
+                    baseline=entry,
+                )
+            )
     return out, description

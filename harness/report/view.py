@@ -26,6 +26,8 @@ WARN_LABELS = frozenset({"ambiguous", "missing"})
 
 def label_of(case: CaseResult) -> str:
     """The one word a report shows for a case: the gate's verdict, or what pytest made of it."""
+    if case.verdict == "missing":  # a baseline case that did not run (harness.report.rebase)
+        return "missing"
     if case.status == "skipped":
         return "skipped"
     if case.status == "error":
