@@ -71,4 +71,9 @@ def summary_lines(results: RunResults) -> list[str]:
         *map(fmt, rows),
         "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())),
     ]
+    if build_only:
+        built = [c.build for c in results.cases if c.build and "build_phase_ms" in c.build]
+        hits = sum(1 for b in built if b.get("cache_hit"))
+        phase_s = sum(float(b["build_phase_ms"]) for b in built) / 1e3
+        lines.append(f"build phase: {phase_s:.1f} s for {len(built)} engines, {hits} served from the engine cache")
     return lines
