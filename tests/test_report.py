@@ -166,6 +166,13 @@ def test_labels():
     assert label_of(case("skipped", None)) == "skipped"
 
 
+def test_ambiguous_that_failed_the_run_says_fail():
+    """--fail-on-ambiguous: pytest failed the case, so the headline must not say PASS."""
+    results = RunResults(environment={}, cases=[CaseResult(id="a", params={}, status="failed", verdict="ambiguous")])
+    view = build_view(results)
+    assert view.failing and view.headline == "FAIL: 1 ambiguous of 1 case"
+
+
 def test_sparse_records_still_render(tmp_path):
     """A results file from an older harness or a crashed run: no stats, no samples, no baseline, no params."""
     results = RunResults(

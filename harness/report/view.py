@@ -20,8 +20,7 @@ from harness.results import CaseResult, RunResults
 # than a regression, e.g. --strict-baselines or accuracy); "passed" is a measured case without a verdict.
 LABELS = ("regressed", "failed", "ambiguous", "missing", "improved", "unchanged", "new", "skipped", "passed")
 ALWAYS_COUNTED = ("regressed", "improved", "unchanged", "ambiguous", "new", "failed", "skipped")
-BAD_LABELS = frozenset({"regressed", "failed"})
-WARN_LABELS = frozenset({"ambiguous", "missing"})
+BAD_LABELS = frozenset({"regressed", "failed"})  # the run fails; "ambiguous" and "missing" only warn
 
 
 def label_of(case: CaseResult) -> str:
@@ -179,7 +178,11 @@ class ReportView:
 
     @property
     def failing(self) -> bool:
-        return any(self.counts.get(label, 0) for label in BAD_LABELS)
+        """The run failed: a regression, an error, or a case pytest failed (e.g. ambiguous with
+        --fail-on-ambiguous, accuracy past its tolerance)."""
+        return any(self.counts.get(label, 0) for label in BAD_LABELS) or any(
+            c.case.status in ("failed", "error") for c in self.cases
+        )
 
     def with_label(self, *labels: str) -> list[CaseView]:
         """Cases with any of these labels, in the order of ``labels`` (so regressed come before ambiguous)."""
@@ -192,8 +195,8 @@ class ReportView:
         bad = [f"{self.counts[k]} {k}" for k in ("regressed", "failed") if self.counts.get(k)]
         warn = [f"{self.counts[k]} {k}" for k in ("ambiguous", "missing") if self.counts.get(k)]
         good = [f"{self.counts[k]} {k}" for k in ("improved", "new") if self.counts.get(k)]
-        if bad:
-            return f"FAIL: {', '.join(bad + warn)} of {n} case{'s' if n != 1 else ''}"
+        if self.failing:
+            return f"FAIL: {', '.join(bad + warn) or 'failed'} of {n} case{'s' if n != 1 else ''}"
         if not n:
             return "NO CASES: the results file holds no case"
         tail = f" ({', '.join(warn + good)})" if warn or good else ""
