@@ -157,13 +157,3 @@ class EngineCache:
     def write_timing(self, label: str, data: bytes) -> None:
         if data:
             atomic_write_bytes(self.timing_path(label), data)
-
-
-def clear(root: Path) -> int:
-    """Remove every cached engine under ``root``; returns how many."""
-    engines = Path(root) / "engines"
-    count = 0
-    for path in list(engines.glob("*.engine")) + list(engines.glob("*.json")):
-        path.unlink(missing_ok=True)
-        count += path.suffix == ".engine"
-    return count

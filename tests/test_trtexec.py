@@ -234,6 +234,8 @@ def test_backend_builds_measures_and_caches_through_trtexec(pytester, fake_trtex
     assert not [c for c in calls(log) if any(a.startswith("--saveEngine") for a in c)]  # served from the cache
     again = json.loads((root / "r" / "results.json").read_text())
     assert all(c["build"]["cache_hit"] for c in again["cases"])
+    assert len(list((root / "c" / "engines").glob("*.engine"))) == 2  # one copy per engine, in the cache
+    assert not list((root / "c" / "scratch").iterdir())  # the build's temporary output is gone
 
 
 def test_backend_without_a_binary_says_what_to_do(monkeypatch):

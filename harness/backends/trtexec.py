@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from harness.backends.base import BuildInfo, check_options
 from harness.engine_cache import EngineCache, cache_key, parse_size
 from harness.errors import CaseSkipped, HarnessError
-from harness.fsio import atomic_write_text
+from harness.fsio import atomic_write_bytes, atomic_write_text
 from harness.models import PreparedModel, input_shape
 from harness.spec import Case, MeasureSpec
 
@@ -320,21 +321,24 @@ class TrtexecBackend:
         started = time.perf_counter()
         cached = cache.get(key)
         hit = cached is not None
-        engine_path = cache.engines / f"{key}.plan"
         if cached is None:
             options.timing_cache = cache.timing_path(f"trtexec-{self.version()}")
             options.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-            engine_path.parent.mkdir(parents=True, exist_ok=True)
-            cmd = command(
-                self.binary, self.version_tuple[0], model.path, shapes, case.precision, options, engine_path, True
-            )
-            run(cmd, f"{case.id}: build")
-            build_ms = (time.perf_counter() - started) * 1e3
-            plan = engine_path.read_bytes()
+            scratch = Path(self.cache_dir) / "scratch"
+            scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+                out = Path(tmp) / "engine.plan"
+                major = self.version_tuple[0]
+                cmd = command(self.binary, major, model.path, shapes, case.precision, options, out, True)
+                run(cmd, f"{case.id}: build")
+                build_ms = (time.perf_counter() - started) * 1e3
+                plan = out.read_bytes()
             cached = cache.put(key, plan, {"case": case.id, "build_time_ms": build_ms, "config": config})
-        else:
-            engine_path.parent.mkdir(parents=True, exist_ok=True)
-            engine_path.write_bytes(cached.plan)
+        # trtexec loads the engine from a file: the cache's own copy, or a scratch copy when the cache is off.
+        engine_path = cache.engines / f"{key}.engine"
+        if not cache.enabled:
+            engine_path = Path(self.cache_dir) / "scratch" / f"{key}.engine"
+            atomic_write_bytes(engine_path, cached.plan)
         info = BuildInfo(
             build_time_ms=float(cached.meta["build_time_ms"]),
             engine_bytes=len(cached.plan),
