@@ -339,3 +339,79 @@ def test_case_ids_without_workspaces_are_unchanged(tmp_path):
     assert [c.id for c in cases] == ["squeezenet-fp32-b1", "squeezenet-fp32-b8"]
     assert "workspace_bytes" not in cases[0].params()
     assert dataclasses.replace(cases[0], workspace_bytes=2**28).id == "squeezenet-fp32-b1-ws256M"
+
+
+# -- the timing cache (full TensorRT only; driven through a stand-in builder config) ----------------------------------
+class _TimingCache:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data + b"+tactics"
+
+
+class _Config:
+    """The timing-cache part of IBuilderConfig: a cache made from foreign bytes is refused, as TensorRT does."""
+
+    def __init__(self) -> None:
+        self.cache: _TimingCache | None = None
+
+    def create_timing_cache(self, data: bytes) -> _TimingCache:
+        return _TimingCache(bytes(data))
+
+    def set_timing_cache(self, cache: _TimingCache, ignore_mismatch: bool) -> bool:
+        if cache.data.startswith(b"foreign"):
+            return False
+        self.cache = cache
+        return True
+
+    def get_timing_cache(self) -> _TimingCache | None:
+        return self.cache
+
+
+def _full_tensorrt_backend(tmp_path: Path):
+    from harness.backends.tensorrt import TensorRTBackend
+
+    module = types.SimpleNamespace(IBuilderConfig=_Config, BuilderFlag=types.SimpleNamespace(FP16=1))
+    api = trt_compat.TrtApi(module=module, flavour=trt_compat.TENSORRT, import_name="tensorrt", version="10.13.0.35")
+    backend = TensorRTBackend(api)
+    backend.cache_dir = tmp_path
+    backend._target = "NVIDIA H100 sm9.0"
+    return backend
+
+
+def test_timing_cache_is_persisted_and_reused_across_builds(tmp_path):
+    backend = _full_tensorrt_backend(tmp_path)
+    first = _Config()
+    facts = backend._attach_timing_cache(first)
+    assert facts == {"used": True, "label": "tensorrt-10.13.0.35-NVIDIA H100 sm9.0", "loaded_bytes": 0}
+    backend._save_timing_cache(first, facts)
+    stored = backend.cache.read_timing(facts["label"])
+    assert stored == b"+tactics" and facts["saved_bytes"] == len(stored)
+
+    second = _Config()
+    again = backend._attach_timing_cache(second)
+    assert again["loaded_bytes"] == len(stored) and second.cache.data == stored  # the next build starts from it
+
+    backend.cache.write_timing(facts["label"], b"foreign GPU's cache")
+    third = _Config()
+    assert backend._attach_timing_cache(third)["loaded_bytes"] == 0  # refused: the build starts afresh
+    assert third.cache is not None and third.cache.data == b""
+
+
+@needs_trt
+def test_no_timing_cache_where_it_has_no_effect(tmp_path):
+    backend = _backend(tmp_path)
+    facts = backend._attach_timing_cache(_Config())
+    if backend.api.flavour == trt_compat.TENSORRT_RTX:
+        assert facts == {"used": False, "reason": "tensorrt-rtx does not use a timing cache"}
+    assert _backend(tmp_path, timing_cache=False)._attach_timing_cache(_Config())["used"] is False
+
+
+@needs_trt
+def test_hardware_compatibility_is_refused_on_tensorrt_rtx():
+    api = trt_compat.find("auto")
+    if api.flavour != trt_compat.TENSORRT_RTX:
+        pytest.skip("full TensorRT supports hardware compatibility levels")
+    with pytest.raises(HarnessError, match="hardware_compatibility is not supported by TensorRT-RTX"):
+        get_backend("tensorrt", {"hardware_compatibility": "ampere_plus"})
