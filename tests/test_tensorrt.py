@@ -415,3 +415,25 @@ def test_hardware_compatibility_is_refused_on_tensorrt_rtx():
         pytest.skip("full TensorRT supports hardware compatibility levels")
     with pytest.raises(HarnessError, match="hardware_compatibility is not supported by TensorRT-RTX"):
         get_backend("tensorrt", {"hardware_compatibility": "ampere_plus"})
+
+
+@needs_trt
+def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from harness import cuda
+    from harness.errors import CaseSkipped
+    from harness.models import generate_inputs
+
+    case = _cases(tmp_path)[0]
+    model = prepare(case.model, tmp_path / "cache")
+    engine = _backend(tmp_path).build(model, case)
+    feeds = generate_inputs(model, case)
+    monkeypatch.setattr(cuda, "available", lambda: "no CUDA GPU: the CUDA runtime sees 0 devices")
+    with pytest.raises(CaseSkipped, match=r"cannot run the engine here: no CUDA GPU.*use --build-only"):
+        engine.runner(feeds)
+    if engine.backend.api.flavour == trt_compat.TENSORRT_RTX:
+        # An H100 (9.0) is not among the GPU generations TensorRT-RTX lists.
+        monkeypatch.setattr(cuda, "available", lambda: None)
+        monkeypatch.setattr(cuda, "device_info", lambda index=0: {"compute_capability": "9.0", "name": "NVIDIA H100"})
+        with pytest.raises(CaseSkipped, match=r"does not run on compute capability 9\.0 \(NVIDIA H100\)"):
+            engine.runner(feeds)
+        assert engine.backend.api.runs_on("8.9") is True

@@ -540,6 +540,19 @@ class TensorRTEngine:
         self.profiles = profiles
 
     def runner(self, feeds: dict[str, np.ndarray]) -> Any:
+        """A runner on the GPU; a machine that cannot run the engine skips the case with the reason (the build and
+        its metrics are already recorded, and --build-only gates them without a GPU)."""
+        from harness import cuda
         from harness.backends.tensorrt_runner import TensorRTRunner
 
+        reason = cuda.available()
+        if reason is None:
+            info = cuda.device_info(0)
+            if self.backend.api.runs_on(info["compute_capability"]) is False:
+                reason = (
+                    f"{self.backend.api.label} does not run on compute capability {info['compute_capability']} "
+                    f"({info['name']})"
+                )
+        if reason:
+            raise CaseSkipped(f"{self.case_id}: cannot run the engine here: {reason}; use --build-only without one")
         return TensorRTRunner(self, feeds)

@@ -78,6 +78,13 @@ class TrtApi:
             self.module.IBuilderConfig, "set_compute_capability"
         )
 
+    def runs_on(self, compute_capability: str) -> bool | None:
+        """Whether engines of this library can run on a GPU of ``compute_capability`` (``"9.0"``): TensorRT-RTX
+        lists the GPU generations it supports (``ComputeCapability.SM89``...); None where the library does not say."""
+        if not self.targets_compute_capabilities:
+            return None
+        return "SM" + compute_capability.replace(".", "") in self.module.ComputeCapability.__members__
+
     def network_flags(self, strongly_typed: bool) -> int:
         """Creation flags for ``Builder.create_network``. 11.x and RTX are always strongly typed (the flag is
         then absent or a no-op); on 10.x it is set unless the legacy precision flags are wanted."""
