@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.ab import MIN_PAIRS
 from harness.errors import HarnessError
-from harness.gate import ALPHA, NAIVE_THRESHOLD, confirm, judge, naive_regressed
+from harness.gate import ALPHA, NAIVE_THRESHOLD, confirm, judge, judge_paired, naive_regressed
 from harness.trials import SlowedRunner, TrialSet, measure_rounds
 
 TARGETS = {"false_alarm": 0.01, "detect_10": 0.95, "detect_5": 0.80, "time_ratio": 3.0}
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--rounds {args.rounds}: give at least 3 blocks of {spec.trials} trials")
 
     variants: list[Any] = []
-    labels: list[tuple[str, float]] = []
+    labels: list[tuple[str, str]] = []
     built = []
     for case in cases:
         backend = session.backend_for(case.suite)
@@ -142,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"skip {case.id}: {exc}")
             continue
         built.append(case)
-        for factor in (1.0, *factors):
+        for label, factor in _conditions(factors):
             variants.append(_opener(engine, feeds, factor))
-            labels.append((case.id, factor))
+            labels.append((case.id, label))
     if not built:
         raise HarnessError("none of the selected cases could be built with this backend")
 
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  round {r + 1}/{args.rounds} ({time.perf_counter() - started:.0f} s)", flush=True)
 
     print(
-        f"calibrating {len(built)} case(s) x {len(factors) + 1} conditions x {args.rounds} rounds "
+        f"calibrating {len(built)} case(s) x {len(factors) + 2} conditions x {args.rounds} rounds "
         f"(trials of {spec.min_duration_ms / spec.trials:g} ms after {spec.warmup_ms / spec.trials:g} ms warm-up)",
         flush=True,
     )
@@ -171,16 +172,17 @@ def run(args: argparse.Namespace) -> int:
     trials = measure_rounds(variants, spec, args.rounds, timed, progress, cpu_time=not uses_gpu)
     elapsed = time.perf_counter() - started
     sets = {}
-    for i, (case_id, factor) in enumerate(labels):
+    for i, (case_id, label) in enumerate(labels):
         batch = by_variant_case[case_id].batch_size
         for m in trials[i]:
             m.batch_size = batch
-        sets[(case_id, factor)] = TrialSet(batch, trials[i])
+        sets[(case_id, label)] = TrialSet(batch, trials[i])
     report = evaluate(sets, built, factors, spec.trials, tolerance, args.alpha, not args.no_confirm, spec)
+    report["paired"] = evaluate_paired(sets, built, factors, max(spec.trials, MIN_PAIRS), tolerance, args.alpha)
     report["elapsed_s"] = elapsed
     report["trials"] = {
-        f"{case_id}@{factor}": {"batch_size": ts.batch_size, "trials": [_saved(m) for m in ts.measurements]}
-        for (case_id, factor), ts in sets.items()
+        f"{case_id}@{label}": {"batch_size": ts.batch_size, "trials": [_saved(m) for m in ts.measurements]}
+        for (case_id, label), ts in sets.items()
     }
     report["settings"] = {
         "rounds": args.rounds,
@@ -218,23 +220,24 @@ def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
 
     try:
         saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        sets: dict[tuple[str, float], TrialSet] = {}
-        for label, data in saved["trials"].items():
-            case_id, factor = label.rsplit("@", 1)
+        sets: dict[tuple[str, str], TrialSet] = {}
+        for key, data in saved["trials"].items():
+            case_id, label = key.rsplit("@", 1)
             batch = data["batch_size"]
             ms = [
                 Measurement(batch, t["latency_ms"], t["wall_ms"], 0, t["warmup_ms"], cpu_ms=t.get("cpu_ms"))
                 for t in data["trials"]
             ]
-            sets[(case_id, float(factor))] = TrialSet(batch, ms)
+            sets[(case_id, label)] = TrialSet(batch, ms)
         settings = saved["settings"]
     except (OSError, ValueError, KeyError) as exc:
         raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
-    factors = tuple(sorted({f for _, f in sets if f != 1.0}))
+    factors = tuple(sorted({float(label) for _, label in sets if label not in ("1.0", "twin")}))
     cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in sets)]
     spec = SimpleNamespace(**settings["measure"])
     trials = args.trials or settings["trials"]
     report = evaluate(sets, cases, factors, trials, tolerance, args.alpha, not args.no_confirm, spec)
+    report["paired"] = evaluate_paired(sets, cases, factors, max(trials, MIN_PAIRS), tolerance, args.alpha)
     report["elapsed_s"] = saved.get("elapsed_s", 0.0)
     report["settings"] = {
         **settings,
@@ -258,6 +261,12 @@ def _factors(text: str) -> tuple[float, ...]:
     return values
 
 
+def _conditions(factors: tuple[float, ...]) -> list[tuple[str, float]]:
+    """(label, slowdown factor): the unmodified engine, its twin (a second, identical variant for A/A pairs) and
+    one variant per injected slowdown."""
+    return [("1.0", 1.0), ("twin", 1.0), *((str(f), f) for f in factors)]
+
+
 def _opener(engine: Any, feeds: dict[str, Any], factor: float) -> Any:
     def open_runner() -> Any:
         runner = engine.runner(feeds)
@@ -275,7 +284,7 @@ def _metrics(ts: TrialSet) -> dict[str, float]:
 
 
 def evaluate(
-    sets: dict[tuple[str, float], TrialSet],
+    sets: dict[tuple[str, str], TrialSet],
     cases: list[Any],
     factors: tuple[float, ...],
     size: int,
@@ -285,12 +294,12 @@ def evaluate(
     spec: Any,
 ) -> dict[str, Any]:
     """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall."""
-    conditions = (1.0, *factors)
-    per_case: dict[str, dict[float, Tally]] = {}
+    conditions = ("1.0", *(str(f) for f in factors))
+    per_case: dict[str, dict[str, Tally]] = {}
     gate_seconds: list[float] = []
     single_seconds: list[float] = []
     for case in cases:
-        base_set = sets[(case.id, 1.0)]
+        base_set = sets[(case.id, "1.0")]
         blocks = len(base_set.measurements) // size
         per_case[case.id] = {}
         for factor in conditions:
@@ -343,14 +352,76 @@ def evaluate(
     for tallies in per_case.values():
         for f, t in tallies.items():
             overall[f].add(t)
-    aa = np.abs(np.asarray(overall[1.0].changes)) if overall[1.0].changes else np.zeros(1)
+    aa = np.abs(np.asarray(overall["1.0"].changes)) if overall["1.0"].changes else np.zeros(1)
     return {
-        "cases": {cid: {str(f): _figures(t) for f, t in tallies.items()} for cid, tallies in per_case.items()},
-        "overall": {str(f): _figures(t) for f, t in overall.items()},
+        "cases": {cid: {f: _figures(t) for f, t in tallies.items()} for cid, tallies in per_case.items()},
+        "overall": {f: _figures(t) for f, t in overall.items()},
         "noise_floor_p99": float(np.quantile(aa, 0.99)),
         "gate_seconds_per_case": float(np.mean(gate_seconds)),
         "single_trial_seconds_per_case": float(np.mean(single_seconds)),
         "time_ratio": float(np.mean(gate_seconds) / np.mean(single_seconds)),
+    }
+
+
+def evaluate_paired(
+    sets: dict[tuple[str, str], TrialSet],
+    cases: list[Any],
+    factors: tuple[float, ...],
+    pairs: int,
+    tolerance: float,
+    alpha: float,
+) -> dict[str, Any]:
+    """Interleaved A/B (harness.ab): every window of ``pairs`` consecutive rounds is one A/B job, the unmodified
+    engine as reference against its twin (A/A) or a slowed variant, judged on the paired ratios and confirmed by the
+    next window when regressed. Windows overlap (step 1), so the comparisons are correlated."""
+    conditions = ("twin", *(str(f) for f in factors))
+    per_case: dict[str, dict[str, Tally]] = {}
+    for case in cases:
+        reference = sets[(case.id, "1.0")]
+        n = len(reference.measurements)
+        per_case[case.id] = {}
+        for label in conditions:
+            candidate = sets[(case.id, label)]
+
+            def window(ts: TrialSet, start: int) -> TrialSet:
+                return TrialSet(ts.batch_size, ts.measurements[start : start + pairs])
+
+            def verdict_at(
+                start: int, candidate: TrialSet = candidate, reference: TrialSet = reference, case_id: str = case.id
+            ) -> Any:
+                return judge_paired(
+                    case_id,
+                    window(reference, start).per_trial(),
+                    window(candidate, start).per_trial(),
+                    {"default": tolerance},
+                    alpha=alpha,
+                )
+
+            tally = Tally()
+            for start in range(n - pairs + 1):
+                verdict = verdict_at(start)
+                if verdict.verdict == "regressed":
+                    again = start + pairs if start + 2 * pairs <= n else start - pairs
+                    if again >= 0:
+                        verdict = confirm(verdict, verdict_at(again))
+                ref_median = float(np.median(window(reference, start).latency_ms))
+                cand_median = float(np.median(window(candidate, start).latency_ms))
+                tally.n += 1
+                tally.gate += verdict.verdict == "regressed"
+                tally.ambiguous += verdict.verdict == "ambiguous"
+                tally.naive += naive_regressed(cand_median, ref_median)
+                latency = next((c for c in verdict.comparisons if c.metric == "latency_median_ms"), None)
+                if latency is not None:
+                    tally.changes.append(latency.change)
+            per_case[case.id][label] = tally
+    overall = {label: Tally() for label in conditions}
+    for tallies in per_case.values():
+        for label, t in tallies.items():
+            overall[label].add(t)
+    return {
+        "pairs": pairs,
+        "cases": {cid: {f: _figures(t) for f, t in tallies.items()} for cid, tallies in per_case.items()},
+        "overall": {f: _figures(t) for f, t in overall.items()},
     }
 
 
@@ -366,9 +437,7 @@ def _figures(t: Tally) -> dict[str, Any]:
     }
 
 
-def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
-    conditions = ("1.0", *(str(f) for f in factors))
-    titles = ["A/A false alarms"] + [f"+{(f - 1):.0%} detected" for f in factors]
+def _table(figures: dict[str, Any], conditions: tuple[str, ...], titles: list[str]) -> list[str]:
     header = ["case", *(f"{t} (gate | naive)" for t in titles)]
 
     def cell(fig: dict[str, Any]) -> str:
@@ -377,37 +446,59 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
             f"{fig['naive_alarms']}/{fig['comparisons']} {fig['naive_rate']:.1%}"
         )
 
-    rows = [[cid, *(cell(figs[c]) for c in conditions)] for cid, figs in report["cases"].items()]
-    rows.append(["overall", *(cell(report["overall"][c]) for c in conditions)])
+    rows = [[cid, *(cell(figs[c]) for c in conditions)] for cid, figs in figures["cases"].items()]
+    rows.append(["overall", *(cell(figures["overall"][c]) for c in conditions)])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))  # noqa: E731
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+
+    ambiguous = ", ".join(
+        f"{t.split()[0]} {figures['overall'][c]['gate_ambiguous']}/{figures['overall'][c]['comparisons']}"
+        for t, c in zip(titles, conditions, strict=True)
+    )
+    return [
+        fmt(header),
+        fmt(["-" * w for w in widths]),
+        *map(fmt, rows),
+        f"ambiguous (flagged, not failing): {ambiguous}",
+    ]
+
+
+def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
+    titles = ["A/A false alarms"] + [f"+{(f - 1):.0%} detected" for f in factors]
     s = report["settings"]
-    overall = report["overall"]
     lines = [
         "",
         f"gate: tolerance {s['tolerance']:.1%}, alpha {s['alpha']}, {s['trials']} trials, "
         f"confirmation {'on' if s['confirm'] else 'off'};  naive: median:{s['naive_threshold']:.0%} on the same data",
-        fmt(header),
-        fmt(["-" * w for w in widths]),
-        *map(fmt, rows),
-        "ambiguous (flagged, not failing) overall: "
-        + ", ".join(
-            f"{t} {overall[c]['gate_ambiguous']}/{overall[c]['comparisons']}"
-            for t, c in zip(["A/A", *titles[1:]], conditions, strict=True)
-        ),
+        "",
+        "against a baseline (one block of trials vs another block, as pytest against baselines/):",
+        *_table(report, ("1.0", *(str(f) for f in factors)), titles),
         f"noise floor: 99% of A/A median-latency changes are within +-{report['noise_floor_p99']:.1%}",
         f"measuring time: gate {report['gate_seconds_per_case']:.2f} s per case (trials, warm-ups, confirmations) = "
         f"{report['time_ratio']:.2f}x a single-trial run ({report['single_trial_seconds_per_case']:.2f} s)",
-        f"calibration took {report['elapsed_s']:.0f} s",
-        "targets: " + "; ".join(_targets(report, factors)),
     ]
+    if "paired" in report:
+        lines += [
+            "",
+            f"interleaved A/B (windows of {report['paired']['pairs']} pairs, as --ab-base / --ab-backend-option):",
+            *_table(report["paired"], ("twin", *(str(f) for f in factors)), titles),
+        ]
+    lines += [
+        "",
+        f"calibration took {report['elapsed_s']:.0f} s",
+        "targets (against a baseline): " + "; ".join(_targets(report, factors)),
+    ]
+    if "paired" in report:
+        lines.append("targets (interleaved A/B): " + "; ".join(_targets(report["paired"], factors, aa="twin")))
     return lines
 
 
-def _targets(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
+def _targets(report: dict[str, Any], factors: tuple[float, ...], aa: str = "1.0") -> list[str]:
     overall = report["overall"]
     out = []
-    fa = overall["1.0"]["gate_rate"]
+    fa = overall[aa]["gate_rate"]
     ok = "ok" if fa <= TARGETS["false_alarm"] else "MISSED"
     out.append(f"A/A false alarms {fa:.1%} <= {TARGETS['false_alarm']:.0%} {ok}")
     for f, key in ((1.10, "detect_10"), (1.05, "detect_5")):
@@ -416,6 +507,8 @@ def _targets(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
             rate = overall[label]["gate_rate"]
             ok = "ok" if rate >= TARGETS[key] else "MISSED"
             out.append(f"+{f - 1:.0%} detected {rate:.1%} >= {TARGETS[key]:.0%} {ok}")
+    if "time_ratio" not in report:
+        return out
     ratio = report["time_ratio"]
     out.append(
         f"time {ratio:.2f}x <= {TARGETS['time_ratio']:.0f}x {'ok' if ratio <= TARGETS['time_ratio'] else 'MISSED'}"

@@ -45,7 +45,7 @@ Sources:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -272,12 +272,25 @@ def judge(
     if not comparisons:
         return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")
     if trials.get(CPU_METRIC) and baseline_trials.get(CPU_METRIC):
-        comparisons = tuple(_with_cpu_evidence(c, trials, baseline_trials, alpha) for c in comparisons)
+        comparisons = tuple(
+            _with_cpu_evidence(
+                c,
+                lambda tol: compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], tol, alpha),
+                trials.get(CPU_SHARE) or [],
+                baseline_trials.get(CPU_SHARE) or [],
+                alpha,
+            )
+            for c in comparisons
+        )
     return _combine(case_id, comparisons, "baseline")
 
 
 def _with_cpu_evidence(
-    c: Comparison, trials: dict[str, list[float]], baseline_trials: dict[str, list[float]], alpha: float
+    c: Comparison,
+    cpu_comparison: Callable[[float], Comparison],
+    shares: Sequence[float],
+    base_shares: Sequence[float],
+    alpha: float,
 ) -> Comparison:
     """CPU backends: use the process's CPU time per inference as the evidence that tells the code from the runner.
 
@@ -287,13 +300,13 @@ def _with_cpu_evidence(
     widened by :data:`CONTENTION_SLOPE` x the difference of CPU shares; a CPU-time change beyond the tolerance but
     within that allowance is ``ambiguous``.
     Otherwise the wall-clock verdict stands only if CPU time moved the same way (by half the tolerance,
-    significantly); if not, it is ``ambiguous``.
+    significantly); if not, it is ``ambiguous``. ``cpu_comparison(tolerance)`` compares the CPU times (two samples
+    against a baseline, or pairs in A/B); ``shares`` are the current side's CPU shares, ``base_shares`` the other's.
     """
     if c.metric in DETERMINISTIC:
         return c
-    cpu = compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], c.tolerance, alpha)
+    cpu = cpu_comparison(c.tolerance)
     p_text = f", p={cpu.p_value:.3f}" if cpu.p_value is not None else ""
-    shares, base_shares = trials.get(CPU_SHARE) or [], baseline_trials.get(CPU_SHARE) or []
     if shares and base_shares:
         best = max(*shares, *base_shares)
         current, baseline = float(np.median(shares)), float(np.median(base_shares))
@@ -373,6 +386,46 @@ def paired_test(reference: Sequence[float], candidate: Sequence[float], alpha: f
     }
 
 
+def compare_pairs(
+    metric: str, reference: Sequence[float], candidate: Sequence[float], tolerance: float, alpha: float = ALPHA
+) -> Comparison:
+    """One metric in A/B: per-pair values of the candidate against those of the reference (same order)."""
+    a, b = list(reference), list(candidate)
+    higher_is_better = METRICS[metric].higher_is_better if metric in METRICS else False
+    current, base = float(np.median(b)), float(np.median(a))
+    if len(a) < MIN_TRIALS + 1:
+        change = current / base - 1
+        verdict = "ambiguous" if abs(change) > tolerance else "unchanged"
+        return Comparison(
+            metric, current, base, change, tolerance, verdict, trials=(len(a), len(a)), method="wilcoxon-paired"
+        )
+    test = paired_test(a, b, alpha)
+    change = test["change"]
+    worse = -change if higher_is_better else change
+    p_worse = test["p_less"] if higher_is_better else test["p_greater"]
+    p_better = test["p_greater"] if higher_is_better else test["p_less"]
+    if worse > tolerance:
+        verdict = "regressed" if p_worse <= alpha else "ambiguous"
+    elif -worse > tolerance:
+        verdict = "improved" if p_better <= alpha else "ambiguous"
+    else:
+        verdict = "unchanged"
+    p_value = test["p_greater"] if change >= 0 else test["p_less"]
+    return Comparison(
+        metric,
+        current,
+        base,
+        change,
+        tolerance,
+        verdict,
+        test["ci_low"],
+        test["ci_high"],
+        p_value,
+        (len(a), len(a)),
+        "wilcoxon-paired",
+    )
+
+
 def judge_paired(
     case_id: str,
     reference: dict[str, list[float]],
@@ -382,59 +435,28 @@ def judge_paired(
     alpha: float = ALPHA,
     labels: tuple[str, str] = ("reference", "candidate"),
 ) -> Verdict:
-    """A/B: ``candidate`` against ``reference``, metric -> per-trial values measured in interleaved pairs."""
-    comparisons = []
-    for metric in gated:
-        a, b = reference.get(metric), candidate.get(metric)
-        if not a or not b or len(a) != len(b):
-            continue
-        tol = tolerance_for(metric, tolerance)
-        higher_is_better = METRICS[metric].higher_is_better if metric in METRICS else False
-        if len(a) < MIN_TRIALS + 1:
-            change = float(np.median(b)) / float(np.median(a)) - 1
-            verdict = "ambiguous" if abs(change) > tol else "unchanged"
-            comparisons.append(
-                Comparison(
-                    metric,
-                    float(np.median(b)),
-                    float(np.median(a)),
-                    change,
-                    tol,
-                    verdict,
-                    trials=(len(a), len(a)),
-                    method="wilcoxon-paired",
-                )
-            )
-            continue
-        test = paired_test(a, b, alpha)
-        change = test["change"]
-        worse = -change if higher_is_better else change
-        p_worse = test["p_less"] if higher_is_better else test["p_greater"]
-        p_better = test["p_greater"] if higher_is_better else test["p_less"]
-        if worse > tol:
-            verdict = "regressed" if p_worse <= alpha else "ambiguous"
-        elif -worse > tol:
-            verdict = "improved" if p_better <= alpha else "ambiguous"
-        else:
-            verdict = "unchanged"
-        comparisons.append(
-            Comparison(
-                metric,
-                float(np.median(b)),
-                float(np.median(a)),
-                change,
-                tol,
-                verdict,
-                test["ci_low"],
-                test["ci_high"],
-                test["p_greater"] if change >= 0 else test["p_less"],
-                (len(a), len(a)),
-                "wilcoxon-paired",
-            )
-        )
+    """A/B: ``candidate`` against ``reference``, metric -> per-trial values measured in interleaved pairs. On CPU
+    backends (``cpu_ms`` on both sides) the CPU time per inference of the pairs is the evidence, as in :func:`judge`:
+    trials of a pair are consecutive, not simultaneous, so a neighbour can still load one and not the other."""
+    comparisons = tuple(
+        compare_pairs(m, reference[m], candidate[m], tolerance_for(m, tolerance), alpha)
+        for m in gated
+        if reference.get(m) and candidate.get(m) and len(reference[m]) == len(candidate[m])
+    )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: no gated metric was measured for both {labels[0]} and {labels[1]}")
-    return _combine(f"{case_id} ({labels[1]} vs {labels[0]})", tuple(comparisons), labels[0])
+    if reference.get(CPU_METRIC) and candidate.get(CPU_METRIC):
+        comparisons = tuple(
+            _with_cpu_evidence(
+                c,
+                lambda tol: compare_pairs(CPU_METRIC, reference[CPU_METRIC], candidate[CPU_METRIC], tol, alpha),
+                candidate.get(CPU_SHARE) or [],
+                reference.get(CPU_SHARE) or [],
+                alpha,
+            )
+            for c in comparisons
+        )
+    return _combine(f"{case_id} ({labels[1]} vs {labels[0]})", comparisons, labels[0])
 
 
 # -- the naive rule, kept only as the reference figure that `harness calibrate` prints next to the gate's ----------
