@@ -18,6 +18,7 @@ from harness.stats import summarize
 from harness.telemetry import Sampler
 
 CV_WARN = 0.025  # trtexec warns when the coefficient of variation exceeds 2.5 %
+ENQUEUE_BOUND = 0.8  # trtexec: enqueue-bound when the median enqueue time exceeds 80 % of the median GPU compute
 
 
 @dataclass
@@ -57,8 +58,32 @@ class Measurement:
                 "results may be unstable"
             )
         out.extend(self.telemetry.get("flags", []))  # throttling or a clock drop seen by NVML
+        out.extend(self._bound_warnings())
         if self.stopped_early:
             out.append("stopped at max_duration_ms before min_duration_ms: too few samples for stable statistics")
+        return out
+
+    def _bound_warnings(self) -> list[str]:
+        """trtexec's hints, from the backend's own timings: enqueue-bound (median enqueue time above 80% of the
+        median GPU compute time) and transfer-bound (median H2D or D2H copy at least as long as the compute)."""
+        compute = self.extra_ms.get("gpu_compute_ms")
+        if not compute:
+            return []
+        gpu = summarize(compute)["median"]
+        out = []
+        enqueue = self.extra_ms.get("enqueue_ms")
+        if enqueue and summarize(enqueue)["median"] > ENQUEUE_BOUND * gpu:
+            out.append(
+                f"enqueue-bound: the median enqueue time is over {ENQUEUE_BOUND:.0%} of the median GPU compute "
+                "time; the GPU may be under-used (CUDA graphs usually help)"
+            )
+        for name, what in (("h2d_ms", "host-to-device"), ("d2h_ms", "device-to-host")):
+            copies = self.extra_ms.get(name)
+            if copies and summarize(copies)["median"] >= gpu:
+                out.append(
+                    f"transfer-bound: the median {what} copy takes at least the median GPU compute time; "
+                    "measure without transfers to see the engine alone"
+                )
         return out
 
 

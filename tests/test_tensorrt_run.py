@@ -350,3 +350,17 @@ def test_suite_runs_on_the_gpu_with_trtexec_style_files(pytester):
         assert read_times(folder / "times.json").gpu_compute_ms
         assert read_profile(folder / "profile.json")[1]
         assert read_layer_info(folder / "layer_info.json")["Layers"]
+
+
+def test_enqueue_bound_and_transfer_bound_runs_are_flagged_like_trtexec():
+    from harness.measure import Measurement
+
+    def run(**extra: list[float]) -> list[str]:
+        m = Measurement(batch_size=1, latency_ms=[1.0] * 20, wall_ms=20.0, warmup_iterations=1, warmup_ms=1.0)
+        m.extra_ms = dict(extra)
+        return [w.split(":")[0] for w in m.warnings()]
+
+    assert run(gpu_compute_ms=[1.0] * 20, enqueue_ms=[0.1] * 20, h2d_ms=[0.2] * 20, d2h_ms=[0.2] * 20) == []
+    assert run(gpu_compute_ms=[0.05] * 20, enqueue_ms=[0.06] * 20) == ["enqueue-bound"]
+    assert run(gpu_compute_ms=[0.5] * 20, h2d_ms=[0.7] * 20, d2h_ms=[0.1] * 20) == ["transfer-bound"]
+    assert run(enqueue_ms=[5.0] * 20) == []  # nothing to compare with without GPU times
