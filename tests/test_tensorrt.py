@@ -84,6 +84,12 @@ def test_asking_for_full_tensorrt_without_it_says_what_to_install():
         assert "pip install" in done.stderr
 
 
+@needs_trt
+def test_flavour_by_module_name():
+    api = trt_compat.find("auto")
+    assert trt_compat.find(api.flavour.replace("-", "_")) is api
+
+
 def test_unknown_flavour_is_refused():
     with pytest.raises(HarnessError, match="flavour must be one of"):
         trt_compat.find("tensorrt-llm")

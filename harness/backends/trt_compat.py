@@ -186,6 +186,7 @@ def find(flavour: str = "auto") -> TrtApi:
     One process uses one flavour: the run-time proxy :data:`trt` in the backend resolves to the first one loaded.
     """
     global _loaded
+    flavour = flavour.replace("_", "-")  # tensorrt_rtx, the module's name, means the same
     if flavour not in FLAVOURS:
         raise HarnessError(f"backend 'tensorrt': flavour must be one of {FLAVOURS}, got '{flavour}'")
     wanted = [TENSORRT, TENSORRT_RTX] if flavour == "auto" else [flavour]
