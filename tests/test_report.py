@@ -290,6 +290,9 @@ def test_baseline_directory(tmp_path, small):
     files = write_reports(results, tmp_path / "out", baseline=tmp_path / "baselines")
     html = files.html.read_text()
     assert '<tr data-verdict="missing">' in html and "in the baseline but not in this run" in html
+    missing_row = html[html.index('<tr data-verdict="missing">') :]
+    missing_row = missing_row[: missing_row.index("</tr>")]
+    assert "resnet50-gone-b1" in missing_row and "<td>gone</td>" in missing_row  # its own baseline entry's params
     assert "1 missing" in files.headline
     assert str(folder) in html
     assert files.headline.startswith("FAIL:")

@@ -85,7 +85,7 @@ def _short(text: str, limit: int = 60) -> str:
     return text.replace("$", r"\$")
 
 
-def _series(cases: Iterable[CaseView]) -> dict[str, list[CaseView]]:
+def _series(cases: Iterable[CaseView]) -> dict[str, list[CaseView]]:  # batch_size is never None in a series
     """Cases grouped by precision (and shape when a model has several), each sorted by batch size."""
     cases = [c for c in cases if c.batch_size is not None and c.case.metrics]
     shapes = {c.shape for c in cases}
@@ -137,7 +137,7 @@ def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
         if not points:
             continue
         style = _style(index, name.split()[0])
-        xs = [p[0] for p in points]
+        xs = [int(p[0] or 0) for p in points]
         batches += xs
         ax.plot(xs, [p[1] for p in points], label=name, linewidth=1.8, **style)
         p99 = [p[2] if p[2] is not None else p[1] for p in points]
@@ -156,9 +156,9 @@ def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
 def throughput_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
     series = _series(cases)
     fig, ax = _figure()
-    batches = []
+    batches: list[int] = []
     for index, (name, group) in enumerate(series.items()):
-        points = [(c.batch_size, c.metric("throughput_sps")) for c in group]
+        points = [(int(c.batch_size or 0), c.metric("throughput_sps")) for c in group]
         points = [p for p in points if p[1] is not None]
         if points:
             batches += [p[0] for p in points]
@@ -242,9 +242,9 @@ def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
     rows = []
     for case in cases:
         base = _baseline_spread(case)
-        cur = (_latency(case, "min"), _latency(case, "median"), _latency(case, "p99"))
-        if base is not None and None not in cur:
-            rows.append((case, base, cur))
+        lo, mid, hi = (_latency(case, "min"), _latency(case, "median"), _latency(case, "p99"))
+        if base is not None and lo is not None and mid is not None and hi is not None:
+            rows.append((case, base, (lo, mid, hi)))
     if not rows:
         return None
     labels = [_short(case.id, 34) for case, _, _ in rows]

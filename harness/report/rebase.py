@@ -82,14 +82,14 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
 
     entries, description = load_entries(path, results)
     by_id: dict[str, list[dict[str, Any]]] = {}
-    for (_suite, case_id), entry in entries.items():
-        by_id.setdefault(case_id, []).append(entry)
+    for (_suite, case_id), stored in entries.items():
+        by_id.setdefault(case_id, []).append(stored)
     out = copy.deepcopy(results)
     for case in out.cases:
         if not case.metrics or case.status in ("skipped", "error"):
             continue
         suite = str(case.params.get("suite", ""))
-        entry = entries.get((suite, case.id))
+        entry: dict[str, Any] | None = entries.get((suite, case.id))
         if entry is None and len(by_id.get(case.id, [])) == 1:  # e.g. a results file from a renamed suite
             entry = by_id[case.id][0]
         tolerance = {c["metric"]: c["tolerance"] for c in case.comparisons if "tolerance" in c}
@@ -117,10 +117,10 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
     # Baseline cases of the suites in this run that did not run at all: shown as "missing" (they neither pass nor
     # fail; a renamed or deleted case, a -k selection or a shard shows up here).
     suites = set(out.suites) | {str(c.params.get("suite", "")) for c in out.cases}
-    present = {(str(c.params.get("suite", "")), c.id) for c in out.cases}
-    for (suite, case_id), entry in sorted(entries.items()):
-        if suite in suites and (suite, case_id) not in present and case_id not in {c.id for c in out.cases}:
-            params = dict(entry.get("params") or {})
+    ran = {c.id for c in out.cases}
+    for (suite, case_id), stored in sorted(entries.items(), key=lambda item: item[0]):
+        if suite in suites and case_id not in ran:
+            params = dict(stored.get("params") or {})
             params.setdefault("suite", suite)
             out.add(
                 CaseResult(
@@ -129,7 +129,7 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
                     status="skipped",
                     verdict="missing",
                     message=f"{case_id}: in the baseline but not in this run",
-                    baseline=entry,
+                    baseline=stored,
                 )
             )
     return out, description

@@ -286,20 +286,20 @@ def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
         per_output = [accuracy]
     failed = _failed(accuracy) or any(_failed(o) for o in per_output)
     parts = []
-    cosines = [_num(o, "cosine", "cosine_similarity") for o in per_output]
-    cosines = [c for c in cosines if c is not None]
+
+    def values(*names: str) -> list[float]:
+        return [v for v in (_num(o, *names) for o in per_output) if v is not None]
+
+    cosines = values("cosine", "cosine_similarity")
     if cosines:
         parts.append(f"cos {min(cosines):.4f}")
-    top1 = [_num(o, "top1_agreement", "top1", "top_1_agreement") for o in per_output]
-    top1 = [t for t in top1 if t is not None]
+    top1 = values("top1_agreement", "top1", "top_1_agreement")
     if top1:
         parts.append(f"top-1 {min(top1):.1%}")
-    abs_err = [_num(o, "max_abs_error", "max_abs_err", "max_abs") for o in per_output]
-    abs_err = [e for e in abs_err if e is not None]
+    abs_err = values("max_abs_error", "max_abs_err", "max_abs")
     if abs_err:
         parts.append(f"abs {max(abs_err):.2g}")
-    rel_err = [_num(o, "max_rel_error", "max_rel_err", "max_rel") for o in per_output]
-    rel_err = [e for e in rel_err if e is not None]
+    rel_err = values("max_rel_error", "max_rel_err", "max_rel")
     if rel_err and not abs_err:
         parts.append(f"rel {max(rel_err):.2g}")
     verdict = "FAIL" if failed else ("pass" if parts or "passed" in accuracy else "")
