@@ -126,8 +126,13 @@ def test_durations_come_from_a_results_file_or_a_durations_file(tmp_path):
 
 
 # -- through pytest, on the example suite -----------------------------------------------------------------------------
-def test_shards_of_the_example_suite_cover_every_case_exactly_once():
-    everything = node_ids(collect())
+@pytest.fixture(scope="module")
+def everything() -> list[str]:
+    """The unsharded collection of the example suite."""
+    return node_ids(collect())
+
+
+def test_shards_of_the_example_suite_cover_every_case_exactly_once(everything):
     assert len(everything) >= 4
     shards = [node_ids(collect("--shard", f"{i}/3")) for i in (1, 2, 3)]
     flat = [node for shard in shards for node in shard]
@@ -136,8 +141,7 @@ def test_shards_of_the_example_suite_cover_every_case_exactly_once():
     assert all(shards)  # 4 cases over 3 shards: none is empty
 
 
-def test_shards_follow_recorded_durations_and_k_selection(tmp_path):
-    everything = node_ids(collect())
+def test_shards_follow_recorded_durations_and_k_selection(tmp_path, everything):
     ids = [re.search(r"\[(.*)\]$", n).group(1) for n in everything]
     slow = ids[-1]
     durations = tmp_path / "durations.json"
@@ -152,8 +156,7 @@ def test_shards_follow_recorded_durations_and_k_selection(tmp_path):
     assert sorted(split) == sorted(selected) and len(selected) >= 2
 
 
-def test_more_shards_than_cases_leaves_an_empty_shard_that_passes():
-    everything = node_ids(collect())
+def test_more_shards_than_cases_leaves_an_empty_shard_that_passes(everything):
     proc = collect("--shard", f"{len(everything) + 1}/{len(everything) + 1}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert node_ids(proc) == []
