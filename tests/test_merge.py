@@ -189,8 +189,10 @@ def test_merge_reports_unusable_input_in_one_line(tmp_path, capsys):
     assert "not a results file of schema harness.results/1" in capsys.readouterr().err
 
 
-def test_xdist_workers_write_their_own_files_and_the_controller_merges_them(pytester, project):
+def test_xdist_workers_write_their_own_files_and_the_controller_merges_them(pytester, project, monkeypatch):
     pytest.importorskip("xdist")
+    step_summary = project / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     outcome = bench(pytester, "reports", "-n", "2", "--update-baselines", subprocess=True)
     outcome.assert_outcomes(passed=3)
     results = json.loads((project / "reports" / "results.json").read_text())
@@ -198,6 +200,10 @@ def test_xdist_workers_write_their_own_files_and_the_controller_merges_them(pyte
     (run,) = results["runs"]
     assert run["workers"] == ["gw0", "gw1"] and run["gate"] == "passed"
     assert not (project / "reports" / ".xdist").exists()  # worker files removed once merged
+    # one report and one step summary, of the merged run: the workers write neither
+    assert (project / "reports" / "report.html").is_file()
+    assert step_summary.read_text() == (project / "reports" / "summary.md").read_text()
+    assert all(case in (project / "reports" / "report.html").read_text() for case in CASES)
     # the baselines were written once, by the controller, with every case
     (baseline,) = (project / "baselines").glob("*/demo.json")
     assert sorted(json.loads(baseline.read_text())["cases"]) == sorted(CASES)
