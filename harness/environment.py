@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.telemetry import availability as telemetry_availability
 
 
 def cpu_model() -> str:
@@ -150,6 +151,7 @@ def fingerprint(
         "hostname": platform.node(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "uses_gpu": uses_gpu,
+        "telemetry": telemetry_availability(),  # {"status": "unavailable", "reason": ...} without NVML
     }
     env["key"] = baseline_key(env)
     return env

@@ -65,6 +65,26 @@ def nvml_device_index() -> int:
     return int(visible) if visible.isdigit() else 0
 
 
+def availability() -> dict[str, Any]:
+    """Whether GPU telemetry can be sampled on this machine: ``{"status": "ok", "gpus": N}`` or
+    ``{"status": "unavailable", "reason": ...}``. Recorded in the environment fingerprint of every run."""
+    try:
+        nv = _nvml()
+    except ImportError:
+        return {"status": UNAVAILABLE, "reason": "nvidia-ml-py is not installed (pip install nvidia-ml-py)"}
+    try:
+        nv.nvmlInit()
+    except Exception as exc:
+        return {"status": UNAVAILABLE, "reason": f"NVML could not start: {_text(exc)} (no NVIDIA driver here?)"}
+    try:
+        return {"status": "ok", "gpus": int(nv.nvmlDeviceGetCount())}
+    except Exception as exc:
+        return {"status": UNAVAILABLE, "reason": f"NVML sees no GPU: {_text(exc)}"}
+    finally:
+        with contextlib.suppress(Exception):
+            nv.nvmlShutdown()
+
+
 class Sampler:
     """Context manager: samples one GPU through NVML on a background thread between ``__enter__`` and ``__exit__``.
 
@@ -94,7 +114,7 @@ class Sampler:
         try:
             nv.nvmlInit()
         except Exception as exc:
-            self.reason = f"NVML could not start: {_text(exc)} (no NVIDIA driver on this machine?)"
+            self.reason = f"NVML could not start: {_text(exc)} (no NVIDIA driver here?)"
             return self
         self._nv = nv
         try:

@@ -33,6 +33,9 @@ class FakeNVML(types.SimpleNamespace):
     def nvmlShutdown(self):
         self.shutdowns += 1
 
+    def nvmlDeviceGetCount(self):
+        return 1
+
     def nvmlDeviceGetHandleByIndex(self, index):
         if index != 0:
             raise RuntimeError("Invalid Argument")
@@ -92,6 +95,18 @@ def test_without_a_driver_telemetry_is_unavailable(fake_nvml):
     record = sampler.summary()
     assert record["status"] == "unavailable"
     assert "NVML could not start: NVML Shared Library Not Found" in record["reason"]
+
+
+def test_availability_is_in_the_environment_fingerprint(fake_nvml, monkeypatch):
+    from harness.environment import fingerprint
+
+    fake_nvml()
+    assert telemetry.availability() == {"status": "ok", "gpus": 1}
+    fake_nvml(fail_init=True)
+    env = fingerprint("onnxruntime", "1.0")
+    assert env["telemetry"]["status"] == "unavailable" and "NVML could not start" in env["telemetry"]["reason"]
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert telemetry.availability()["reason"] == "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
 
 
 def test_missing_gpu_index_is_unavailable_and_nvml_is_shut_down(fake_nvml):

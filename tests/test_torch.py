@@ -178,6 +178,7 @@ def test_cpu_machine_end_to_end(pytester):
         data = json.loads((pytester.path / "r-torch" / "results.json").read_text())
         assert {c["status"] for c in data["cases"]} == {"skipped"}
         assert all("no CUDA GPU" in c["message"] for c in data["cases"])
+        assert data["environment"]["telemetry"]["status"] in ("unavailable", "ok")  # ok: NVML without CUDA
     outcome = pytester.runpytest(*common, "--report-dir", "r-ort", "--backend", "onnxruntime", "-rs")
     data = json.loads((pytester.path / "r-ort" / "results.json").read_text())
     ran = [c for c in data["cases"] if c["status"] == "passed"]
