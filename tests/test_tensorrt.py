@@ -443,3 +443,17 @@ def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_pat
         with pytest.raises(CaseSkipped, match=r"does not run on compute capability 9\.0 \(NVIDIA H100\)"):
             engine.runner(feeds)
         assert engine.backend.api.runs_on("8.9") is True
+
+
+@needs_trt
+def test_a_failed_build_quotes_tensorrt_s_error(tmp_path):
+    from harness.backends.tensorrt import Profile
+
+    case = _cases(tmp_path)[0]
+    model = prepare(case.model, tmp_path / "cache")
+    upside_down = Profile({"data_0": ((8, 3, 224, 224), (4, 3, 224, 224), (1, 3, 224, 224))})
+    with pytest.raises(HarnessError) as info:
+        _backend(tmp_path)._build_plan(model, case, [upside_down])
+    message = str(info.value)
+    assert message.startswith("squeezenet-fp32-b1: tensorrt")
+    assert "could not build an engine from" in message and "optimization profile" in message

@@ -80,16 +80,22 @@ _LOGGER: Any = None
 
 
 class _Messages:
-    """The last messages TensorRT logged, so a failed parse or build can quote them."""
+    """The last messages TensorRT logged, numbered, so a failed build can quote the errors it logged."""
 
     def __init__(self) -> None:
-        self.recent: collections.deque[tuple[str, str]] = collections.deque(maxlen=200)
+        self.recent: collections.deque[tuple[int, str, str]] = collections.deque(maxlen=200)
+        self.count = 0
+
+    def add(self, severity: str, msg: str) -> None:
+        self.recent.append((self.count, severity, msg))
+        self.count += 1
 
     def mark(self) -> int:
-        return len(self.recent)
+        """A position; :meth:`errors_since` returns the errors logged after it."""
+        return self.count
 
-    def errors(self) -> list[str]:
-        return [msg for severity, msg in self.recent if severity in ("ERROR", "INTERNAL_ERROR")]
+    def errors_since(self, mark: int) -> list[str]:
+        return [msg for i, sev, msg in self.recent if i >= mark and sev in ("ERROR", "INTERNAL_ERROR")]
 
 
 MESSAGES = _Messages()
@@ -106,7 +112,7 @@ def _logger() -> trt.ILogger:
 
             def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
                 name = str(severity).rsplit(".", 1)[-1]
-                MESSAGES.recent.append((name, msg))
+                MESSAGES.add(name, msg)
                 if name in ("ERROR", "INTERNAL_ERROR"):
                     log.error("TensorRT: %s", msg)
                 elif name == "WARNING":
@@ -399,7 +405,7 @@ class TensorRTBackend:
         mark = MESSAGES.mark()
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            errors = [msg for sev, msg in list(MESSAGES.recent)[mark:] if sev in ("ERROR", "INTERNAL_ERROR")]
+            errors = MESSAGES.errors_since(mark)
             detail = errors[-1] if errors else "no message from TensorRT"
             raise HarnessError(
                 f"{case.id}: {api.label} could not build an engine from {model.path.name}: {detail}; check the "
