@@ -106,7 +106,13 @@ class TensorRTRunner:
                         f"optimization profile {engine.get_tensor_profile_shape(name, 0)}"
                     )
         for name in names:
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            try:
+                dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            except TypeError:  # bf16 / fp8 / fp4 have no numpy type
+                raise HarnessError(
+                    f"{self.engine.case_id}: engine tensor '{name}' is {engine.get_tensor_dtype(name)}, which numpy "
+                    "cannot hold; keep the model's inputs and outputs in fp32 or fp16 (the recipes' default)"
+                ) from None
             dims = context.get_tensor_shape(name)
             shape = tuple(dims[i] for i in range(len(dims)))
             if is_input[name]:
