@@ -262,6 +262,66 @@ def fidelity(tmp: Path) -> dict[str, Any]:
     return out
 
 
+def enqueue_probe() -> list[dict[str, Any]]:
+    """Host time of one CUDA-graph launch (us, GPU idle before each) against the graph's node count, with and
+    without the telemetry sampler running: what the suite's enqueue times grow with."""
+    import time
+
+    import torch
+
+    from harness import cuda
+    from harness.models import load_torch_factory
+    from harness.telemetry import Sampler
+
+    rows = []
+    for factory, batch in (("resnet50", 1), ("resnet50", 8), ("resnet50", 32), ("bert_base", 1), ("bert_base", 32)):
+        net, examples = load_torch_factory(f"benchmarks.models.torch_zoo:{factory}")
+        net = net.cuda().half()
+        (example,) = examples.values()
+        x = example.repeat(batch, *([1] * (example.dim() - 1))).cuda()
+        x = x.half() if x.is_floating_point() else x
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.inference_mode(), torch.cuda.stream(stream):
+            for _ in range(3):
+                net(x)
+            try:
+                graph = torch.cuda.CUDAGraph(keep_graph=True)
+            except TypeError:  # torch without keep_graph: no node count
+                graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=stream):
+                net(x)
+            nodes = -1
+            if hasattr(graph, "instantiate"):
+                nodes = cuda.check(cuda.runtime().cudaGraphGetNodes(graph.raw_cuda_graph(), 0), "cudaGraphGetNodes")[1]
+                graph.instantiate()
+
+            def launch_us(graph: Any = graph, stream: Any = stream, reps: int = 60) -> float:
+                times = []
+                for _ in range(reps):
+                    stream.synchronize()
+                    t0 = time.perf_counter_ns()
+                    graph.replay()
+                    times.append((time.perf_counter_ns() - t0) / 1e3)
+                stream.synchronize()
+                return float(np.median(times))
+
+            launch_us(reps=10)
+            quiet = launch_us()
+            with Sampler():
+                sampled = launch_us()
+        row = {
+            "model": f"{factory} b{batch} fp16",
+            "graph_nodes": int(nodes),
+            "launch_us": quiet,
+            "launch_us_sampler_on": sampled,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        torch.cuda.empty_cache()
+    return rows
+
+
 # -- between-run spread ----------------------------------------------------------------------------------------------
 def spread(paths: list[Path]) -> dict[str, Any]:
     runs = [json.loads(p.read_text()) for p in paths]
@@ -314,6 +374,13 @@ def _table(result: dict[str, Any]) -> str:
                 f"{r['model']:<24} {r['mode']:<7} {r['gpu_ms']:>8.4f} {r['latency_ms']:>10.4f} "
                 f"{r['host_overhead_us']:>11.1f} {r['enqueue_us']:>10.1f}"
             )
+    if "enqueue_probe" in result:
+        lines.append("CUDA-graph launch time against graph size (GPU idle before each launch)")
+        for r in result["enqueue_probe"]:
+            lines.append(
+                f"  {r['model']:<20} {r['graph_nodes']:>5} nodes  {r['launch_us']:>7.1f} us  "
+                f"({r['launch_us_sampler_on']:.1f} us with the telemetry sampler running)"
+            )
     if "spread" in result:
         s = result["spread"]
         for key in ("gpu_compute_median_ms_spread_pct", "latency_median_ms_spread_pct"):
@@ -329,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--spread", type=Path, nargs="+", metavar="RESULTS", help="only compute between-run spread")
+    parser.add_argument("--probe", action="store_true", help="only the launch time against graph size")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     if args.spread:
@@ -343,8 +411,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         result["device"] = torch.cuda.get_device_name(0)
         result["torch"] = torch.__version__
-        with tempfile.TemporaryDirectory() as tmp:
-            result.update(fidelity(Path(tmp)))
+        if args.probe:
+            result["enqueue_probe"] = enqueue_probe()
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                result.update(fidelity(Path(tmp)))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
