@@ -285,14 +285,15 @@ def enqueue_probe() -> list[dict[str, Any]]:
         with torch.inference_mode(), torch.cuda.stream(stream):
             for _ in range(3):
                 net(x)
+            kept = True
             try:
                 graph = torch.cuda.CUDAGraph(keep_graph=True)
             except TypeError:  # torch without keep_graph: no node count
-                graph = torch.cuda.CUDAGraph()
+                graph, kept = torch.cuda.CUDAGraph(), False
             with torch.cuda.graph(graph, stream=stream):
                 net(x)
             nodes = -1
-            if hasattr(graph, "instantiate"):
+            if kept:
                 nodes = cuda.check(cuda.runtime().cudaGraphGetNodes(graph.raw_cuda_graph(), 0), "cudaGraphGetNodes")[1]
                 graph.instantiate()
 
