@@ -364,3 +364,61 @@ def test_enqueue_bound_and_transfer_bound_runs_are_flagged_like_trtexec():
     assert run(gpu_compute_ms=[0.05] * 20, enqueue_ms=[0.06] * 20) == ["enqueue-bound"]
     assert run(gpu_compute_ms=[0.5] * 20, h2d_ms=[0.7] * 20, d2h_ms=[0.1] * 20) == ["transfer-bound"]
     assert run(enqueue_ms=[5.0] * 20) == []  # nothing to compare with without GPU times
+
+
+def test_tensorrt_rtx_contexts_use_built_in_graphs_and_keep_the_runtime_cache(fakes, tmp_path, monkeypatch):
+    from harness.engine_cache import EngineCache
+
+    cuda = fakes()
+    module = tensorrt_runner.trt
+    made: list[object] = []
+
+    class RuntimeCache:
+        def __init__(self) -> None:
+            self.loaded = b""
+
+        def deserialize(self, blob: bytes) -> bool:
+            self.loaded = bytes(blob)
+            return True
+
+        def serialize(self) -> bytes:
+            return self.loaded + b"+jit"
+
+    class RuntimeConfig:
+        cuda_graph_strategy = "DISABLED"
+        cache: RuntimeCache | None = None
+
+        def create_runtime_cache(self) -> RuntimeCache:
+            return RuntimeCache()
+
+        def set_runtime_cache(self, cache: RuntimeCache) -> bool:
+            self.cache = cache
+            return True
+
+    engine_class = type(module.Runtime(None).deserialize_cuda_engine(b"good-plan"))
+    plain = engine_class.create_execution_context
+
+    def create_execution_context(self, config=None):
+        made.append(config)
+        return plain(self)
+
+    monkeypatch.setattr(engine_class, "create_runtime_config", lambda self: RuntimeConfig(), raising=False)
+    monkeypatch.setattr(engine_class, "create_execution_context", create_execution_context)
+    monkeypatch.setattr(
+        module, "CudaGraphStrategy", types.SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE"), raising=False
+    )
+    backend = FakeBackend(tmp_path)
+    backend.cache_dir = tmp_path / "cache"
+    backend.cache = EngineCache(backend.cache_dir)
+    backend.target = lambda: "RTX 5090 sm12.0"
+    label = "runtime-tensorrt-10.13.0.35-RTX 5090 sm12.0"
+    backend.cache.write_timing(label, b"earlier")
+
+    runner = tensorrt_runner.TensorRTRunner(FakeEngine(backend), FEEDS)
+    assert runner.graph is None and runner.graph_note == "on (TensorRT-RTX built-in CUDA graphs)"
+    assert "capture" not in cuda.clock.calls  # the library captures, not the runner
+    assert made[0].cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE" and made[0].cache.loaded == b"earlier"
+    runner.step()
+    runner.close()
+    assert made[1].cuda_graph_strategy == "DISABLED"  # the per-layer profiling context runs without graphs
+    assert backend.cache.read_timing(label) == b"earlier+jit"  # kernels compiled this run are kept for the next

@@ -65,7 +65,9 @@ class TensorRTRunner:
         self.transfers = backend.transfers
         self.cuda_engine = deserialize(engine)
         self.stream = cuda.Stream()
-        self.context = self._context()
+        self.runtime_cache: Any = None
+        self.builtin_graphs: str | None = None
+        self.context = self._context(graphs=backend.cuda_graph, main=True)
         self.inputs: dict[str, tuple[cuda.PinnedBuffer, cuda.DeviceBuffer]] = {}
         self.outputs_: dict[str, tuple[cuda.PinnedBuffer, cuda.DeviceBuffer]] = {}
         self._bind(self.context, feeds)
@@ -75,7 +77,9 @@ class TensorRTRunner:
         self.stream.synchronize()
         self.graph: cuda.Graph | None = None
         self.graph_note = "off (cuda_graph: false)"
-        if backend.cuda_graph:
+        if self.builtin_graphs:
+            self.graph_note = self.builtin_graphs  # the library captures and replays graphs itself
+        elif backend.cuda_graph:
             self._capture()
         self.events = [cuda.Event() for _ in range(4)]  # start, compute start, compute end, end
         self.origin = cuda.Event()
@@ -84,12 +88,33 @@ class TensorRTRunner:
         self.trace: list[dict[str, float]] = []
 
     # -- set-up ----------------------------------------------------------------------------------------------
-    def _context(self) -> trt.IExecutionContext:
-        context = self.cuda_engine.create_execution_context()
+    def _context(self, graphs: bool = False, main: bool = False) -> trt.IExecutionContext:
+        """An execution context on profile 0. TensorRT-RTX contexts come from a runtime config, with its built-in
+        CUDA graphs when ``graphs`` and, for the ``main`` context, its JIT-kernel runtime cache loaded from the
+        engine cache folder (saved back on close), so kernels compiled in one run are reused by the next."""
+        cache_bytes = self._runtime_cache_bytes() if main else None
+        context, runtime_cache, note = trt_compat.execution_context(trt, self.cuda_engine, graphs, cache_bytes)
+        if main:
+            self.runtime_cache, self.builtin_graphs = runtime_cache, note
         if context is None:
             raise HarnessError(f"{self.engine.case_id}: could not create an execution context (out of GPU memory?)")
         context.set_optimization_profile_async(0, self.stream.handle)
         return context
+
+    def _runtime_cache_label(self) -> str | None:
+        backend = self.engine.backend
+        if getattr(backend, "cache_dir", None) is None or not hasattr(backend, "target"):
+            return None
+        return f"runtime-{backend.api.label}-{backend.target()}"
+
+    def _runtime_cache_bytes(self) -> bytes | None:
+        label = self._runtime_cache_label()
+        return None if label is None else self.engine.backend.cache.read_timing(label)
+
+    def _save_runtime_cache(self) -> None:
+        label = self._runtime_cache_label()
+        if self.runtime_cache is not None and label is not None:
+            self.engine.backend.cache.write_timing(label, bytes(memoryview(self.runtime_cache.serialize())))
 
     def _bind(self, context: trt.IExecutionContext, feeds: dict[str, np.ndarray]) -> None:
         """Set input shapes, then allocate every I/O tensor at its now known shape and set its address."""
@@ -276,6 +301,7 @@ class TensorRTRunner:
     def close(self) -> None:
         try:
             self.write_artifacts()
+            self._save_runtime_cache()
         finally:
             if self.graph is not None:
                 self.graph.close()

@@ -146,6 +146,29 @@ class TrtApi:
         return lines
 
 
+def execution_context(
+    module: Any, engine: Any, graphs: bool, runtime_cache: bytes | None
+) -> tuple[Any, Any, str | None]:
+    """``(context, runtime cache or None, note)``: a plain context, or on TensorRT-RTX one made from an
+    ``IRuntimeConfig``: with ``graphs``, its built-in CUDA graphs (capturing an RTX engine's stream from outside needs
+    an engine built for user allocation), and with ``runtime_cache`` (bytes, maybe empty) its JIT-kernel runtime
+    cache. The note says who runs the CUDA graphs, None when the caller captures them itself."""
+    if not (hasattr(module, "CudaGraphStrategy") and hasattr(engine, "create_runtime_config")):
+        return engine.create_execution_context(), None, None
+    config = engine.create_runtime_config()
+    note = None
+    if graphs:
+        config.cuda_graph_strategy = module.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        note = "on (TensorRT-RTX built-in CUDA graphs)"
+    cache = None
+    if runtime_cache is not None and hasattr(config, "create_runtime_cache"):
+        cache = config.create_runtime_cache()
+        if runtime_cache:
+            cache.deserialize(runtime_cache)  # refused (False) when made on another GPU or version: starts empty
+        config.set_runtime_cache(cache)
+    return engine.create_execution_context(config), cache, note
+
+
 def _has_builder(module: Any) -> bool:
     return hasattr(module, "Builder") and hasattr(module, "OnnxParser")
 
