@@ -200,6 +200,18 @@ def test_fields_added_by_other_stages_are_shown(tmp_path):
     assert "throttled: HW_SLOWDOWN" in html
 
 
+def test_clock_notes():
+    from harness.report.view import environment_rows
+
+    unavailable = {"status": "unavailable", "reason": "NVML could not start"}
+    cpu_run = dict(environment_rows({"uses_gpu": False, "telemetry": unavailable}))
+    assert cpu_run["Clocks"] == "no throttling or clock notes recorded"
+    gpu = {"index": 0, "name": "H100", "max_sm_clock_mhz": 1980, "power_limit_w": 700.0, "persistence_mode": True}
+    gpu_run = dict(environment_rows({"uses_gpu": True, "telemetry": unavailable, "gpus": [gpu]}))
+    assert "GPU telemetry unavailable: NVML could not start" in gpu_run["Clocks"]
+    assert "max SM 1980 MHz, power limit 700 W, persistence mode on" in gpu_run["Clocks"]
+
+
 def test_stale_plots_are_removed(tmp_path, small):
     results = small
     stale = tmp_path / "plots" / "gone-model__latency.png"

@@ -390,10 +390,10 @@ def environment_rows(env: dict[str, Any], cases: list[CaseView] | None = None) -
 def clock_notes(env: dict[str, Any], cases: list[CaseView]) -> list[str]:
     """Clock and throttling facts from GPU telemetry and measurement warnings, one line per distinct note."""
     notes: list[str] = []
-    for key in ("clocks", "telemetry"):
-        value = env.get(key)
-        if isinstance(value, dict) and value:
-            notes.append(", ".join(f"{k}={v}" for k, v in sorted(value.items()) if not isinstance(v, (dict, list))))
+    telemetry = env.get("telemetry")
+    if isinstance(telemetry, dict) and telemetry.get("status") not in (None, "ok") and env.get("uses_gpu"):
+        # Only worth saying on a GPU run: there the clocks could not be watched (a CPU run needs no NVML).
+        notes.append(f"GPU telemetry {telemetry.get('status')}: {telemetry.get('reason', 'no reason recorded')}")
     for gpu in env.get("gpus") or []:
         limits = [
             f"max SM {gpu['max_sm_clock_mhz']:.0f} MHz"
