@@ -142,7 +142,9 @@ def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
         ax.plot(xs, [p[1] for p in points], label=name, linewidth=1.8, **style)
         p99 = [p[2] if p[2] is not None else p[1] for p in points]
         ax.fill_between(xs, [p[1] for p in points], p99, color=style["color"], alpha=0.18, linewidth=0)
-        ax.plot(xs, p99, linestyle="--", linewidth=1, color=style["color"])
+        # the band of each batch size as a bar too, so a single batch size still shows its p50-p99 spread
+        ax.vlines(xs, [p[1] for p in points], p99, colors=style["color"], linewidth=4, alpha=0.3)
+        ax.plot(xs, p99, linestyle="--", linewidth=1, marker="_", markersize=12, color=style["color"])
     if not batches:
         return None
     _batch_axis(ax, batches)
