@@ -98,6 +98,21 @@ def test_markdown_summary(report, results):
     assert f"Full report: {report.html}" in md or "report.html" in md.splitlines()[-1]
 
 
+def test_markdown_links_the_ci_run(results, monkeypatch):
+    from harness.report.markdown import render_markdown
+
+    for name, value in (
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_RUN_ID", "7"),
+    ):
+        monkeypatch.setenv(name, value)
+    md = render_markdown(build_view(results), report_path="reports/report.html")
+    assert md.rstrip().endswith(
+        "Full report: reports/report.html in the artifacts of [this run](https://github.com/o/r/actions/runs/7)"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
