@@ -6,7 +6,8 @@ recorded durations (a previous ``results.json``, or a ``harness.durations/1`` fi
 --durations-out``), items are placed longest first on the shard with the least work so far (the LPT rule of
 Graham, "Bounds on multiprocessing timing anomalies", 1969: never worse than 4/3 of the optimal makespan). Items
 without a recorded duration count as the median of the recorded ones (1 s when none is recorded), so a suite with no
-history is split into parts of equal size that keep the collection order.
+history is split into parts of equal size. The plugin partitions the sorted item keys, so the split does not depend
+on the order pytest collected them in.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ class ShardPlugin:
         keys = [item_key(item) for item in items]
         if len(set(keys)) != len(keys):  # two items with one key would make the partition ambiguous
             keys = [item.nodeid for item in items]
-        mine = set(partition(keys, self.shard.count, self.durations)[self.shard.index - 1])
+        # Partition the sorted keys, not the collection order: --ff, --lf or a shuffling plugin reorder items
+        # differently on each job, and the shards must still agree on who runs what.
+        mine = set(partition(sorted(keys), self.shard.count, self.durations)[self.shard.index - 1])
         keep = [item for item, key in zip(items, keys, strict=True) if key in mine]
         drop = [item for item, key in zip(items, keys, strict=True) if key not in mine]
         self.total = len(items)

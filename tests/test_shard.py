@@ -16,6 +16,8 @@ from harness.shard import Shard, durations_document, load_durations, parse_shard
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["pytester"]
+
 
 def collect(*args: str) -> subprocess.CompletedProcess[str]:
     """``pytest benchmarks --collect-only -q ARGS`` in the repository, as a user (or the CI matrix) runs it."""
@@ -166,3 +168,28 @@ def test_a_bad_shard_is_a_usage_error_with_the_expected_form():
     proc = collect("--shard", "4/3")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
     assert "--shard 4/3: the index must be between 1 and 3" in proc.stderr
+
+
+REORDERING_CONFTEST = """
+import os
+
+def pytest_collection_modifyitems(items):
+    if os.environ.get("REVERSE_ITEMS"):  # as --ff, --lf or a shuffling plugin would
+        items.reverse()
+"""
+
+
+def test_the_split_does_not_depend_on_the_collection_order(pytester, monkeypatch):
+    pytester.makeconftest(REORDERING_CONFTEST)
+    pytester.makepyfile("import pytest\n\n@pytest.mark.parametrize('n', range(7))\ndef test_n(n):\n    pass\n")
+
+    def shards() -> list[set[str]]:
+        return [
+            {line for line in pytester.runpytest("--collect-only", "-q", "--shard", f"{i}/3").outlines if "::" in line}
+            for i in (1, 2, 3)
+        ]
+
+    forward = shards()
+    monkeypatch.setenv("REVERSE_ITEMS", "1")
+    assert shards() == forward
+    assert sorted(len(s) for s in forward) == [2, 2, 3] and len(set().union(*forward)) == 7
