@@ -1,0 +1,89 @@
+"""`harness calibrate`: it measures, prints the error rates of the gate and of the naive rule, and re-evaluates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+SUITE = "suite: cal\nmodels:\n  - name: net\n    onnx_zoo: light_squeezenet\nbatch_sizes: [1]\n"
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule(suite, tmp_path, capsys):
+    out_json = tmp_path / "cal.json"
+    args = [
+        "calibrate", str(suite), "--rounds", "9", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
+        "--min-iterations", "6", "--factors", "1.05,1.10", "--cache-dir", str(tmp_path / "cache"),
+        "--json", str(out_json),
+    ]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "A/A false alarms (gate | naive)" in text and "+5% detected" in text and "+10% detected" in text
+    assert "against a baseline" in text and "interleaved A/B" in text
+    assert re.search(r"net-fp32-b1\s+\d+/6 \d+\.\d% \| \d+/6 \d+\.\d%", text)  # 3 blocks: 6 ordered pairs
+    assert re.search(r"targets \(against a baseline\): A/A false alarms \d+\.\d% <= 1% (ok|MISSED)", text)
+    assert "x a single-trial run" in text
+
+    report = json.loads(out_json.read_text())
+    overall = report["overall"]
+    assert set(overall) == {"1.0", "1.05", "1.1"} and overall["1.0"]["comparisons"] == 6
+    assert report["paired"]["overall"]["twin"]["comparisons"] == 4  # windows of 6 pairs in 9 rounds
+    assert len(report["trials"]["net-fp32-b1@1.1"]["trials"]) == 9
+    assert 0 < report["time_ratio"] < 5
+
+    # Re-evaluation measures nothing and reproduces the same counts; another tolerance changes them consistently.
+    assert main(["calibrate", "x", "--from-json", str(out_json), "--tolerance", "3%"]) == 0
+    again = capsys.readouterr().out
+    overall_rows = [line for line in text.splitlines() if line.startswith("overall")]
+    assert [line for line in again.splitlines() if line.startswith("overall")] == overall_rows
+    assert main(["calibrate", "x", "--from-json", str(out_json), "--tolerance", "1000%"]) == 0
+    wide = capsys.readouterr().out
+    assert re.search(r"overall\s+0/6 0\.0% \|", wide)  # nothing exceeds a 1000 % tolerance
+
+
+def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, capsys):
+    out_json = tmp_path / "cal.json"
+    args = [
+        "calibrate", str(suite), "--rounds", "9", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
+        "--min-iterations", "6", "--factors", "1.5", "--cache-dir", str(tmp_path / "cache"), "--json", str(out_json),
+    ]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    data = json.loads(out_json.read_text())["trials"]
+    base = [t["cpu_ms"] / len(t["latency_ms"]) for t in data["net-fp32-b1@1.0"]["trials"]]
+    slow = [t["cpu_ms"] / len(t["latency_ms"]) for t in data["net-fp32-b1@1.5"]["trials"]]
+    ratio = sorted(s / b for s, b in zip(slow, base, strict=True))[len(base) // 2]
+    assert 1.25 < ratio < 1.9  # a busy-wait of 0.5 x each inference: CPU time per inference about x1.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--factors", "0.9"], "every factor must be above 1.0"),
+        (["--tolerance", "lots"], "expected a percentage"),
+        (["--rounds", "4", "--trials", "3"], "at least 3 blocks"),
+        (["--cases", "nothing-*"], "no case selected"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(suite, tmp_path, capsys, extra, message):
+    assert main(["calibrate", str(suite), "--cache-dir", str(tmp_path / "c"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_from_json_refuses_a_file_it_did_not_write(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    assert main(["calibrate", "x", "--from-json", str(bad)]) == 2
+    assert "not a calibration file written by --json" in capsys.readouterr().err
