@@ -206,17 +206,18 @@ class TorchRunner:
         missing = [n for n in engine.input_names if n not in feeds]
         if missing:
             raise HarnessError(f"torch runner: inputs {missing} have no data (the ONNX export named {list(feeds)})")
-        tf32 = engine.precision == "tf32"
-        self._saved_flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithm once
         self.inputs = []
         for name in engine.input_names:
             tensor = torch.from_numpy(np.ascontiguousarray(feeds[name])).to(engine.device)
             if tensor.is_floating_point():
                 tensor = tensor.to(engine.dtype)
             self.inputs.append(tensor)
+        tf32 = engine.precision == "tf32"
+        backends = torch.backends
+        self._saved_flags = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark)
+        backends.cuda.matmul.allow_tf32 = tf32
+        backends.cudnn.allow_tf32 = tf32
+        backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithm once
         self.stream = torch.cuda.Stream(engine.device)
         self._saved_stream = torch.cuda.current_stream(engine.device)
         torch.cuda.set_stream(self.stream)
@@ -280,4 +281,5 @@ class TorchRunner:
             self._inference.__exit__(None, None, None)
             self._inference = None
         torch.cuda.set_stream(self._saved_stream)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._saved_flags
+        backends = torch.backends
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = self._saved_flags
