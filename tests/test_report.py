@@ -209,10 +209,16 @@ def test_fields_added_by_other_stages_are_shown(tmp_path):
     results = sample_results(6, models=["m"], samples_per_case=50)
     case = next(c for c in results.cases if c.params["precision"] == "fp16" and c.metrics)
     case.accuracy = {"passed": False, "outputs": {"y": {"cosine": 0.91, "max_abs_error": 0.5}}}  # type: ignore[attr-defined]
-    case.telemetry = {"throttle_reasons": ["HW_SLOWDOWN"]}  # type: ignore[attr-defined]
+    case.telemetry = {"status": "ok", "sm_clock_mhz": {"min": 1500.0, "median": 1755.0, "max": 1980.0}}
+    case.telemetry["flags"] = ["clock throttling seen by NVML: hw_slowdown"]
+    case.recipe = {"recipe": "float16", "size_bytes": 2048, "conversion_time_ms": 12.0, "cache_hit": False}
+    results.runs = [{"shard": {"index": 2, "count": 3}, "gate": "failed", "exit_status": 1}]
     html = write_reports(results, tmp_path).html.read_text()
+    assert "SM clock during measurement (median per case): 1755–" in html
+    assert "clock throttling seen by NVML: hw_slowdown (" in html and "1755 ⚠" in html
+    assert 'title="recipe float16, typed model 2 KiB, conversion 12 ms"' in html
+    assert "shard 2/3: gate failed (exit 1)" in html
     assert "FAIL · cos 0.9100 · abs 0.5" in html
-    assert "throttled: HW_SLOWDOWN" in html
 
 
 def test_clock_notes():

@@ -146,6 +146,20 @@ class CaseView:
         return [str(f) for f in flags] if isinstance(flags, list) else []
 
     @property
+    def recipe_text(self) -> str:
+        """The precision recipe's facts (harness.recipes record), for a tooltip; "" when none was recorded."""
+        recipe = getattr(self.case, "recipe", None)
+        if not isinstance(recipe, dict) or not recipe:
+            return ""
+        parts = [f"recipe {recipe['recipe']}" if recipe.get("recipe") else ""]
+        if isinstance(recipe.get("size_bytes"), (int, float)):
+            parts.append(f"typed model {size(recipe['size_bytes'])}")
+        if isinstance(recipe.get("conversion_time_ms"), (int, float)):
+            cached = " (cached)" if recipe.get("cache_hit") else ""
+            parts.append(f"conversion {recipe['conversion_time_ms']:.0f} ms{cached}")
+        return ", ".join(p for p in parts if p)
+
+    @property
     def cache_hit(self) -> bool | None:
         value = self.case.build.get("cache_hit")
         return value if isinstance(value, bool) else None
@@ -213,7 +227,16 @@ class ReportView:
         return environment_line(self.environment)
 
     def environment_rows(self) -> list[tuple[str, str]]:
-        return environment_rows(self.environment, self.cases)
+        rows = environment_rows(self.environment, self.cases)
+        runs = [r for r in getattr(self.results, "runs", None) or [] if isinstance(r, dict)]
+        if runs:  # the pytest sessions (shards, xdist workers) that wrote these results
+            texts = []
+            for run in runs:
+                shard = run.get("shard")
+                where = f"shard {shard.get('index')}/{shard.get('count')}" if isinstance(shard, dict) else "session"
+                texts.append(f"{where}: gate {run.get('gate', '?')} (exit {run.get('exit_status', '?')})")
+            rows.append(("Runs", "; ".join(texts)))
+        return rows
 
 
 def build_view(results: RunResults, baseline_source: str | None = None) -> ReportView:
