@@ -167,7 +167,7 @@ def test_workspace_axis_gives_one_case_and_engine_per_size(tmp_path):
 
 
 @needs_trt
-@pytest.mark.parametrize("precision", ["fp16", "int8"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "int8", "fp8"])
 def test_typed_precisions_build_from_the_recipe(tmp_path, precision):
     cases = _cases(tmp_path, SQUEEZENET.replace("[fp32]", f"[{precision}]").replace("[1, 8]", "[1]"))
     backend = _backend(tmp_path)
@@ -179,10 +179,10 @@ def test_typed_precisions_build_from_the_recipe(tmp_path, precision):
     assert engine.build.details["config"]["strongly_typed"] is True
     # The typed model the recipe made carries the precision in its graph.
     typed = onnx.load(recipe["path"], load_external_data=False)
-    if precision == "int8":
+    element = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "int8": TensorProto.INT8}
+    assert any(i.data_type == element.get(precision, TensorProto.FLOAT8E4M3FN) for i in typed.graph.initializer)
+    if precision in ("int8", "fp8"):
         assert any(n.op_type == "DequantizeLinear" for n in typed.graph.node)
-    else:
-        assert any(i.data_type == TensorProto.FLOAT16 for i in typed.graph.initializer)
 
 
 @needs_trt
