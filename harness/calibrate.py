@@ -1,21 +1,25 @@
 """``harness calibrate``: how often the gate cries wolf, and how often it catches a real slowdown, on this runner.
 
-One run measures every selected case under several conditions, interleaved round by round (harness.trials): the
-unmodified engine and the same engine slowed down by each injected factor (``--simulate-slowdown``'s busy-wait,
-default +5% and +10%). Each round gives one trial per (case, condition); consecutive rounds are grouped into blocks of
-``trials`` trials, and a block is what one CI run of the gate would measure. Then every ordered pair of distinct blocks
-(baseline block from the unmodified condition, current block from the condition under test) is one simulated
-CI comparison:
+It simulates CI runs. Each run is a separate process (``--runs``, default 8; ``--in-process`` measures them all in
+one process, faster but blind to what changes from one process to the next: allocations, placement in memory) that
+measures every selected case under four conditions, interleaved round by round (harness.trials): the unmodified
+engine, an identical twin, and the engine slowed down by each injected factor (``--simulate-slowdown``'s busy-wait,
+default +5% and +10%). A run has ``2 x max(trials, 6)`` rounds: its first ``trials`` rounds are what ``pytest`` would
+measure for a case and the ``trials`` after the middle the confirmation measured in the same run; its first half is
+one interleaved A/B job and the second half that job's confirmation.
 
-- the gate (harness.gate.judge on the blocks' per-trial values, confirmed with the next block when it says
-  regressed, as ``pytest`` does): a comparison counts as an alarm when the final verdict is ``regressed``;
-- the naive rule (pytest-benchmark's ``--benchmark-compare-fail=median:5%``): the median latency of all samples of
-  the current block against that of the baseline block, on the very same measurements.
+- Against a baseline: every ordered pair of distinct runs (baseline block from the unmodified condition of one run,
+  current block from the condition under test in another) is one CI comparison, judged by the gate
+  (harness.gate.judge, confirmation included) and by the naive rule (pytest-benchmark's
+  ``--benchmark-compare-fail=median:5%``: the median latency of all samples of the current block against that of
+  the baseline block) on the very same measurements.
+- Interleaved A/B: in every run, the unmodified engine against its twin (A/A) or a slowed variant, judged on the
+  paired ratios (harness.gate.judge_paired), next to the naive rule on the same windows.
 
-A/A comparisons give the false-alarm rate, the injected conditions the detection rate. Comparisons that share blocks
-are not independent, so the rates are estimates with wider error than their count suggests; rerun on a quiet machine
-and with more ``--rounds`` for tighter figures. Measuring time is reported as the gate's time per case (trials,
-warm-ups and confirmations) over that of a single-trial run of the same length (one warm-up, one measured loop).
+A/A comparisons give the false-alarm rate, the injected conditions the detection rate. Comparisons that share runs
+are not independent, so the rates are estimates with wider error than their count suggests; use more ``--runs`` on
+a quiet runner for tighter figures. Measuring time is the gate's time per case (trials, warm-ups, confirmations)
+over that of a single-trial run of the same length (one warm-up, one measured loop).
 """
 
 from __future__ import annotations
@@ -58,7 +62,17 @@ class Tally:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suites", nargs="+", help="suite YAML files")
     parser.add_argument("--cases", action="append", default=[], metavar="GLOB", help="case ids to use (repeatable)")
-    parser.add_argument("--rounds", type=int, default=50, help="trials per case and condition (default 50)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=8,
+        help="simulated CI runs, each a separate process measuring every condition (default 8)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure every run in this process (faster, but blind to process-to-process variation)",
+    )
     parser.add_argument(
         "--factors", default="1.05,1.10", help="injected slowdowns, comma-separated (default 1.05,1.10)"
     )
@@ -83,6 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="measure nothing: re-evaluate the trials saved by an earlier --json (e.g. with another --tolerance)",
     )
+    parser.add_argument("--worker-out", metavar="PATH", help=argparse.SUPPRESS)  # one run, in a child process
 
 
 def _percent(text: str) -> float:
@@ -94,17 +109,46 @@ def _percent(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    factors = _factors(args.factors)
+    tolerance = _percent(args.tolerance)
+    if args.from_json:
+        return _reevaluate(args, tolerance)
+    if not 0 < args.alpha < 0.5:
+        raise HarnessError(f"--alpha {args.alpha}: give a level between 0 and 0.5, e.g. 0.05")
+    if args.worker_out:
+        measured = _measure(args, factors, runs=1)
+        from harness.fsio import write_json
+
+        write_json(args.worker_out, measured)
+        return 0
+    if args.runs < 3:
+        raise HarnessError(f"--runs {args.runs}: give at least 3 runs (12 or more for useful rates)")
+    started = time.perf_counter()
+    if args.in_process:
+        measured = _measure(args, factors, runs=args.runs, progress=True)
+    else:
+        measured = _measure_in_processes(args)
+    elapsed = time.perf_counter() - started
+    report = _evaluate_measured(measured, factors, tolerance, args.alpha, not args.no_confirm, args.trials)
+    report["elapsed_s"] = elapsed
+    report["settings"]["runs_in"] = "one process" if args.in_process else "one process per run"
+    for line in render(report, factors):
+        print(line)
+    if args.json:
+        from harness.fsio import write_json
+
+        write_json(args.json, {**report, "trials": measured["trials"]})
+    return 0
+
+
+def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, progress: bool = False) -> dict:
+    """Measure ``runs`` chunks of ``2 x max(trials, 6)`` interleaved rounds in this process; the saved form."""
+    from harness.measure import measure
     from harness.pytest_plugin import _parse_option
     from harness.results import CaseResult
     from harness.session import HarnessSession, RunConfig
     from harness.spec import load_suite
 
-    factors = _factors(args.factors)
-    tolerance = _percent(args.tolerance)
-    if args.from_json:
-        return _reevaluate(args, tolerance)
-    if args.rounds < 3 or args.alpha <= 0 or args.alpha >= 0.5:
-        raise HarnessError("--rounds must be >= 3 times --trials and --alpha between 0 and 0.5")
     overrides = {
         k: v
         for k, v in (
@@ -129,12 +173,9 @@ def run(args: argparse.Namespace) -> int:
     if not cases:
         raise HarnessError("no case selected; check --cases against `harness validate SUITE`")
     spec = session.measure_spec(cases[0].suite)
-    if args.rounds < 3 * spec.trials:
-        raise HarnessError(f"--rounds {args.rounds}: give at least 3 blocks of {spec.trials} trials")
-
+    chunk = 2 * max(spec.trials, MIN_PAIRS)  # a gate block (or A/B window), then its confirmation
     variants: list[Any] = []
-    labels: list[tuple[str, str]] = []
-    built = []
+    labels: list[tuple[Any, str]] = []
     for case in cases:
         backend = session.backend_for(case.suite)
         try:
@@ -142,65 +183,75 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # a case that cannot run here is left out, with the reason
             print(f"skip {case.id}: {exc}")
             continue
-        built.append(case)
         for label, factor in _conditions(factors):
             variants.append(_opener(engine, feeds, factor))
-            labels.append((case.id, label))
-    if not built:
+            labels.append((case, label))
+    if not variants:
         raise HarnessError("none of the selected cases could be built with this backend")
-
-    from harness.measure import measure
-
-    by_variant_case = {case.id: case for case in built}
     started = time.perf_counter()
-    done = [0]
 
-    def timed(runner: Any, trial: Any) -> Any:
-        return measure(runner, trial, 1)  # the batch size (throughput) is set per case below
+    def report_progress(v: int, r: int, m: Any) -> None:
+        if progress and v == 0 and r % chunk == 0:
+            print(f"  run {r // chunk + 1}/{runs} ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    def progress(v: int, r: int, m: Any) -> None:
-        done[0] += 1
-        if done[0] % max(1, len(variants) * 5) == 0:
-            print(f"  round {r + 1}/{args.rounds} ({time.perf_counter() - started:.0f} s)", flush=True)
-
-    print(
-        f"calibrating {len(built)} case(s) x {len(factors) + 2} conditions x {args.rounds} rounds "
-        f"(trials of {spec.min_duration_ms / spec.trials:g} ms after {spec.warmup_ms / spec.trials:g} ms warm-up)",
-        flush=True,
+    uses_gpu = bool(getattr(session.backend_for(cases[0].suite), "uses_gpu", False))
+    trials = measure_rounds(
+        variants,
+        spec,
+        runs * chunk,
+        lambda runner, trial: measure(runner, trial, 1),  # the batch size (throughput) is set per case below
+        report_progress,
+        cpu_time=not uses_gpu,
     )
-    uses_gpu = bool(getattr(session.backend_for(built[0].suite), "uses_gpu", False))
-    trials = measure_rounds(variants, spec, args.rounds, timed, progress, cpu_time=not uses_gpu)
-    elapsed = time.perf_counter() - started
-    sets = {}
-    for i, (case_id, label) in enumerate(labels):
-        batch = by_variant_case[case_id].batch_size
-        for m in trials[i]:
-            m.batch_size = batch
-        sets[(case_id, label)] = TrialSet(batch, trials[i])
-    report = evaluate(sets, built, factors, spec.trials, tolerance, args.alpha, not args.no_confirm, spec)
-    report["paired"] = evaluate_paired(sets, built, factors, max(spec.trials, MIN_PAIRS), tolerance, args.alpha)
-    report["elapsed_s"] = elapsed
-    report["trials"] = {
-        f"{case_id}@{label}": {"batch_size": ts.batch_size, "trials": [_saved(m) for m in ts.measurements]}
-        for (case_id, label), ts in sets.items()
+    saved = {}
+    for (case, label), measurements in zip(labels, trials, strict=True):
+        for m in measurements:
+            m.batch_size = case.batch_size
+        saved[f"{case.id}@{label}"] = {"batch_size": case.batch_size, "trials": [_saved(m) for m in measurements]}
+    return {
+        "trials": saved,
+        "settings": {
+            "trials": spec.trials,
+            "chunk": chunk,
+            "measure": spec.__dict__,
+            "backend": session.backend_for(cases[0].suite).settings(),
+        },
     }
-    report["settings"] = {
-        "rounds": args.rounds,
-        "trials": spec.trials,
-        "tolerance": tolerance,
-        "alpha": args.alpha,
-        "confirm": not args.no_confirm,
-        "naive_threshold": NAIVE_THRESHOLD,
-        "measure": spec.__dict__,
-        "backend": session.backend_for(built[0].suite).settings(),
-    }
-    for line in render(report, factors):
-        print(line)
-    if args.json:
-        from harness.fsio import write_json
 
-        write_json(args.json, report)
-    return 0
+
+def _measure_in_processes(args: argparse.Namespace) -> dict:
+    """One child process per run (``harness calibrate --worker-out``): what differs from one CI run to the next
+    (allocations, placement in memory, the process's own state) differs between them too."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    forwarded = [*args.suites, "--factors", args.factors, "--backend", args.backend, "--cache-dir", args.cache_dir]
+    for name in ("cases", "backend_option"):
+        for value in getattr(args, name):
+            forwarded += [f"--{name.replace('_', '-')}", value]
+    for name in ("trials", "warmup_ms", "min_duration_ms", "min_iterations"):
+        if getattr(args, name) is not None:
+            forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    merged: dict[str, Any] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="harness-calibrate-") as tmp:
+        for i in range(args.runs):
+            out = Path(tmp) / f"run{i}.json"
+            command = [sys.executable, "-m", "harness.cli", "calibrate", *forwarded, "--worker-out", str(out)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()
+                raise HarnessError(f"calibration run {i + 1} failed: {tail[-1] if tail else done.returncode}")
+            data = json.loads(out.read_text(encoding="utf-8"))
+            if not merged:
+                merged = data
+            else:
+                for key, value in data["trials"].items():
+                    merged["trials"][key]["trials"] += value["trials"]
+            print(f"  run {i + 1}/{args.runs} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return merged
 
 
 def _saved(m: Any) -> dict[str, Any]:
@@ -212,40 +263,67 @@ def _saved(m: Any) -> dict[str, Any]:
     }
 
 
-def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
-    import json
+def _evaluate_measured(
+    measured: dict[str, Any],
+    factors: tuple[float, ...],
+    tolerance: float,
+    alpha: float,
+    use_confirmation: bool,
+    trials: int | None = None,
+) -> dict[str, Any]:
+    """Figures from saved trials: runs of ``chunk`` rounds. The first ``trials`` rounds of a run are its gate block
+    and the ``trials`` after the middle its confirmation; the first half of a run is its A/B window, the second half
+    that window's confirmation."""
     from types import SimpleNamespace
 
     from harness.measure import Measurement
 
-    try:
-        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
-        sets: dict[tuple[str, str], TrialSet] = {}
-        for key, data in saved["trials"].items():
-            case_id, label = key.rsplit("@", 1)
-            batch = data["batch_size"]
-            ms = [
-                Measurement(batch, t["latency_ms"], t["wall_ms"], 0, t["warmup_ms"], cpu_ms=t.get("cpu_ms"))
-                for t in data["trials"]
-            ]
-            sets[(case_id, label)] = TrialSet(batch, ms)
-        settings = saved["settings"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
-    factors = tuple(sorted({float(label) for _, label in sets if label not in ("1.0", "twin")}))
-    cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in sets)]
+    settings = measured["settings"]
+    chunk = int(settings["chunk"])
+    half = chunk // 2
+    block = min(trials or int(settings["trials"]), half)
+    full: dict[tuple[str, str], TrialSet] = {}
+    blocks: dict[tuple[str, str], TrialSet] = {}
+    confirmations: dict[tuple[str, str], TrialSet] = {}
+    for key, data in measured["trials"].items():
+        case_id, label = key.rsplit("@", 1)
+        batch = data["batch_size"]
+        ms = [
+            Measurement(batch, t["latency_ms"], t["wall_ms"], 0, t["warmup_ms"], cpu_ms=t.get("cpu_ms"))
+            for t in data["trials"]
+        ]
+        full[(case_id, label)] = TrialSet(batch, ms)
+        blocks[(case_id, label)] = TrialSet(batch, [m for i, m in enumerate(ms) if i % chunk < block])
+        confirmations[(case_id, label)] = TrialSet(
+            batch, [m for i, m in enumerate(ms) if 0 <= i % chunk - half < block]
+        )
+    cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in full)]
     spec = SimpleNamespace(**settings["measure"])
-    trials = args.trials or settings["trials"]
-    report = evaluate(sets, cases, factors, trials, tolerance, args.alpha, not args.no_confirm, spec)
-    report["paired"] = evaluate_paired(sets, cases, factors, max(trials, MIN_PAIRS), tolerance, args.alpha)
-    report["elapsed_s"] = saved.get("elapsed_s", 0.0)
+    report = evaluate(blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations)
+    report["paired"] = evaluate_paired(full, cases, factors, half, tolerance, alpha, step=chunk, confirm_offset=half)
     report["settings"] = {
         **settings,
-        "trials": trials,
+        "trials": block,
+        "runs": len(next(iter(full.values())).measurements) // chunk,
         "tolerance": tolerance,
-        "alpha": args.alpha,
-        "confirm": not args.no_confirm,
+        "alpha": alpha,
+        "confirm": use_confirmation,
+        "naive_threshold": NAIVE_THRESHOLD,
     }
+    return report
+
+
+def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
+    import json
+
+    try:
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        labels = {key.rsplit("@", 1)[1] for key in saved["trials"]}
+        factors = tuple(sorted(float(label) for label in labels if label not in ("1.0", "twin")))
+        report = _evaluate_measured(saved, factors, tolerance, args.alpha, not args.no_confirm, args.trials)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
+    report["elapsed_s"] = saved.get("elapsed_s", 0.0)
     for line in render(report, factors):
         print(line)
     return 0
@@ -292,8 +370,11 @@ def evaluate(
     alpha: float,
     use_confirmation: bool,
     spec: Any,
+    confirm_sets: dict[tuple[str, str], TrialSet] | None = None,
 ) -> dict[str, Any]:
-    """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall."""
+    """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall.
+    A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run), or
+    else by the next block of ``sets``."""
     conditions = ("1.0", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
     gate_seconds: list[float] = []
@@ -323,8 +404,11 @@ def evaluate(
                     verdict = first
                     seconds = sum(m.warmup_ms + m.wall_ms for m in cur.measurements) / 1e3
                     if use_confirmation and first.verdict == "regressed":
-                        k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
-                        again = _block(cur_set, k, size)
+                        if confirm_sets is not None:
+                            again = _block(confirm_sets[(case.id, factor)], j, size)
+                        else:
+                            k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
+                            again = _block(cur_set, k, size)
                         second = judge(
                             case.id,
                             _metrics(again),
@@ -370,10 +454,12 @@ def evaluate_paired(
     pairs: int,
     tolerance: float,
     alpha: float,
+    step: int = 1,
+    confirm_offset: int | None = None,
 ) -> dict[str, Any]:
-    """Interleaved A/B (harness.ab): every window of ``pairs`` consecutive rounds is one A/B job, the unmodified
-    engine as reference against its twin (A/A) or a slowed variant, judged on the paired ratios and confirmed by the
-    next window when regressed. Windows overlap (step 1), so the comparisons are correlated."""
+    """Interleaved A/B (harness.ab): every window of ``pairs`` consecutive rounds (every ``step`` rounds: a window
+    per run) is one A/B job, the unmodified engine as reference against its twin (A/A) or a slowed variant, judged on
+    the paired ratios and confirmed by the next window when regressed."""
     conditions = ("twin", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
     for case in cases:
@@ -398,10 +484,11 @@ def evaluate_paired(
                 )
 
             tally = Tally()
-            for start in range(n - pairs + 1):
+            for start in range(0, n - pairs + 1, step):
                 verdict = verdict_at(start)
                 if verdict.verdict == "regressed":
-                    again = start + pairs if start + 2 * pairs <= n else start - pairs
+                    offset = confirm_offset if confirm_offset is not None else pairs
+                    again = start + offset if start + offset + pairs <= n else start - offset
                     if again >= 0:
                         verdict = confirm(verdict, verdict_at(again))
                 ref_median = float(np.median(window(reference, start).latency_ms))

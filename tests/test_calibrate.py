@@ -23,7 +23,7 @@ def suite(tmp_path: Path) -> Path:
 def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule(suite, tmp_path, capsys):
     out_json = tmp_path / "cal.json"
     args = [
-        "calibrate", str(suite), "--rounds", "9", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
+        "calibrate", str(suite), "--runs", "3", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
         "--min-iterations", "6", "--factors", "1.05,1.10", "--cache-dir", str(tmp_path / "cache"),
         "--json", str(out_json),
     ]  # fmt: skip
@@ -31,15 +31,16 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
     text = capsys.readouterr().out
     assert "A/A false alarms (gate | naive)" in text and "+5% detected" in text and "+10% detected" in text
     assert "against a baseline" in text and "interleaved A/B" in text
-    assert re.search(r"net-fp32-b1\s+\d+/6 \d+\.\d% \| \d+/6 \d+\.\d%", text)  # 3 blocks: 6 ordered pairs
+    assert re.search(r"net-fp32-b1\s+\d+/6 \d+\.\d% \| \d+/6 \d+\.\d%", text)  # 3 runs: 6 ordered pairs
     assert re.search(r"targets \(against a baseline\): A/A false alarms \d+\.\d% <= 1% (ok|MISSED)", text)
     assert "x a single-trial run" in text
 
     report = json.loads(out_json.read_text())
     overall = report["overall"]
     assert set(overall) == {"1.0", "1.05", "1.1"} and overall["1.0"]["comparisons"] == 6
-    assert report["paired"]["overall"]["twin"]["comparisons"] == 4  # windows of 6 pairs in 9 rounds
-    assert len(report["trials"]["net-fp32-b1@1.1"]["trials"]) == 9
+    assert report["paired"]["overall"]["twin"]["comparisons"] == 3  # one A/B window of 6 pairs per run
+    assert len(report["trials"]["net-fp32-b1@1.1"]["trials"]) == 3 * 12  # 3 runs of 2 x max(3, 6) rounds
+    assert report["settings"]["runs_in"] == "one process per run"
     assert 0 < report["time_ratio"] < 5
 
     # Re-evaluation measures nothing and reproduces the same counts; another tolerance changes them consistently.
@@ -55,8 +56,9 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
 def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, capsys):
     out_json = tmp_path / "cal.json"
     args = [
-        "calibrate", str(suite), "--rounds", "9", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
-        "--min-iterations", "6", "--factors", "1.5", "--cache-dir", str(tmp_path / "cache"), "--json", str(out_json),
+        "calibrate", str(suite), "--runs", "3", "--in-process", "--trials", "3", "--warmup-ms", "30",
+        "--min-duration-ms", "90", "--min-iterations", "6", "--factors", "1.5", "--cache-dir", str(tmp_path / "cache"),
+        "--json", str(out_json),
     ]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()
@@ -72,7 +74,7 @@ def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, caps
     [
         (["--factors", "0.9"], "every factor must be above 1.0"),
         (["--tolerance", "lots"], "expected a percentage"),
-        (["--rounds", "4", "--trials", "3"], "at least 3 blocks"),
+        (["--runs", "2"], "give at least 3 runs"),
         (["--cases", "nothing-*"], "no case selected"),
     ],
 )
