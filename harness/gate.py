@@ -1,8 +1,8 @@
 """The gate: one verdict per case from its trials, its baseline's trials and its tolerances.
 
 This module is the only place that decides pass or fail. Shared runners drift, so one number against one saved
-number (pytest-benchmark's ``--benchmark-compare-fail=median:5%``) cries wolf; the gate asks two questions per gated
-metric and says ``regressed`` only when both answers are yes:
+number (pytest-benchmark's ``--benchmark-compare-fail=median:5%``) cries wolf; the gate asks these questions per
+gated metric and says ``regressed`` only when every answer is yes:
 
 1. Does the change exceed the tolerance? The change is the ratio of the medians of the per-trial values
    (current / baseline), so a single outlier trial on either side cannot move it much.
@@ -12,6 +12,11 @@ metric and says ``regressed`` only when both answers are yes:
    bimodal), and are invariant to the log / ratio scale. The interval reported with each comparison is the
    distribution-free confidence interval for the shift of log values that inverts the same test (the
    Hodges-Lehmann / Moses interval), so "significant" and "the interval excludes 0" agree.
+3. On CPU backends, is the change the code's? Slower code needs more CPU time per inference; a busy neighbour takes
+   the CPU away and stretches wall-clock time instead. Each trial records the process's CPU time, so a change counts
+   only if CPU time per inference moved the same way; when a side ran with less CPU share than the other
+   (contention), the verdict comes from CPU time alone, with an allowance for what contention itself adds to it
+   (:func:`_with_cpu_evidence`).
 
 Why not a bootstrap interval of the ratio of medians: with 5 trials a side the percentile bootstrap of a median has
 only a handful of distinct values and undercovers (Efron & Tibshirani 1993, ch. 13 and 19); the rank interval has
@@ -21,6 +26,7 @@ Verdicts per metric: ``regressed`` / ``improved`` (beyond tolerance and signific
 but not significant, or too few trials on a side to test: flagged, fails only with ``--fail-on-ambiguous``),
 ``unchanged``. Per case: ``regressed`` if any metric regressed, else ``ambiguous``, else ``improved``, else
 ``unchanged``; ``new`` (no baseline) and ``missing`` (a baseline case that did not run) come from the store.
+Deterministic metrics (engine size) are compared with the tolerance alone.
 
 Confirmation (:func:`confirm`): a case that looks regressed is measured again; it fails only when the second,
 independent measurement also says regressed, otherwise it is ``ambiguous``. With two independent tests at ``alpha``
@@ -40,6 +46,9 @@ Sources:
 - J. Chen, J. Revels (2016), Robust benchmarking in noisy environments. arXiv:1608.04295 (why trials, why
   robust location estimates).
 - B. Efron, R. Tibshirani (1993), An Introduction to the Bootstrap. Chapman & Hall.
+- T. Mytkowicz, A. Diwan, M. Hauswirth, P. F. Sweeney (2009), Producing wrong data without doing anything obviously
+  wrong! ASPLOS (why one process's trials understate run-to-run variation: ``harness calibrate`` uses a process per
+  simulated run, and the tolerance must cover that variation).
 """
 
 from __future__ import annotations
