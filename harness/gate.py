@@ -77,6 +77,9 @@ CONTENDED = 0.9  # a side whose median CPU share is below 90 % of the best trial
 # best trial). Measured on the 2-core shared development machine: a share falling from 57-65 % to 25 % raised it by
 # 8-13 %, i.e. 0.2-0.3 per unit; 0.35 leaves a margin. A contended comparison needs this much on top of the tolerance.
 CONTENTION_SLOPE = 0.35
+NEIGHBOUR_SLOPE = 0.12  # measured there: one core busy with a numpy matmul next to us raised it by 9 %
+NEIGHBOUR_DELTA = 0.3  # cores: a difference of neighbour load from which the two sides ran on different runners
+NEIGHBOURS = "neighbour_cores"  # per-trial CPU used by other processes, cores (harness.trials)
 NAIVE_THRESHOLD = 0.05  # pytest-benchmark's --benchmark-compare-fail=median:5%, the reference in `harness calibrate`
 
 
@@ -285,8 +288,8 @@ def judge(
             _with_cpu_evidence(
                 c,
                 lambda tol: compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], tol, alpha),
-                trials.get(CPU_SHARE) or [],
-                baseline_trials.get(CPU_SHARE) or [],
+                (trials.get(CPU_SHARE) or [], baseline_trials.get(CPU_SHARE) or []),
+                (trials.get(NEIGHBOURS) or [], baseline_trials.get(NEIGHBOURS) or []),
                 alpha,
             )
             for c in comparisons
@@ -297,41 +300,51 @@ def judge(
 def _with_cpu_evidence(
     c: Comparison,
     cpu_comparison: Callable[[float], Comparison],
-    shares: Sequence[float],
-    base_shares: Sequence[float],
+    shares: tuple[Sequence[float], Sequence[float]],
+    neighbours: tuple[Sequence[float], Sequence[float]],
     alpha: float,
 ) -> Comparison:
     """CPU backends: use the process's CPU time per inference as the evidence that tells the code from the runner.
 
     Slower code needs more CPU time; a busy neighbour takes the CPU away and stretches wall-clock time instead. When
-    either side was contended (its median CPU share below :data:`CONTENDED` x the best trial's), the wall-clock
-    change says nothing about the code, so the verdict is the CPU-time comparison's (same test), with the tolerance
-    widened by :data:`CONTENTION_SLOPE` x the difference of CPU shares; a CPU-time change beyond the tolerance but
-    within that allowance is ``ambiguous``.
+    either side was contended (its median CPU share below :data:`CONTENDED` x the best trial's, or other processes
+    using :data:`NEIGHBOUR_DELTA` cores more on one side than on the other), the wall-clock change says nothing about
+    the code, so the verdict is the CPU-time comparison's (same test). Contention inflates CPU time a little too
+    (shared caches, memory bandwidth, SMT siblings): when the more contended side is the slower one, the tolerance is
+    widened by :data:`CONTENTION_SLOPE` x the CPU share lost plus :data:`NEIGHBOUR_SLOPE` x the extra neighbour
+    cores; a CPU-time change beyond the tolerance but within that allowance is ``ambiguous``.
     Otherwise the wall-clock verdict stands only if CPU time moved the same way (by half the tolerance,
     significantly); if not, it is ``ambiguous``. ``cpu_comparison(tolerance)`` compares the CPU times (two samples
-    against a baseline, or pairs in A/B); ``shares`` are the current side's CPU shares, ``base_shares`` the other's.
+    against a baseline, or pairs in A/B); ``shares`` and ``neighbours`` are (current side, other side) per-trial CPU
+    shares and neighbour cores.
     """
     if c.metric in DETERMINISTIC:
         return c
     cpu = cpu_comparison(c.tolerance)
     p_text = f", p={cpu.p_value:.3f}" if cpu.p_value is not None else ""
+    (shares, base_shares), (others, base_others) = shares, neighbours
     if shares and base_shares:
         best = max(*shares, *base_shares)
         current, baseline = float(np.median(shares)), float(np.median(base_shares))
-        if min(current, baseline) < CONTENDED * best:
-            # Contention inflates CPU time a little too (shared caches, SMT siblings), in proportion to how much
-            # CPU share was lost. When the more contended side is the one that looks slower, only a change beyond
-            # the tolerance plus that allowance is taken as the code's; the other way round the bias works against
-            # the verdict and needs no allowance.
-            slower_side_contended = (cpu.change > 0) == (current < baseline)
-            allowance = CONTENTION_SLOPE * abs(current - baseline) / best if slower_side_contended else 0.0
+        busy = float(np.median(others)) if others else 0.0
+        base_busy = float(np.median(base_others)) if base_others else 0.0
+        share_contended = min(current, baseline) < CONTENDED * best
+        neighbour_contended = bool(others and base_others) and abs(busy - base_busy) >= NEIGHBOUR_DELTA
+        if share_contended or neighbour_contended:
+            # Allow for what contention adds to CPU time, only when the more contended side is the one that looks
+            # slower; the other way round the bias works against the verdict.
+            slower_is_current = cpu.change > 0
+            allowance = 0.0
+            if (current < baseline) == slower_is_current:
+                allowance += CONTENTION_SLOPE * abs(current - baseline) / best
+            if (busy > base_busy) == slower_is_current:
+                allowance += NEIGHBOUR_SLOPE * abs(busy - base_busy)
             verdict = cpu.verdict
             if verdict in ("regressed", "improved") and abs(cpu.change) <= c.tolerance + allowance:
                 verdict = "ambiguous"
             note = (
-                f"runner contended: CPU share {current:.0%} vs baseline {baseline:.0%}; judged on CPU time per "
-                f"inference, {cpu.change:+.1%}{p_text}"
+                f"runner contended: CPU share {current:.0%} vs {baseline:.0%}, other processes {busy:.1f} vs "
+                f"{base_busy:.1f} cores; judged on CPU time per inference, {cpu.change:+.1%}{p_text}"
             )
             return replace(c, verdict=verdict, note=note)
     if c.verdict not in ("regressed", "improved"):
@@ -459,8 +472,8 @@ def judge_paired(
             _with_cpu_evidence(
                 c,
                 lambda tol: compare_pairs(CPU_METRIC, reference[CPU_METRIC], candidate[CPU_METRIC], tol, alpha),
-                candidate.get(CPU_SHARE) or [],
-                reference.get(CPU_SHARE) or [],
+                (candidate.get(CPU_SHARE) or [], reference.get(CPU_SHARE) or []),
+                (candidate.get(NEIGHBOURS) or [], reference.get(NEIGHBOURS) or []),
                 alpha,
             )
             for c in comparisons

@@ -8,6 +8,7 @@ Throughput is samples per second: batch size x iterations / wall time of the mea
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ class Measurement:
     # Process CPU time (all threads) of the measured loop, ms. On a CPU backend, cpu_ms / wall_ms below its usual
     # value means the OS gave the CPU to someone else and the latencies include that wait (harness.gate).
     cpu_ms: float | None = None
+    # Busy CPU time of the whole host (all processes, all cores) during the measured loop, ms, from /proc/stat
+    # (Linux; None elsewhere): minus cpu_ms, what neighbours used, which slows us through shared caches and memory.
+    host_busy_ms: float | None = None
 
     @property
     def cpu_share(self) -> float | None:
@@ -111,7 +115,7 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
     stopped_early = False
     sampler = Sampler().start()
     try:
-        loop_start, cpu_start = clock(), time.process_time_ns()
+        loop_start, cpu_start, host_start = clock(), time.process_time_ns(), host_busy_ms()
         while True:
             t0 = clock()
             timings = runner.step()
@@ -128,6 +132,8 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
                 break
         wall_ms = (clock() - loop_start) / 1e6
         cpu_ms = (time.process_time_ns() - cpu_start) / 1e6
+        host_end = host_busy_ms()
+        host_ms = host_end - host_start if host_start is not None and host_end is not None else None
     finally:  # an exception or Ctrl-C must not leave the sampler thread running
         sampler.stop()
     return Measurement(
@@ -140,4 +146,18 @@ def measure(runner: Runner, spec: MeasureSpec, batch_size: int, uses_gpu: bool =
         stopped_early=stopped_early,
         telemetry=sampler.summary(uses_gpu),
         cpu_ms=cpu_ms,
+        host_busy_ms=host_ms,
     )
+
+
+def host_busy_ms() -> float | None:
+    """Busy CPU time of all cores since boot, ms (user, nice, system, irq, softirq, steal from /proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+        values = [int(v) for v in fields[1:9]]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(values) - values[3] - values[4]  # all but idle and iowait
+    return busy * 1000.0 / tick

@@ -37,8 +37,9 @@ from harness.stats import nearest_rank
 
 MIN_TRIAL_ITERATIONS = 3
 # Per-trial values kept for the gate and the baseline (the gate compares these across runs). On CPU backends also
-# ``cpu_ms`` (process CPU time per inference, which a busy neighbour hardly inflates) and ``cpu_share`` (CPU time /
-# wall time: below its usual value the runner was contended).
+# ``cpu_ms`` (process CPU time per inference, which a busy neighbour hardly inflates), ``cpu_share`` (CPU time /
+# wall time: below its usual value the runner was contended) and ``neighbour_cores`` (CPU used by other processes
+# during the trial, in cores, from /proc/stat).
 TRIAL_METRICS = ("latency_median_ms", "latency_mean_ms", "latency_p90_ms", "throughput_sps")
 
 Measure = Callable[[Runner, MeasureSpec], Measurement]
@@ -112,7 +113,7 @@ def measure_rounds(
             finally:
                 runner.close()
             if not cpu_time:  # a GPU backend waits for the device: its CPU time says nothing about contention
-                m.cpu_ms = None
+                m.cpu_ms = m.host_busy_ms = None
             out[v].append(m)
             if on_trial is not None:
                 on_trial(v, r, m)
@@ -159,6 +160,10 @@ class TrialSet:
         if self.measurements and all(m.cpu_ms is not None for m in self.measurements):
             out["cpu_ms"] = [float(m.cpu_ms or 0.0) / m.iterations for m in self.measurements]
             out["cpu_share"] = [float(m.cpu_share or 0.0) for m in self.measurements]
+        if self.measurements and all(m.cpu_ms is not None and m.host_busy_ms is not None for m in self.measurements):
+            out["neighbour_cores"] = [
+                max(0.0, (float(m.host_busy_ms or 0.0) - float(m.cpu_ms or 0.0)) / m.wall_ms) for m in self.measurements
+            ]
         return out
 
     def facts(self) -> dict[str, Any]:

@@ -222,3 +222,28 @@ def test_a_wall_clock_change_without_cpu_time_behind_it_is_ambiguous():
         trials(rng, 8.0, 0.005), trials(rng, 7.0, 0.005), trials(rng, 8.0, 0.005), trials(rng, 7.0, 0.005), 1.0, 1.0
     )
     assert both.verdict == "regressed"
+
+
+def test_a_neighbour_on_the_other_core_is_not_taken_for_slower_code():
+    rng = np.random.default_rng(23)
+    base_wall, base_cpu = trials(rng, 7.0, 0.005), trials(rng, 7.0, 0.005)
+
+    def run(wall_ms: float, cpu_ms: float, neighbours: float):
+        cpu = trials(rng, cpu_ms, 0.005)
+        return judge(
+            "case",
+            {LAT: wall_ms},
+            {LAT: 7.0},
+            {"default": 0.1},
+            gated=(LAT,),
+            trials={LAT: trials(rng, wall_ms, 0.005), "cpu_ms": cpu, "cpu_share": [1.0] * 5,
+                    "neighbour_cores": [neighbours] * 5},
+            baseline_trials={LAT: base_wall, "cpu_ms": base_cpu, "cpu_share": [1.0] * 5,
+                             "neighbour_cores": [0.0] * 5},
+        )  # fmt: skip
+
+    # Full CPU share, but another process kept the other core busy: shared caches made us 12 % slower.
+    busy = run(7.85, 7.85, 1.0)
+    assert busy.verdict == "ambiguous" and "other processes 1.0 vs 0.0 cores" in busy.message
+    assert run(9.8, 9.8, 1.0).verdict == "regressed"  # +40 %: beyond the tolerance plus the allowance
+    assert run(7.85, 7.85, 0.0).verdict == "regressed"  # the same +12 % with no neighbour is the code's
