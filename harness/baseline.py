@@ -68,7 +68,7 @@ class BaselineStore:
     def update(self, suite: str, results: list[CaseResult], environment: dict[str, Any]) -> Path:
         """Record the measured cases of ``results``; keep the suite's other stored cases. Atomic."""
         path = self.path(suite)
-        current = self._read(path) if path.is_file() else {"schema": SCHEMA, "cases": {}}
+        current: dict[str, Any] = self._read(path) if path.is_file() else {"schema": SCHEMA, "cases": {}}
         for result in results:
             if result.metrics:
                 current["cases"][result.id] = baseline_entry(result, environment)

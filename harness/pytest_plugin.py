@@ -321,8 +321,8 @@ def harness_check(harness_session: HarnessSession) -> Any:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Write the reports next to results.json; on GitHub Actions append summary.md to $GITHUB_STEP_SUMMARY."""
     config = session.config
-    state = config.stash.get(_STATE, None)
-    hsession = state.get("session") if state else None
+    state: dict[str, Any] = config.stash.get(_STATE, {})
+    hsession = state.get("session")
     if hsession is None or hsession.results is None or not hsession.results.cases:
         return
     if hasattr(config, "workerinput") or config.getoption("no_reports"):
