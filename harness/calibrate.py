@@ -260,6 +260,7 @@ def _saved(m: Any) -> dict[str, Any]:
         "wall_ms": m.wall_ms,
         "warmup_ms": m.warmup_ms,
         "cpu_ms": m.cpu_ms,
+        "host_busy_ms": m.host_busy_ms,
     }
 
 
@@ -289,7 +290,15 @@ def _evaluate_measured(
         case_id, label = key.rsplit("@", 1)
         batch = data["batch_size"]
         ms = [
-            Measurement(batch, t["latency_ms"], t["wall_ms"], 0, t["warmup_ms"], cpu_ms=t.get("cpu_ms"))
+            Measurement(
+                batch,
+                t["latency_ms"],
+                t["wall_ms"],
+                0,
+                t["warmup_ms"],
+                cpu_ms=t.get("cpu_ms"),
+                host_busy_ms=t.get("host_busy_ms"),
+            )
             for t in data["trials"]
         ]
         full[(case_id, label)] = TrialSet(batch, ms)
