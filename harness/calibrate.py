@@ -60,7 +60,7 @@ class Tally:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suites", nargs="+", help="suite YAML files")
+    parser.add_argument("suites", nargs="*", help="suite YAML files (none with --from-json)")
     parser.add_argument("--cases", action="append", default=[], metavar="GLOB", help="case ids to use (repeatable)")
     parser.add_argument(
         "--runs",
@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     tolerance = _percent(args.tolerance)
     if args.from_json:
         return _reevaluate(args, tolerance)
+    if not args.suites:
+        raise HarnessError("give the suite files to measure, e.g. benchmarks/suites/zoo-cpu.yaml")
     if not 0 < args.alpha < 0.5:
         raise HarnessError(f"--alpha {args.alpha}: give a level between 0 and 0.5, e.g. 0.05")
     if args.worker_out:

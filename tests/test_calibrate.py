@@ -48,11 +48,11 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
     assert 0 < report["time_ratio"] < 5
 
     # Re-evaluation measures nothing and reproduces the same counts; another tolerance changes them consistently.
-    assert main(["calibrate", "x", "--from-json", str(out_json), "--tolerance", "3%"]) == 0
+    assert main(["calibrate", "--from-json", str(out_json), "--tolerance", "3%"]) == 0
     again = capsys.readouterr().out
     overall_rows = [line for line in text.splitlines() if line.startswith("overall")]
     assert [line for line in again.splitlines() if line.startswith("overall")] == overall_rows
-    assert main(["calibrate", "x", "--from-json", str(out_json), "--tolerance", "1000%"]) == 0
+    assert main(["calibrate", "--from-json", str(out_json), "--tolerance", "1000%"]) == 0
     wide = capsys.readouterr().out
     assert re.search(r"overall\s+0/6 0\.0% \|", wide)  # nothing exceeds a 1000 % tolerance
 
@@ -91,5 +91,5 @@ def test_bad_arguments_are_one_line_errors(suite, tmp_path, capsys, extra, messa
 def test_from_json_refuses_a_file_it_did_not_write(tmp_path, capsys):
     bad = tmp_path / "x.json"
     bad.write_text("{}")
-    assert main(["calibrate", "x", "--from-json", str(bad)]) == 2
+    assert main(["calibrate", "--from-json", str(bad)]) == 2
     assert "not a calibration file written by --json" in capsys.readouterr().err
