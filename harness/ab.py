@@ -145,10 +145,11 @@ def run_ab_case(session: HarnessSession, case: Case, backend: Backend, result: C
 
 
 def _build_reference(session: HarnessSession, case: Case, backend: Backend) -> tuple[Any, dict[str, Any]]:
-    from harness.models import generate_inputs, prepare
+    """The reference's engine and inputs through the session's own pipeline (weights option, precision recipe), so
+    an int8 case compares int8 with int8; its build facts go to a scratch record, not the case's."""
+    from harness.results import CaseResult
 
-    model = prepare(case.model, Path(session.config.cache_dir))
-    return backend.build(model, case), generate_inputs(model, case)
+    return session._build_case(case, backend, CaseResult(id=case.id, params={}))
 
 
 def _labels(config: ABConfig, reference: Backend, candidate: Backend) -> tuple[str, str]:

@@ -157,6 +157,11 @@ class HarnessSession:
 
     def _build_case(self, case: Case, backend: Backend, result: CaseResult) -> tuple[Any, dict[str, Any]]:
         """Prepare the model, generate its inputs and build the engine (recorded in ``result.build``)."""
+        # A backend that cannot run anything here says so before the model is exported, converted or quantized.
+        unavailable = getattr(backend, "unavailable", None)
+        reason = unavailable() if callable(unavailable) else None
+        if reason:
+            raise CaseSkipped(reason)
         model = self.prepared(case)
         feeds = generate_inputs(model, case)
         model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)

@@ -60,6 +60,9 @@ class Backend(Protocol):
 
     def build(self, model: PreparedModel, case: Case) -> Engine: ...
 
+    # Optional: ``unavailable() -> str | None``, why no case can run on this machine (e.g. no CUDA GPU). The session
+    # asks before preparing the model, so a skipped case costs no export or quantization.
+
 
 # name -> "module:factory". The factory takes the backend options (dict) and returns a Backend, or raises
 # HarnessError naming the extra to install.
