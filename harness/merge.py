@@ -241,34 +241,22 @@ def write_report(results: RunResults, report_dir: Path, problems: list[str], sou
     """The report of the merged results through :mod:`harness.report`, plus the merge's own findings in the
     markdown summary; returns the summary's path (what goes to ``$GITHUB_STEP_SUMMARY`` and the PR comment)."""
     from harness.fsio import atomic_write_text
+    from harness.report import write_reports
+    from harness.report.markdown import escape
 
     summary = report_dir / "summary.md"
-    writer = _report_writer()
-    failure = None
-    if writer is not None:
-        try:
-            writer(results, report_dir, source=source)
-        except Exception as exc:  # a broken report must not hide the merged gate; the summary says what broke
-            failure = f"{type(exc).__name__}: {exc}"
-    if writer is None or failure is not None:  # a plain summary keeps CI readable
+    try:
+        write_reports(results, report_dir, source=source)
+    except Exception as exc:  # a broken report must not hide the merged gate: a plain summary keeps CI readable
         from harness.report.terminal import summary_lines
 
         lines = summary_lines(results) if results.cases else ["no case results"]
-        note = f"\nThe report could not be written: {failure}\n" if failure else ""
+        note = f"\nThe report could not be written: {escape(f'{type(exc).__name__}: {exc}')}\n"
         atomic_write_text(summary, "## Benchmark results\n\n```\n" + "\n".join(lines) + "\n```\n" + note)
     text = summary.read_text(encoding="utf-8") if summary.is_file() else "## Benchmark results\n"
     verdict = "passed" if not problems else "**failed**"
     section = "".join(
-        [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {p}\n" for p in problems)]
+        [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {escape(p)}\n" for p in problems)]
     )
     atomic_write_text(summary, text.rstrip("\n") + "\n" + section)
     return summary
-
-
-def _report_writer() -> Any:
-    """``harness.report``'s entry point that renders a report folder from results, when that module has one."""
-    try:
-        import harness.report as report
-    except ImportError:
-        return None
-    return getattr(report, "write_reports", None) or getattr(report, "write_report", None)

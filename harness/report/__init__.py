@@ -97,7 +97,3 @@ def append_step_summary(summary: str) -> Path | None:
     with open(target, "a", encoding="utf-8") as handle:  # appended, not replaced: other steps write there too
         handle.write(summary if summary.endswith("\n") else summary + "\n")
     return Path(target)
-
-
-# The name harness.merge looks up (``write_report(results, report_dir)``).
-write_report = write_reports
