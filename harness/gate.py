@@ -16,7 +16,9 @@ gated metric and says ``regressed`` only when every answer is yes:
    the CPU away and stretches wall-clock time instead. Each trial records the process's CPU time, so a change counts
    only if CPU time per inference moved the same way; when a side ran with less CPU share than the other
    (contention), the verdict comes from CPU time alone, with an allowance for what contention itself adds to it
-   (:func:`_with_cpu_evidence`).
+   (:func:`_with_cpu_evidence`). And was the runner itself slower? A host can slow a virtual machine down with no
+   trace inside it; a fixed workload timed around every trial (harness.probe) shows it, and a change the probe
+   shares is corrected by the probe's ratio before it counts (:func:`_with_probe_evidence`).
 
 Why not a bootstrap interval of the ratio of medians: with 5 trials a side the percentile bootstrap of a median has
 only a handful of distinct values and undercovers (Efron & Tibshirani 1993, ch. 13 and 19); the rank interval has
@@ -80,6 +82,8 @@ CONTENTION_SLOPE = 0.35
 NEIGHBOUR_SLOPE = 0.12  # measured there: one core busy with a numpy matmul next to us raised it by 9 %
 NEIGHBOUR_DELTA = 0.3  # cores: a difference of neighbour load from which the two sides ran on different runners
 NEIGHBOURS = "neighbour_cores"  # per-trial CPU used by other processes, cores (harness.trials)
+PROBE = "probe_ms"  # per-trial time of the fixed speed-probe workload (harness.probe), recorded on CPU backends
+PROBE_NOISE = 0.03  # the probe's own reading-to-reading spread; a smaller move of the runner's speed is ignored
 NAIVE_THRESHOLD = 0.05  # pytest-benchmark's --benchmark-compare-fail=median:5%, the reference in `harness calibrate`
 
 
@@ -294,7 +298,38 @@ def judge(
             )
             for c in comparisons
         )
+    if trials.get(PROBE) and baseline_trials.get(PROBE):
+        comparisons = tuple(_with_probe_evidence(c, trials[PROBE], baseline_trials[PROBE]) for c in comparisons)
     return _combine(case_id, comparisons, "baseline")
+
+
+def _with_probe_evidence(c: Comparison, probe: Sequence[float], base_probe: Sequence[float]) -> Comparison:
+    """CPU backends: discount what the runner itself gained or lost in speed, as the speed probe measured it.
+
+    A host can slow a virtual machine down for seconds with no trace inside it (harness.probe): CPU share and CPU
+    time per inference then move with the wall time, and only a workload of fixed cost shows it. When the probe moved
+    by more than its own noise (:data:`PROBE_NOISE`) in the direction of the change, the change is corrected by the
+    probe's ratio; a regression or improvement that no longer exceeds the tolerance after the correction is
+    ``ambiguous`` (the runner's, not the code's). A change the probe does not share is left as it is, so a slower
+    model or ``--simulate-slowdown`` (the probe runs outside the case) is judged on its full size.
+    """
+    if c.metric in DETERMINISTIC or c.verdict not in ("regressed", "improved"):
+        return c
+    machine = float(np.median(probe)) / float(np.median(base_probe)) - 1  # +0.2: the runner is 20 % slower now
+    higher_is_better = METRICS[c.metric].higher_is_better if c.metric in METRICS else False
+    slower = c.verdict == "regressed"
+    if not (machine > PROBE_NOISE if slower else machine < -PROBE_NOISE):
+        return c
+    corrected = (1 + c.change) * (1 + machine) - 1 if higher_is_better else (1 + c.change) / (1 + machine) - 1
+    worse = -corrected if higher_is_better else corrected
+    if (worse > c.tolerance) if slower else (-worse > c.tolerance):
+        return c
+    pace = "slower" if machine > 0 else "faster"
+    note = (
+        f"the runner itself ran {abs(machine):.1%} {pace} than for the baseline (speed probe); corrected for it the "
+        f"change is {corrected:+.1%}"
+    )
+    return replace(c, verdict="ambiguous", note=note)
 
 
 def _with_cpu_evidence(
@@ -322,10 +357,10 @@ def _with_cpu_evidence(
         return c
     cpu = cpu_comparison(c.tolerance)
     p_text = f", p={cpu.p_value:.3f}" if cpu.p_value is not None else ""
-    (shares, base_shares), (others, base_others) = shares, neighbours
-    if shares and base_shares:
-        best = max(*shares, *base_shares)
-        current, baseline = float(np.median(shares)), float(np.median(base_shares))
+    (own_shares, base_shares), (others, base_others) = shares, neighbours
+    if own_shares and base_shares:
+        best = max(*own_shares, *base_shares)
+        current, baseline = float(np.median(own_shares)), float(np.median(base_shares))
         busy = float(np.median(others)) if others else 0.0
         base_busy = float(np.median(base_others)) if base_others else 0.0
         share_contended = min(current, baseline) < CONTENDED * best

@@ -38,6 +38,8 @@ class Measurement:
     # Busy CPU time of the whole host (all processes, all cores) during the measured loop, ms, from /proc/stat
     # (Linux; None elsewhere): minus cpu_ms, what neighbours used, which slows us through shared caches and memory.
     host_busy_ms: float | None = None
+    # harness.probe reading taken around the trial on CPU backends, ms: how fast the runner itself was just then.
+    probe_ms: float | None = None
 
     @property
     def cpu_share(self) -> float | None:

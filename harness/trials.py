@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.backends.base import Runner
 from harness.measure import Measurement
+from harness.probe import probe_ms
 from harness.spec import MeasureSpec
 from harness.stats import nearest_rank
 
@@ -39,7 +40,8 @@ MIN_TRIAL_ITERATIONS = 3
 # Per-trial values kept for the gate and the baseline (the gate compares these across runs). On CPU backends also
 # ``cpu_ms`` (process CPU time per inference, which a busy neighbour hardly inflates), ``cpu_share`` (CPU time /
 # wall time: below its usual value the runner was contended) and ``neighbour_cores`` (CPU used by other processes
-# during the trial, in cores, from /proc/stat).
+# during the trial, in cores, from /proc/stat) and ``probe_ms`` (the runner's own speed around the trial,
+# harness.probe).
 TRIAL_METRICS = ("latency_median_ms", "latency_mean_ms", "latency_p90_ms", "throughput_sps")
 
 Measure = Callable[[Runner, MeasureSpec], Measurement]
@@ -109,7 +111,10 @@ def measure_rounds(
         for v in order:
             runner = variants[v]()
             try:
+                before = probe_ms() if cpu_time else None
                 m = measure(runner, trial_spec(spec, r))
+                if before is not None:  # the runner's own speed around the trial (harness.probe)
+                    m.probe_ms = (before + probe_ms()) / 2
             finally:
                 runner.close()
             if not cpu_time:  # a GPU backend waits for the device: its CPU time says nothing about contention
@@ -160,6 +165,8 @@ class TrialSet:
         if self.measurements and all(m.cpu_ms is not None for m in self.measurements):
             out["cpu_ms"] = [float(m.cpu_ms or 0.0) / m.iterations for m in self.measurements]
             out["cpu_share"] = [float(m.cpu_share or 0.0) for m in self.measurements]
+        if self.measurements and all(m.probe_ms is not None for m in self.measurements):
+            out["probe_ms"] = [float(m.probe_ms or 0.0) for m in self.measurements]
         if self.measurements and all(m.cpu_ms is not None and m.host_busy_ms is not None for m in self.measurements):
             out["neighbour_cores"] = [
                 max(0.0, (float(m.host_busy_ms or 0.0) - float(m.cpu_ms or 0.0)) / m.wall_ms) for m in self.measurements

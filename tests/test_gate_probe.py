@@ -1,0 +1,61 @@
+"""The speed probe's evidence in the gate: a slower runner is not slower code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.gate import judge
+from harness.probe import probe_ms
+
+TOLERANCE = {"default": 0.10}
+
+
+def trials(latency: float, probe: float | None, seed: int) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    lat = list(latency * (1 + 0.01 * rng.standard_normal(5)))
+    out = {
+        "latency_median_ms": lat,
+        "throughput_sps": [1000.0 / v for v in lat],
+        "cpu_ms": lat,  # full CPU share: CPU time moves with wall time, as under a host-level slowdown
+        "cpu_share": [1.0] * 5,
+    }
+    if probe is not None:
+        out["probe_ms"] = list(probe * (1 + 0.01 * rng.standard_normal(5)))
+    return out
+
+
+def verdict(current: dict[str, list[float]], baseline: dict[str, list[float]]) -> tuple[str, str]:
+    metrics = {m: float(np.median(v)) for m, v in current.items()}
+    base = {m: float(np.median(v)) for m, v in baseline.items()}
+    out = judge("c", metrics, base, TOLERANCE, trials=current, baseline_trials=baseline)
+    return out.verdict, out.message
+
+
+def test_a_change_the_probe_shares_is_the_runner_not_the_code():
+    result, message = verdict(trials(12.5, 1.25, 1), trials(10.0, 1.0, 2))
+    assert result == "ambiguous"
+    assert "slower than for the baseline (speed probe); corrected for it the change is" in message
+
+
+def test_a_change_the_probe_does_not_share_is_a_regression():
+    assert verdict(trials(12.5, 1.0, 1), trials(10.0, 1.0, 2))[0] == "regressed"
+
+
+def test_a_regression_beyond_the_runner_slowdown_still_fails():
+    # 50 % slower on a runner 10 % slower: 36 % after the correction, beyond the 10 % tolerance.
+    assert verdict(trials(15.0, 1.1, 1), trials(10.0, 1.0, 2))[0] == "regressed"
+
+
+def test_a_faster_runner_does_not_make_an_improvement():
+    result, message = verdict(trials(8.0, 0.8, 1), trials(10.0, 1.0, 2))
+    assert result == "ambiguous" and "faster" in message
+
+
+def test_without_probe_values_the_verdict_stands():
+    assert verdict(trials(12.5, None, 1), trials(10.0, None, 2))[0] == "regressed"
+
+
+def test_probe_reading_is_a_positive_time_in_ms():
+    readings = [probe_ms() for _ in range(3)]
+    assert all(0 < r < 1000 for r in readings)
+    assert max(readings) < 2 * min(readings), "a fixed workload: readings agree within a factor of 2 even here"
