@@ -28,7 +28,9 @@ def project(pytester: pytest.Pytester) -> Path:
         "  - name: net\n    path: net.onnx\n"
         "  - name: other\n    onnx_zoo: light_squeezenet\n"
         "batch_sizes: [1, 2]\n"
-        "tolerance: 10%\n"
+        # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (README, Noise-aware gate); the simulated
+        # slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
+        "tolerance: 15%\n"
     )
     return pytester.path
 
@@ -70,18 +72,18 @@ def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(
         run(pytester).assert_outcomes(passed=4)
         assert all(c["verdict"] in ("unchanged", "improved", "ambiguous") for c in cases(project).values())
 
-    outcome = run(pytester, "--simulate-slowdown", "1.2", "--slowdown-cases", "net-fp32-b1")
+    outcome = run(pytester, "--simulate-slowdown", "1.4", "--slowdown-cases", "net-fp32-b1")
     outcome.assert_outcomes(passed=3, failed=1)
     by_id = cases(project)
     assert {i for i, c in by_id.items() if c["status"] == "failed"} == {"net-fp32-b1"}
     slowed = by_id["net-fp32-b1"]
-    assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.2
+    assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.4
     assert slowed["measure"]["confirmation"]["first_verdict"] == "regressed"
     latency = next(c for c in slowed["comparisons"] if c["metric"] == "latency_median_ms")
     assert latency["verdict"] == "regressed"
-    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 20 %.
+    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 40 %.
     cpu_ratio = median(slowed["trials"]["cpu_ms"]) / median(slowed["baseline"]["trials"]["cpu_ms"])
-    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.1
+    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.2
     text = outcome.stdout.str()
     assert "net-fp32-b1: median latency" in text and "confirmed by a second measurement" in text
     assert "simulated slowdown" in text
