@@ -56,7 +56,11 @@ def gpu_facts() -> list[dict[str, Any]]:
         driver = _text(pynvml.nvmlSystemGetDriverVersion())
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
         gpus = []
-        visible = _visible_indices(pynvml.nvmlDeviceGetCount())
+        uuids = [
+            _text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i)))
+            for i in range(pynvml.nvmlDeviceGetCount())
+        ]
+        visible = _visible_indices(uuids)
         for index in visible:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
@@ -96,15 +100,25 @@ def _gpu_limits(pynvml: Any, handle: Any) -> dict[str, Any]:
     return out
 
 
-def _visible_indices(count: int) -> list[int]:
+def _visible_indices(uuids: list[str]) -> list[int]:
+    """NVML indices of the GPUs CUDA_VISIBLE_DEVICES shows, in its order; ``uuids`` are NVML's, by index.
+
+    CUDA accepts indices and (unique prefixes of) UUIDs such as ``GPU-8f3e...``; like CUDA, the list ends at the
+    first entry that names no device.
+    """
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
-        return list(range(count))
-    out = []
-    for token in visible.split(","):
-        token = token.strip()
-        if token.isdigit() and int(token) < count:
-            out.append(int(token))
+        return list(range(len(uuids)))
+    out: list[int] = []
+    for token in (t.strip() for t in visible.split(",")):
+        if token.isdigit():
+            index = int(token) if int(token) < len(uuids) else None
+        else:
+            matches = [i for i, uuid in enumerate(uuids) if token and uuid.startswith(token)]
+            index = matches[0] if len(matches) == 1 else None
+        if index is None:
+            break
+        out.append(index)
     return out
 
 

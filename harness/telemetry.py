@@ -59,10 +59,13 @@ def _nvml() -> Any:
     return pynvml
 
 
-def nvml_device_index() -> int:
-    """NVML index of the GPU that CUDA calls device 0 (the first one in ``CUDA_VISIBLE_DEVICES``, if set)."""
+def nvml_device() -> int | str:
+    """The GPU that CUDA calls device 0: the first entry of ``CUDA_VISIBLE_DEVICES`` (an NVML index, or a UUID such
+    as ``GPU-8f3e...``, which workers may be pinned by), else index 0."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    return int(visible) if visible.isdigit() else 0
+    if not visible:
+        return 0
+    return int(visible) if visible.isdigit() else visible
 
 
 def availability() -> dict[str, Any]:
@@ -93,7 +96,7 @@ class Sampler:
     """
 
     def __init__(self, device_index: int | None = None, interval_ms: float = 50.0) -> None:
-        self.device_index = nvml_device_index() if device_index is None else device_index
+        self.device: int | str = nvml_device() if device_index is None else device_index
         self.interval_ms = interval_ms
         self.samples: list[dict[str, float]] = []
         self.reason: str | None = None  # why telemetry is unavailable, once known
@@ -118,9 +121,13 @@ class Sampler:
             return self
         self._nv = nv
         try:
-            self._handle = nv.nvmlDeviceGetHandleByIndex(self.device_index)
+            if isinstance(self.device, str):
+                self._handle = nv.nvmlDeviceGetHandleByUUID(self.device)
+            else:
+                self._handle = nv.nvmlDeviceGetHandleByIndex(self.device)
         except Exception as exc:
-            self.reason = f"NVML has no GPU at index {self.device_index}: {_text(exc)}"
+            which = f"with UUID {self.device}" if isinstance(self.device, str) else f"at index {self.device}"
+            self.reason = f"NVML has no GPU {which}: {_text(exc)}"
             self._shutdown()
             return self
         self.static = self._static_facts()
@@ -194,7 +201,7 @@ class Sampler:
         """The case's telemetry record (see the module docstring); ``uses_gpu=False`` records without flagging."""
         if self.reason is not None or not self.samples:
             return {"status": UNAVAILABLE, "reason": self.reason or "telemetry was not started"}
-        return summarize(self.samples, self.static, self.device_index, self.interval_ms, judge=uses_gpu)
+        return summarize(self.samples, self.static, self.device, self.interval_ms, judge=uses_gpu)
 
 
 def _clock_event_reasons(nv: Any, handle: Any) -> int:
@@ -205,7 +212,7 @@ def _clock_event_reasons(nv: Any, handle: Any) -> int:
 def summarize(
     samples: list[dict[str, float]],
     static: dict[str, Any] | None = None,
-    device_index: int = 0,
+    device_index: int | str = 0,  # NVML index, or the UUID the GPU was chosen by
     interval_ms: float = 50.0,
     judge: bool = True,
 ) -> dict[str, Any]:

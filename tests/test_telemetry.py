@@ -217,3 +217,24 @@ def test_real_nvml_reads_the_gpu():
     assert record["status"] == "ok" and record["samples"] >= 3
     assert record["sm_clock_mhz"]["max"] > 0 and record["memory_used_bytes"]["max"] > 0
     assert record["max_sm_clock_mhz"] >= record["sm_clock_mhz"]["max"]
+
+
+@pytest.mark.parametrize(
+    ("visible", "expected"),
+    [
+        (None, [0, 1, 2]),
+        ("2,0", [2, 0]),
+        ("GPU-bbb", [1]),
+        ("GPU-ccc222,0", [2, 0]),
+        ("1,7,0", [1]),  # like CUDA: the list ends at the first entry that names no device
+        ("GPU-", []),  # a prefix of every UUID names no single device
+    ],
+)
+def test_visible_gpus_follow_cuda_visible_devices_by_index_or_uuid(monkeypatch, visible, expected):
+    from harness.environment import _visible_indices
+
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert _visible_indices(["GPU-aaa111", "GPU-bbb111", "GPU-ccc222"]) == expected
