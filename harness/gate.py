@@ -287,17 +287,13 @@ def judge(
     )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")
-    if trials.get(CPU_METRIC) and baseline_trials.get(CPU_METRIC):
-        comparisons = tuple(
-            _with_cpu_evidence(
-                c,
-                lambda tol: compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], tol, alpha),
-                (trials.get(CPU_SHARE) or [], baseline_trials.get(CPU_SHARE) or []),
-                (trials.get(NEIGHBOURS) or [], baseline_trials.get(NEIGHBOURS) or []),
-                alpha,
-            )
-            for c in comparisons
-        )
+    comparisons = _cpu_evidence_all(
+        comparisons,
+        trials,
+        baseline_trials,
+        lambda tol: compare_trials(CPU_METRIC, trials[CPU_METRIC], baseline_trials[CPU_METRIC], tol, alpha),
+        alpha,
+    )
     if trials.get(PROBE) and baseline_trials.get(PROBE):
         comparisons = tuple(_with_probe_evidence(c, trials[PROBE], baseline_trials[PROBE]) for c in comparisons)
     return _combine(case_id, comparisons, "baseline")
@@ -330,6 +326,22 @@ def _with_probe_evidence(c: Comparison, probe: Sequence[float], base_probe: Sequ
         f"change is {corrected:+.1%}"
     )
     return replace(c, verdict="ambiguous", note=note)
+
+
+def _cpu_evidence_all(
+    comparisons: tuple[Comparison, ...],
+    own: dict[str, list[float]],
+    other: dict[str, list[float]],
+    cpu_comparison: Callable[[float], Comparison],
+    alpha: float,
+) -> tuple[Comparison, ...]:
+    """:func:`_with_cpu_evidence` on every comparison, when both sides recorded CPU time (CPU backends); ``own`` is
+    the side being judged (current run, or the A/B candidate), ``other`` what it is judged against."""
+    if not (own.get(CPU_METRIC) and other.get(CPU_METRIC)):
+        return comparisons
+    shares = (own.get(CPU_SHARE) or [], other.get(CPU_SHARE) or [])
+    neighbours = (own.get(NEIGHBOURS) or [], other.get(NEIGHBOURS) or [])
+    return tuple(_with_cpu_evidence(c, cpu_comparison, shares, neighbours, alpha) for c in comparisons)
 
 
 def _with_cpu_evidence(
@@ -502,17 +514,13 @@ def judge_paired(
     )
     if not comparisons:
         return Verdict("new", (), f"{case_id}: no gated metric was measured for both {labels[0]} and {labels[1]}")
-    if reference.get(CPU_METRIC) and candidate.get(CPU_METRIC):
-        comparisons = tuple(
-            _with_cpu_evidence(
-                c,
-                lambda tol: compare_pairs(CPU_METRIC, reference[CPU_METRIC], candidate[CPU_METRIC], tol, alpha),
-                (candidate.get(CPU_SHARE) or [], reference.get(CPU_SHARE) or []),
-                (candidate.get(NEIGHBOURS) or [], reference.get(NEIGHBOURS) or []),
-                alpha,
-            )
-            for c in comparisons
-        )
+    comparisons = _cpu_evidence_all(
+        comparisons,
+        candidate,
+        reference,
+        lambda tol: compare_pairs(CPU_METRIC, reference[CPU_METRIC], candidate[CPU_METRIC], tol, alpha),
+        alpha,
+    )
     return _combine(f"{case_id} ({labels[1]} vs {labels[0]})", comparisons, labels[0])
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE, run_suite
 
 from harness.ab import ABConfig, base_model_path
 from harness.errors import HarnessError
@@ -17,7 +18,6 @@ from harness.spec import load_suite
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10", "--trials", "6"]
 
 
@@ -37,7 +37,7 @@ def branches(pytester: pytest.Pytester, tmp_path: Path) -> tuple[Path, Path]:
         (root / "models").mkdir(parents=True)
         shutil.copy(zoo_dir() / "light_squeezenet.onnx", root / "models" / "net.onnx")
         shutil.copy(zoo_dir() / "light_squeezenet.onnx", root / "models" / "same.onnx")
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     (here / "suite.yaml").write_text(
         "suite: ab\n"
         "models:\n"
@@ -50,11 +50,7 @@ def branches(pytester: pytest.Pytester, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    root = pytester.path
-    return pytester.runpytest(
-        "--suite", str(root / "suite.yaml"), "--report-dir", str(root / "reports"), "--harness-cache",
-        str(root / "cache"), "--baseline-dir", str(root / "baselines"), *FAST, *args,
-    )  # fmt: skip
+    return run_suite(pytester, *FAST, *args)
 
 
 def cases(root: Path) -> dict[str, dict]:

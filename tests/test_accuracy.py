@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from suite_runner import BENCH_MODULE
 
 from harness import accuracy
 from harness.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
@@ -116,7 +117,7 @@ backends:
 def _write(pytester: pytest.Pytester, calib: np.ndarray, accuracy_yaml: str = "{}") -> None:
     np.savez(pytester.path / "calib.npz", data_0=calib.astype(np.float32))
     pytester.makefile(".yaml", suite=SUITE.format(calib="calib.npz", accuracy=accuracy_yaml))
-    pytester.makepyfile(test_bench="def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n")
+    pytester.makepyfile(test_bench=BENCH_MODULE)
 
 
 def _run(pytester: pytest.Pytester, *extra: str) -> tuple[pytest.RunResult, dict]:

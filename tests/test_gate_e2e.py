@@ -9,18 +9,18 @@ from pathlib import Path
 from statistics import median
 
 import pytest
+from suite_runner import BENCH_MODULE, run_suite
 
 from harness.models import zoo_dir
 
 pytest_plugins = ["pytester"]
 
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10", "--trials", "5"]
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
     (pytester.path / "suite.yaml").write_text(
         "suite: demo\n"
@@ -36,19 +36,7 @@ def project(pytester: pytest.Pytester) -> Path:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    root = pytester.path
-    return pytester.runpytest(
-        "--suite",
-        str(root / "suite.yaml"),
-        "--baseline-dir",
-        str(root / "baselines"),
-        "--report-dir",
-        str(root / "reports"),
-        "--harness-cache",
-        str(root / "cache"),
-        *FAST,
-        *args,
-    )
+    return run_suite(pytester, *FAST, *args)
 
 
 def cases(root: Path) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE
 
 from harness.cli import main
 from harness.errors import HarnessError
@@ -16,7 +17,6 @@ from harness.results import CaseResult, RunResults
 
 pytest_plugins = ["pytester"]
 
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 FAST = ["--warmup-ms", "10", "--min-duration-ms", "60", "--min-iterations", "3", "-p", "no:cacheprovider"]
 CASES = {"net-fp32-b1", "net-fp32-b2", "net-fp32-b3"}
 
@@ -89,7 +89,7 @@ def test_folders_stand_for_the_results_files_below_them(tmp_path):
 # -- end to end: shards and xdist workers through pytest, then harness merge ---------------------------------------
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
     (pytester.path / "suite.yaml").write_text(
         "suite: demo\nmodels:\n  - name: net\n    path: net.onnx\nbatch_sizes: [1, 2, 3]\ntolerance: 50%\n"

@@ -10,10 +10,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE, run_suite
 
 pytest_plugins = ["pytester"]
 
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 EVIL = "<script>alert(1)</script>"
 SUITE = f"""suite: demo
 models:
@@ -30,24 +30,13 @@ measure: {{warmup_ms: 20, min_duration_ms: 60, min_iterations: 5, trials: 4}}
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     (pytester.path / "suite.yaml").write_text(SUITE)
     return pytester.path
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    root = pytester.path
-    return pytester.runpytest(
-        "--suite",
-        str(root / "suite.yaml"),
-        "--baseline-dir",
-        str(root / "baselines"),
-        "--report-dir",
-        str(root / "reports"),
-        "--harness-cache",
-        str(root / "cache"),
-        *args,
-    )
+    return run_suite(pytester, *args)
 
 
 def test_session_writes_reports_summary_and_junit(pytester, project, monkeypatch):

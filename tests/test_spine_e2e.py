@@ -7,18 +7,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE, run_suite
 
 from harness.models import zoo_dir
 
 pytest_plugins = ["pytester"]
 
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 FAST = ["--warmup-ms", "20", "--min-duration-ms", "150", "--min-iterations", "5"]
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
     (pytester.path / "suite.yaml").write_text(
         "suite: demo\n"
@@ -32,19 +32,7 @@ def project(pytester: pytest.Pytester) -> Path:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    root = pytester.path
-    return pytester.runpytest(
-        "--suite",
-        str(root / "suite.yaml"),
-        "--baseline-dir",
-        str(root / "baselines"),
-        "--report-dir",
-        str(root / "reports"),
-        "--harness-cache",
-        str(root / "cache"),
-        *FAST,
-        *args,
-    )
+    return run_suite(pytester, *FAST, *args)
 
 
 def results(root: Path) -> dict:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE, isolated_args
 
 from harness.backends import trt_compat
 from harness.errors import HarnessError
@@ -17,7 +18,6 @@ pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "benchmarks" / "suites" / "zoo-trt.yaml"
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 
 
 def _reason() -> str | None:
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(_reason() is not None, reason=f"no TensorRT here
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     return pytester.path
 
 
@@ -41,26 +41,9 @@ def run(pytester: pytest.Pytester, suite: Path, *args: str) -> pytest.RunResult:
     root = pytester.path
     # A subprocess per run, like a real second CI run: nothing in memory carries over, only the cache folder.
     return pytester.runpytest_subprocess(
-        "-p",
-        "harness.pytest_plugin",
-        "--backend",
-        "tensorrt",
-        "--build-only",
-        "--suite",
-        str(suite),
-        "--baseline-dir",
-        str(root / "baselines"),
-        "--report-dir",
-        str(root / "reports"),
-        "--harness-cache",
-        str(root / "cache"),
-        "--no-reports" if _has_option("--no-reports") else "-q",
-        *args,
-    )
-
-
-def _has_option(name: str) -> bool:
-    return name in (REPO / "harness" / "pytest_plugin.py").read_text(encoding="utf-8")
+        "-p", "harness.pytest_plugin", "--backend", "tensorrt", "--build-only", "--suite", str(suite),
+        *isolated_args(root), "--no-reports", *args,
+    )  # fmt: skip
 
 
 def cases(root: Path) -> dict[str, dict]:

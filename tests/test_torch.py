@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from suite_runner import BENCH_MODULE
 
 from harness.backends.base import get_backend
 from harness.errors import CaseSkipped, HarnessError, SuiteError
@@ -16,7 +17,6 @@ from harness.spec import load_suite
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
-TEST_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
 
 
 def _cuda_reason() -> str | None:
@@ -157,7 +157,7 @@ def test_without_a_gpu_cases_skip_with_the_reason(tiny_suite, tmp_path):
 def test_cpu_machine_end_to_end(pytester):
     """The GPU suite on a CPU machine: torch cases skip with the reason; ONNX Runtime runs the exported models with
     telemetry recorded as unavailable (or, on a GPU machine, sampled)."""
-    pytester.makepyfile(test_bench=TEST_MODULE)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
     write_suite(
         pytester.path,
         """
