@@ -224,6 +224,22 @@ def shift_test(current: Sequence[float], baseline: Sequence[float], alpha: float
     return {"p_greater": greater, "p_less": less, "ci_low": _rel(low), "ci_high": _rel(high)}
 
 
+def _tested_verdict(
+    worse: float, change: float, tolerance: float, test: dict[str, float], higher_is_better: bool, alpha: float
+) -> tuple[str, float]:
+    """Verdict and one-sided p-value (in the direction of the change) from a rank test's ``p_less`` / ``p_greater``:
+    beyond the tolerance and significant is regressed / improved, beyond it but not significant ambiguous."""
+    p_worse = test["p_less"] if higher_is_better else test["p_greater"]
+    p_better = test["p_greater"] if higher_is_better else test["p_less"]
+    if worse > tolerance:
+        verdict = "regressed" if p_worse <= alpha else "ambiguous"
+    elif -worse > tolerance:
+        verdict = "improved" if p_better <= alpha else "ambiguous"
+    else:
+        verdict = "unchanged"
+    return verdict, test["p_greater"] if change >= 0 else test["p_less"]
+
+
 def compare_trials(
     metric: str,
     current: Sequence[float],
@@ -244,15 +260,7 @@ def compare_trials(
         verdict = "ambiguous" if abs(change) > tolerance else "unchanged"
         return Comparison(metric, cur, base, change, tolerance, verdict, trials=sizes, method="mann-whitney")
     test = shift_test(current, baseline, alpha)
-    p_worse = test["p_less"] if higher_is_better else test["p_greater"]
-    p_better = test["p_greater"] if higher_is_better else test["p_less"]
-    if worse > tolerance:
-        verdict = "regressed" if p_worse <= alpha else "ambiguous"
-    elif -worse > tolerance:
-        verdict = "improved" if p_better <= alpha else "ambiguous"
-    else:
-        verdict = "unchanged"
-    p_value = test["p_greater"] if change >= 0 else test["p_less"]
+    verdict, p_value = _tested_verdict(worse, change, tolerance, test, higher_is_better, alpha)
     return Comparison(
         metric, cur, base, change, tolerance, verdict, test["ci_low"], test["ci_high"], p_value, sizes, "mann-whitney"
     )
@@ -471,15 +479,7 @@ def compare_pairs(
     test = paired_test(a, b, alpha)
     change = test["change"]
     worse = -change if higher_is_better else change
-    p_worse = test["p_less"] if higher_is_better else test["p_greater"]
-    p_better = test["p_greater"] if higher_is_better else test["p_less"]
-    if worse > tolerance:
-        verdict = "regressed" if p_worse <= alpha else "ambiguous"
-    elif -worse > tolerance:
-        verdict = "improved" if p_better <= alpha else "ambiguous"
-    else:
-        verdict = "unchanged"
-    p_value = test["p_greater"] if change >= 0 else test["p_less"]
+    verdict, p_value = _tested_verdict(worse, change, tolerance, test, higher_is_better, alpha)
     return Comparison(
         metric,
         current,

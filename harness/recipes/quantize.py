@@ -20,23 +20,11 @@ import onnx
 
 from harness.errors import HarnessError
 from harness.recipes.calibration import METHODS, CalibrationData
+from harness.recipes.floats import SENSITIVE_OPS as FLOAT_SENSITIVE_OPS
 
-SENSITIVE_OPS = (
-    "Softmax",
-    "LogSoftmax",
-    "LayerNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-    "ReduceMean",
-    "ReduceSum",
-    "Exp",
-    "Log",
-    "Pow",
-    "Sqrt",
-    "Erf",
-    "Sigmoid",
-    "Tanh",
-)
+# Kept in float: what the float recipes keep in fp32 (harness.recipes.floats), plus the bounded activations, whose
+# steep regions int8 resolves poorly.
+SENSITIVE_OPS = (*FLOAT_SENSITIVE_OPS, "Sigmoid", "Tanh")
 
 QUANT_OPTIONS = {
     "per_channel": bool,
