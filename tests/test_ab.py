@@ -44,7 +44,7 @@ def branches(pytester: pytest.Pytester, tmp_path: Path) -> tuple[Path, Path]:
         "  - name: net\n    path: models/net.onnx\n"
         "  - name: same\n    path: models/same.onnx\n"
         "batch_sizes: [1]\n"
-        "tolerance: 5%\n"
+        "tolerance: 8%\n"  # the slower variant is ~18% slower; the twin must stay within it on any runner
     )
     return here, base
 

@@ -23,7 +23,7 @@ models:
     onnx_zoo: light_squeezenet
 precisions: [fp32]
 batch_sizes: [1]
-tolerance: 10%
+tolerance: 50%  # wide: the other case must come out unchanged on any runner; the slowdown below is +200%
 measure: {{warmup_ms: 20, min_duration_ms: 60, min_iterations: 5, trials: 4}}
 """
 
@@ -91,7 +91,7 @@ def test_session_writes_reports_summary_and_junit(pytester, project, monkeypatch
     assert [name for name, _ in failures] == ["test_case[squeezenet-fp32-b1]"]
     failure = failures[0][1]
     text = (failure.get("message") or "") + (failure.text or "")
-    assert "squeezenet-fp32-b1: median latency" in text and "tolerance 10%" in text
+    assert "squeezenet-fp32-b1: median latency" in text and "tolerance 50%" in text
     assert "Traceback" not in text and "def test_case" not in text and "harness_check" not in text
 
 
