@@ -4,22 +4,24 @@ It simulates CI runs. Each run is a separate process (``--runs``, default 8; ``-
 one process, faster but blind to what changes from one process to the next: allocations, placement in memory) that
 measures every selected case under four conditions, interleaved round by round (harness.trials): the unmodified
 engine, an identical twin, and the engine slowed down by each injected factor (``--simulate-slowdown``'s busy-wait,
-default +5% and +10%). A run has ``2 x max(trials, 6)`` rounds: its first ``trials`` rounds are what ``pytest`` would
-measure for a case and the ``trials`` after the middle the confirmation measured in the same run; its first half is
-one interleaved A/B job and the second half that job's confirmation.
+default +5% and +10%). A run has ``2 x trials`` rounds: the first ``trials`` are what ``pytest`` would measure for a
+case, the next ``trials`` the confirmation measured in the same run. Then each run holds one A/B job per condition
+other than the unmodified engine, as harness.ab runs it: the unmodified engine and that condition interleaved for
+``2 x pairs`` rounds of short trials (harness.ab.ab_pairs), a job and its confirmation.
 
 - Against a baseline: every ordered pair of distinct runs (baseline block from the unmodified condition of one run,
   current block from the condition under test in another) is one CI comparison, judged by the gate
   (harness.gate.judge, confirmation included) and by the naive rule (pytest-benchmark's
   ``--benchmark-compare-fail=median:5%``: the median latency of all samples of the current block against that of
   the baseline block) on the very same measurements.
-- Interleaved A/B: in every run, the unmodified engine against its twin (A/A) or a slowed variant, judged on the
-  paired ratios (harness.gate.judge_paired), next to the naive rule on the same windows.
+- Interleaved A/B: every A/B job, the unmodified engine against its twin (A/A) or a slowed variant, judged on the
+  paired ratios (harness.gate.judge_paired), next to the naive rule on the same trials.
 
 A/A comparisons give the false-alarm rate, the injected conditions the detection rate. Comparisons that share runs
 are not independent, so the rates are estimates with wider error than their count suggests; use more ``--runs`` on
-a quiet runner for tighter figures. Measuring time is the gate's time per case (trials, warm-ups, confirmations)
-over that of a single-trial run of the same length (one warm-up, one measured loop).
+a quiet runner for tighter figures. Measuring time is the gate's time per case (trials, warm-ups, speed probes,
+confirmations) over that of a single-trial run of the same length (one warm-up, one measured loop); for A/B, both
+variants' time over a single-trial run of each.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.ab import MIN_PAIRS
+from harness.ab import ab_pairs
 from harness.errors import HarnessError
 from harness.gate import ALPHA, NAIVE_THRESHOLD, confirm, judge, judge_paired, naive_regressed
 from harness.trials import SlowedRunner, TrialSet, measure_rounds
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from harness.fsio import write_json
 
-        write_json(args.json, {**report, "trials": measured["trials"]})
+        write_json(args.json, {**report, "trials": measured["trials"], "ab": measured.get("ab", {})})
     return 0
 
 
@@ -175,9 +177,11 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
     if not cases:
         raise HarnessError("no case selected; check --cases against `harness validate SUITE`")
     spec = session.measure_spec(cases[0].suite)
-    chunk = 2 * max(spec.trials, MIN_PAIRS)  # a gate block (or A/B window), then its confirmation
+    chunk = 2 * spec.trials  # a gate block, then its confirmation
+    pairs = ab_pairs(spec.trials)
     variants: list[Any] = []
     labels: list[tuple[Any, str]] = []
+    built: list[tuple[Any, Any, Any]] = []
     for case in cases:
         backend = session.backend_for(case.suite)
         try:
@@ -185,6 +189,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
         except Exception as exc:  # a case that cannot run here is left out, with the reason
             print(f"skip {case.id}: {exc}")
             continue
+        built.append((case, engine, feeds))
         for label, factor in _conditions(factors):
             variants.append(_opener(engine, feeds, factor))
             labels.append((case, label))
@@ -207,14 +212,36 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
     )
     saved = {}
     for (case, label), measurements in zip(labels, trials, strict=True):
-        for m in measurements:
-            m.batch_size = case.batch_size
         saved[f"{case.id}@{label}"] = {"batch_size": case.batch_size, "trials": [_saved(m) for m in measurements]}
+    # A/B jobs as harness.ab runs them: two variants, `pairs` short trials each, then as many again for the
+    # confirmation; one job per condition against the unmodified engine.
+    ab_saved: dict[str, dict[str, Any]] = {}
+    if progress:
+        print(f"  A/B jobs ({time.perf_counter() - started:.0f} s)", flush=True)
+    for _ in range(runs):
+        for case, engine, feeds in built:
+            for label, factor in _conditions(factors)[1:]:
+                ref, cand = measure_rounds(
+                    [_opener(engine, feeds, 1.0), _opener(engine, feeds, factor)],
+                    spec,
+                    2 * pairs,
+                    lambda runner, trial: measure(runner, trial, 1),
+                    cpu_time=not uses_gpu,
+                    split=pairs,
+                    probe=False,
+                )
+                job = ab_saved.setdefault(
+                    f"{case.id}@{label}", {"batch_size": case.batch_size, "reference": [], "candidate": []}
+                )
+                job["reference"] += [_saved(m) for m in ref]
+                job["candidate"] += [_saved(m) for m in cand]
     return {
         "trials": saved,
+        "ab": ab_saved,
         "settings": {
             "trials": spec.trials,
             "chunk": chunk,
+            "pairs": pairs,
             "measure": spec.__dict__,
             "backend": session.backend_for(cases[0].suite).settings(),
         },
@@ -252,6 +279,9 @@ def _measure_in_processes(args: argparse.Namespace) -> dict:
             else:
                 for key, value in data["trials"].items():
                     merged["trials"][key]["trials"] += value["trials"]
+                for key, value in data["ab"].items():
+                    for side in ("reference", "candidate"):
+                        merged["ab"][key][side] += value[side]
             print(f"  run {i + 1}/{args.runs} ({time.perf_counter() - started:.0f} s)", flush=True)
     return merged
 
@@ -263,6 +293,7 @@ def _saved(m: Any) -> dict[str, Any]:
         "warmup_ms": m.warmup_ms,
         "cpu_ms": m.cpu_ms,
         "host_busy_ms": m.host_busy_ms,
+        "probe_ms": m.probe_ms,
     }
 
 
@@ -275,53 +306,66 @@ def _evaluate_measured(
     trials: int | None = None,
 ) -> dict[str, Any]:
     """Figures from saved trials: runs of ``chunk`` rounds. The first ``trials`` rounds of a run are its gate block
-    and the ``trials`` after the middle its confirmation; the first half of a run is its A/B window, the second half
-    that window's confirmation."""
+    and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
+    window and its confirmation."""
     from types import SimpleNamespace
-
-    from harness.measure import Measurement
 
     settings = measured["settings"]
     chunk = int(settings["chunk"])
     half = chunk // 2
     block = min(trials or int(settings["trials"]), half)
-    full: dict[tuple[str, str], TrialSet] = {}
     blocks: dict[tuple[str, str], TrialSet] = {}
     confirmations: dict[tuple[str, str], TrialSet] = {}
     for key, data in measured["trials"].items():
         case_id, label = key.rsplit("@", 1)
         batch = data["batch_size"]
-        ms = [
-            Measurement(
-                batch,
-                t["latency_ms"],
-                t["wall_ms"],
-                0,
-                t["warmup_ms"],
-                cpu_ms=t.get("cpu_ms"),
-                host_busy_ms=t.get("host_busy_ms"),
-            )
-            for t in data["trials"]
-        ]
-        full[(case_id, label)] = TrialSet(batch, ms)
+        ms = _loaded(batch, data["trials"])
         blocks[(case_id, label)] = TrialSet(batch, [m for i, m in enumerate(ms) if i % chunk < block])
         confirmations[(case_id, label)] = TrialSet(
             batch, [m for i, m in enumerate(ms) if 0 <= i % chunk - half < block]
         )
-    cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in full)]
+    cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in blocks)]
     spec = SimpleNamespace(**settings["measure"])
     report = evaluate(blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations)
-    report["paired"] = evaluate_paired(full, cases, factors, half, tolerance, alpha, step=chunk, confirm_offset=half)
+    if measured.get("ab"):
+        jobs: dict[tuple[str, str], tuple[TrialSet, TrialSet]] = {}
+        for key, data in measured["ab"].items():
+            case_id, label = key.rsplit("@", 1)
+            batch = data["batch_size"]
+            jobs[(case_id, label)] = (
+                TrialSet(batch, _loaded(batch, data["reference"])),
+                TrialSet(batch, _loaded(batch, data["candidate"])),
+            )
+        report["paired"] = evaluate_paired(jobs, cases, factors, int(settings["pairs"]), tolerance, alpha, spec)
     report["settings"] = {
         **settings,
         "trials": block,
-        "runs": len(next(iter(full.values())).measurements) // chunk,
+        "runs": len(next(iter(blocks.values())).measurements) // block,
         "tolerance": tolerance,
         "alpha": alpha,
         "confirm": use_confirmation,
         "naive_threshold": NAIVE_THRESHOLD,
     }
     return report
+
+
+def _loaded(batch: int, saved: list[dict[str, Any]]) -> list[Any]:
+    """Measurements back from their saved form (:func:`_saved`)."""
+    from harness.measure import Measurement
+
+    return [
+        Measurement(
+            batch,
+            t["latency_ms"],
+            t["wall_ms"],
+            0,
+            t["warmup_ms"],
+            cpu_ms=t.get("cpu_ms"),
+            host_busy_ms=t.get("host_busy_ms"),
+            probe_ms=t.get("probe_ms"),
+        )
+        for t in saved
+    ]
 
 
 def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
@@ -362,6 +406,11 @@ def _opener(engine: Any, feeds: dict[str, Any], factor: float) -> Any:
         return SlowedRunner(runner, factor) if factor != 1.0 else runner
 
     return open_runner
+
+
+def _seconds(ts: TrialSet) -> float:
+    """Measuring time of trials: warm-ups, measured loops and the speed probe around each trial (two readings)."""
+    return sum(m.warmup_ms + m.wall_ms + 2 * (m.probe_ms or 0.0) for m in ts.measurements) / 1e3
 
 
 def _block(ts: TrialSet, index: int, size: int) -> TrialSet:
@@ -413,7 +462,7 @@ def evaluate(
                         alpha=alpha,
                     )
                     verdict = first
-                    seconds = sum(m.warmup_ms + m.wall_ms for m in cur.measurements) / 1e3
+                    seconds = _seconds(cur)
                     if use_confirmation and first.verdict == "regressed":
                         if confirm_sets is not None:
                             again = _block(confirm_sets[(case.id, factor)], j, size)
@@ -430,7 +479,7 @@ def evaluate(
                             alpha=alpha,
                         )
                         verdict = confirm(first, second)
-                        seconds += sum(m.warmup_ms + m.wall_ms for m in again.measurements) / 1e3
+                        seconds += _seconds(again)
                     gate_seconds.append(seconds)
                     single_seconds.append((spec.warmup_ms + cur.wall_ms) / 1e3)
                     tally.n += 1
@@ -459,26 +508,25 @@ def evaluate(
 
 
 def evaluate_paired(
-    sets: dict[tuple[str, str], TrialSet],
+    jobs: dict[tuple[str, str], tuple[TrialSet, TrialSet]],
     cases: list[Any],
     factors: tuple[float, ...],
     pairs: int,
     tolerance: float,
     alpha: float,
-    step: int = 1,
-    confirm_offset: int | None = None,
+    spec: Any,
 ) -> dict[str, Any]:
-    """Interleaved A/B (harness.ab): every window of ``pairs`` consecutive rounds (every ``step`` rounds: a window
-    per run) is one A/B job, the unmodified engine as reference against its twin (A/A) or a slowed variant, judged on
-    the paired ratios and confirmed by the next window when regressed."""
+    """Interleaved A/B (harness.ab): per case and condition, (reference, candidate) trials of one A/B job after
+    another, ``2 x pairs`` rounds each: the unmodified engine against its twin (A/A) or a slowed variant, judged on
+    the paired ratios of the first ``pairs`` rounds and, when regressed, confirmed by the next ``pairs``."""
     conditions = ("twin", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
+    seconds: list[float] = []
+    single: list[float] = []
     for case in cases:
-        reference = sets[(case.id, "1.0")]
-        n = len(reference.measurements)
         per_case[case.id] = {}
         for label in conditions:
-            candidate = sets[(case.id, label)]
+            reference, candidate = jobs[(case.id, label)]
 
             def window(ts: TrialSet, start: int) -> TrialSet:
                 return TrialSet(ts.batch_size, ts.measurements[start : start + pairs])
@@ -495,15 +543,16 @@ def evaluate_paired(
                 )
 
             tally = Tally()
-            for start in range(0, n - pairs + 1, step):
+            for start in range(0, len(reference.measurements) - 2 * pairs + 1, 2 * pairs):
                 verdict = verdict_at(start)
+                measured = [window(reference, start), window(candidate, start)]
                 if verdict.verdict == "regressed":
-                    offset = confirm_offset if confirm_offset is not None else pairs
-                    again = start + offset if start + offset + pairs <= n else start - offset
-                    if again >= 0:
-                        verdict = confirm(verdict, verdict_at(again))
-                ref_median = float(np.median(window(reference, start).latency_ms))
-                cand_median = float(np.median(window(candidate, start).latency_ms))
+                    verdict = confirm(verdict, verdict_at(start + pairs))
+                    measured += [window(reference, start + pairs), window(candidate, start + pairs)]
+                seconds.append(sum(m.warmup_ms + m.wall_ms for ts in measured for m in ts.measurements) / 1e3)
+                single.append((2 * spec.warmup_ms + measured[0].wall_ms + measured[1].wall_ms) / 1e3)
+                ref_median = float(np.median(measured[0].latency_ms))
+                cand_median = float(np.median(measured[1].latency_ms))
                 tally.n += 1
                 tally.gate += verdict.verdict == "regressed"
                 tally.ambiguous += verdict.verdict == "ambiguous"
@@ -520,6 +569,9 @@ def evaluate_paired(
         "pairs": pairs,
         "cases": {cid: {f: _figures(t) for f, t in tallies.items()} for cid, tallies in per_case.items()},
         "overall": {f: _figures(t) for f, t in overall.items()},
+        "gate_seconds_per_case": float(np.mean(seconds)),
+        "single_trial_seconds_per_case": float(np.mean(single)),
+        "time_ratio": float(np.mean(seconds) / np.mean(single)),
     }
 
 
@@ -578,10 +630,13 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
         f"{report['time_ratio']:.2f}x a single-trial run ({report['single_trial_seconds_per_case']:.2f} s)",
     ]
     if "paired" in report:
+        paired = report["paired"]
         lines += [
             "",
-            f"interleaved A/B (windows of {report['paired']['pairs']} pairs, as --ab-base / --ab-backend-option):",
-            *_table(report["paired"], ("twin", *(str(f) for f in factors)), titles),
+            f"interleaved A/B (jobs of {paired['pairs']} pairs, as --ab-base / --ab-backend-option):",
+            *_table(paired, ("twin", *(str(f) for f in factors)), titles),
+            f"measuring time: gate {paired['gate_seconds_per_case']:.2f} s per case (both variants, confirmations) = "
+            f"{paired['time_ratio']:.2f}x a single-trial run of both ({paired['single_trial_seconds_per_case']:.2f} s)",
         ]
     lines += [
         "",

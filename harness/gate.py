@@ -72,6 +72,11 @@ FAILING = frozenset({"regressed"})
 ALPHA = 0.05  # one-sided level of each test; with confirmation a chance alarm needs two such tests
 MIN_TRIALS = 2  # fewer per side cannot be tested: a change beyond tolerance is then ambiguous
 DETERMINISTIC = frozenset({"engine_bytes"})  # metrics without run-to-run noise: the tolerance alone decides
+# --build-only: a build is one sample per side (a CI job cannot afford several builds of every engine), so build time
+# is judged by its tolerance alone, which is this wide unless the suite sets one for `build_time`: builds of one
+# engine on one runner vary by 10-20 % (tactic timing, neighbours), a slower builder or a model that now takes
+# twice as long shows anyway.
+BUILD_TIME_TOLERANCE = 0.5
 CPU_METRIC = "cpu_ms"  # per-trial process CPU time per inference (harness.trials), recorded on CPU backends
 CPU_SHARE = "cpu_share"  # per-trial process CPU time / wall time (harness.trials)
 CONTENDED = 0.9  # a side whose median CPU share is below 90 % of the best trial's ran on a contended runner
@@ -246,14 +251,16 @@ def compare_trials(
     baseline: Sequence[float],
     tolerance: float,
     alpha: float = ALPHA,
+    deterministic: bool = False,
 ) -> Comparison:
-    """One metric: per-trial values of this run against those of the baseline."""
+    """One metric: per-trial values of this run against those of the baseline. A ``deterministic`` metric (or one in
+    :data:`DETERMINISTIC`) is decided by the tolerance alone."""
     cur, base = float(np.median(current)), float(np.median(baseline))
     change = (cur - base) / base if base else 0.0
     higher_is_better = METRICS[metric].higher_is_better if metric in METRICS else False
     worse = -change if higher_is_better else change
     sizes = (len(current), len(baseline))
-    if metric in DETERMINISTIC:
+    if deterministic or metric in DETERMINISTIC:
         verdict = "regressed" if worse > tolerance else "improved" if -worse > tolerance else "unchanged"
         return Comparison(metric, cur, base, change, tolerance, verdict, trials=sizes)
     if min(sizes) < MIN_TRIALS or base <= 0 or cur <= 0:
@@ -304,6 +311,28 @@ def judge(
     )
     if trials.get(PROBE) and baseline_trials.get(PROBE):
         comparisons = tuple(_with_probe_evidence(c, trials[PROBE], baseline_trials[PROBE]) for c in comparisons)
+    return _combine(case_id, comparisons, "baseline")
+
+
+def judge_build(
+    case_id: str, metrics: dict[str, float], baseline: dict[str, float] | None, tolerance: dict[str, float]
+) -> Verdict:
+    """``--build-only``: the build metrics of one build against the baseline's, by their tolerances alone.
+
+    Engine size is deterministic for one builder and model. Build time is one sample a side, judged by its own
+    tolerance (:data:`BUILD_TIME_TOLERANCE` unless the suite sets ``build_time``). Both sides are times of real
+    builds: an engine served from the cache carries the build time of the build that made it."""
+    if baseline is None:
+        return Verdict("new", (), f"{case_id}: no baseline yet; run with --update-baselines to record one")
+    default = tolerance.get("default", 0.10)
+    allowed = {**tolerance, "build_time_ms": tolerance.get("build_time_ms", max(BUILD_TIME_TOLERANCE, default))}
+    comparisons = tuple(
+        compare_trials(m, [metrics[m]], [baseline[m]], tolerance_for(m, allowed), deterministic=True)
+        for m in ("build_time_ms", "engine_bytes")
+        if m in metrics and baseline.get(m)
+    )
+    if not comparisons:
+        return Verdict("new", (), f"{case_id}: the baseline has no build metrics; run with --update-baselines")
     return _combine(case_id, comparisons, "baseline")
 
 

@@ -20,7 +20,7 @@ from harness.backends.base import Backend, get_backend
 from harness.baseline import BaselineStore
 from harness.environment import fingerprint
 from harness.errors import CaseSkipped, HarnessError
-from harness.gate import ALPHA, Verdict, confirm, judge
+from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, prepare
 from harness.results import CaseResult, RunResults
@@ -28,8 +28,6 @@ from harness.spec import Case, MeasureSpec, Suite
 from harness.stats import summarize
 from harness.telemetry import combine as combine_telemetry
 from harness.trials import SlowedRunner, TrialSet, measure_rounds
-
-BUILD_METRICS = ("build_time_ms", "engine_bytes")  # what --build-only records and gates
 
 
 @dataclass
@@ -145,14 +143,7 @@ class HarnessSession:
         result.measure = {"build_only": True}
         entry = self.store(env["key"]).entry(case.suite.name, case.id)
         result.baseline = entry
-        verdict = judge(
-            case.id,
-            result.metrics,
-            entry["metrics"] if entry else None,
-            case.model.tolerance,
-            gated=BUILD_METRICS,
-            alpha=self.config.alpha,
-        )
+        verdict = judge_build(case.id, result.metrics, entry["metrics"] if entry else None, case.model.tolerance)
         self.apply_verdict(result, verdict)
 
     def _build_case(self, case: Case, backend: Backend, result: CaseResult) -> tuple[Any, dict[str, Any]]:
@@ -193,8 +184,11 @@ class HarnessSession:
         variants: list[tuple[Case, Any, dict[str, Any]]],
         uses_gpu: bool = False,
         rounds: int | None = None,
+        split: int | None = None,
     ) -> list[TrialSet]:
-        """The suite's trials (or ``rounds``) of every (case, engine, feeds) variant, interleaved round by round."""
+        """The suite's trials (or ``rounds``) of every (case, engine, feeds) variant, interleaved round by round;
+        each trial measures ``1 / split`` of the suite's budget (default: ``1 / trials``). A/B (``split`` given)
+        needs no speed probe: the pairs cancel the runner's speed."""
         spec = self.measure_spec(case.suite)
         openers = [lambda v=v: self.open_runner(*v) for v in variants]
 
@@ -203,7 +197,9 @@ class HarnessSession:
                 return runner.measure(trial, case.batch_size)
             return measure(runner, trial, case.batch_size, **({"uses_gpu": True} if uses_gpu else {}))
 
-        per_variant = measure_rounds(openers, spec, rounds or spec.trials, timed, cpu_time=not uses_gpu)
+        per_variant = measure_rounds(
+            openers, spec, rounds or spec.trials, timed, cpu_time=not uses_gpu, split=split, probe=split is None
+        )
         return [TrialSet(case.batch_size, measurements) for measurements in per_variant]
 
     def _measure_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> None:

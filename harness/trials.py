@@ -9,6 +9,8 @@ baseline, which comes from another build.
 The suite's measurement budget is shared by the trials, so trials cost little extra time: every trial measures
 ``min_duration_ms / trials`` and ``min_iterations / trials`` (at least :data:`MIN_TRIAL_ITERATIONS`); the first trial
 warms up for ``warmup_ms`` (cold start), the later ones for ``warmup_ms / trials`` (the engine is already warm).
+A/B mode splits each variant's budget into more, shorter trials (harness.ab.AB_PAIRS), since pairs resolve a change
+better the more of them there are.
 
 :func:`measure_rounds` interleaves variants (A/B, or the conditions of ``harness calibrate``): round r measures one
 trial of every variant, in reverse order on odd rounds (A B, B A, ...), so slow drift of the machine and position
@@ -97,13 +99,18 @@ def measure_rounds(
     measure: Measure,
     on_trial: Callable[[int, int, Measurement], None] | None = None,
     cpu_time: bool = False,
+    split: int | None = None,
+    probe: bool = True,
 ) -> list[list[Measurement]]:
     """``rounds`` trials of every variant, interleaved (A B / B A / ...); returns trials per variant. Each trial is
-    as long as one of the ``spec.trials`` trials of a case (see :func:`trial_spec`), whatever the number of rounds.
+    as long as one of ``split`` trials sharing the measuring budget (default ``spec.trials``: one of a case's
+    trials; see :func:`trial_spec`), whatever the number of rounds.
 
     Each variant is a callable opening a fresh runner; the runner is closed after its trial. ``on_trial(variant,
     round, measurement)`` is called after every trial (progress output). Without ``cpu_time`` (GPU backends) the
-    measurements' process CPU time is dropped, so the gate does not use it.
+    measurements' process CPU time is dropped, so the gate does not use it. With ``cpu_time`` and ``probe`` the
+    speed probe is timed around every trial (comparisons across runs need it; pairs of one job do not: the
+    runner's speed cancels in each pair's ratio).
     """
     out: list[list[Measurement]] = [[] for _ in variants]
     for r in range(rounds):
@@ -111,8 +118,8 @@ def measure_rounds(
         for v in order:
             runner = variants[v]()
             try:
-                before = probe_ms() if cpu_time else None
-                m = measure(runner, trial_spec(spec, r))
+                before = probe_ms() if cpu_time and probe else None
+                m = measure(runner, trial_spec(spec, r, split))
                 if before is not None:  # the runner's own speed around the trial (harness.probe)
                     m.probe_ms = (before + probe_ms()) / 2
             finally:

@@ -68,8 +68,10 @@ def test_a_model_about_10_percent_slower_than_the_base_branch_fails_in_one_job(p
     assert same["status"] == "passed" and same["verdict"] in ("unchanged", "ambiguous")
     assert net["params"]["ab"]["reference"]["model"] == str((base / "models" / "net.onnx").resolve())
     assert net["params"]["ab"]["candidate"]["model"] == str((here / "models" / "net.onnx").resolve())
-    assert net["measure"]["ab_pairs"] == 6 and net["baseline"]["source"] == "ab-reference"
-    assert len(net["baseline"]["trials"]["latency_median_ms"]) == 6
+    assert net["measure"]["ab_pairs"] == 12 and net["baseline"]["source"] == "ab-reference"
+    assert len(net["baseline"]["trials"]["latency_median_ms"]) == 12
+    # each variant's budget (300 ms) split into 12 short trials of at least 3 iterations
+    assert all(n >= 3 for n in net["measure"]["trial_iterations"])
     assert "net-fp32-b1 (this branch vs base): median latency" in outcome.stdout.str()
     assert not (here / "baselines").exists()  # A/B mode neither reads nor writes baselines
 
@@ -92,7 +94,7 @@ def test_two_settings_of_one_backend_are_compared_interleaved(pytester, branches
     assert case["params"]["ab"]["candidate"]["settings"]["graph_optimization"] == "disable"
     assert case["verdict"] in ("regressed", "improved", "unchanged", "ambiguous")
     comparison = next(c for c in case["comparisons"] if c["metric"] == "latency_median_ms")
-    assert comparison["method"] == "wilcoxon-paired" and comparison["trials"] == [6, 6]
+    assert comparison["method"] == "wilcoxon-paired" and comparison["trials"] == [12, 12]
     # Turning ORT's graph optimizations off fuses nothing: squeezenet's Conv+Relu run separately, so it is slower.
     cpu_ratio = sum(case["trials"]["cpu_ms"]) / sum(case["baseline"]["trials"]["cpu_ms"])
     assert cpu_ratio > 1.0

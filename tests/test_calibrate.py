@@ -33,14 +33,20 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
     assert "against a baseline" in text and "interleaved A/B" in text
     assert re.search(r"net-fp32-b1\s+\d+/6 \d+\.\d% \| \d+/6 \d+\.\d%", text)  # 3 runs: 6 ordered pairs
     assert re.search(r"targets \(against a baseline\): A/A false alarms \d+\.\d% <= 1% (ok|MISSED)", text)
-    assert "x a single-trial run" in text
+    assert re.search(r"targets \(interleaved A/B\): .*; time \d+\.\d\dx <= 3x (ok|MISSED)", text)
+    assert "x a single-trial run of both" in text
 
     report = json.loads(out_json.read_text())
     overall = report["overall"]
     assert set(overall) == {"1.0", "1.05", "1.1"} and overall["1.0"]["comparisons"] == 6
-    assert report["paired"]["overall"]["twin"]["comparisons"] == 3  # one A/B window of 6 pairs per run
+    assert report["paired"]["overall"]["twin"]["comparisons"] == 3  # one A/B job per run and condition
+    assert report["paired"]["pairs"] == 12 and 1 < report["paired"]["time_ratio"] < 5
+    job = report["ab"]["net-fp32-b1@1.1"]  # saved, so --from-json re-evaluates A/B too
+    assert len(job["reference"]) == len(job["candidate"]) == 3 * 2 * 12  # 3 runs of a job and its confirmation
+    assert "probe_ms" in job["reference"][0] and job["reference"][0]["probe_ms"] is None  # pairs need no probe
     saved = report["trials"]["net-fp32-b1@1.1"]["trials"]
-    assert len(saved) == 3 * 12  # 3 runs of 2 x max(3, 6) rounds
+    assert len(saved) == 3 * 2 * 3  # 3 runs of 2 x 3 trials (a block and its confirmation)
+    assert all(t["probe_ms"] > 0 for t in saved)  # against a baseline, the runner's speed around every trial
     # The load evidence: the host's busy time includes ours (/proc/stat counts in 10 ms ticks, so compare sums).
     assert all(t["cpu_ms"] > 0 for t in saved)
     assert sum(t["host_busy_ms"] for t in saved) >= 0.8 * sum(t["cpu_ms"] for t in saved)

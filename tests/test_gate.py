@@ -15,6 +15,7 @@ from harness.gate import (
     compare_trials,
     confirm,
     judge,
+    judge_build,
     judge_paired,
     naive_regressed,
     paired_test,
@@ -114,6 +115,21 @@ def test_deterministic_metrics_use_the_tolerance_alone():
     c = compare_trials("engine_bytes", [1200.0], [1000.0], 0.1)
     assert c.verdict == "regressed" and c.method == "tolerance"
     assert "(+20.0% > tolerance 10%)" in c.describe("x")
+
+
+def test_build_only_judges_build_time_and_engine_size_by_their_tolerances():
+    base = {"build_time_ms": 12_000.0, "engine_bytes": 1000.0}
+    now = {"build_time_ms": 20_000.0, "engine_bytes": 1000.0}
+    verdict = judge_build("c", now, base, {"default": 0.1})
+    assert verdict.verdict == "regressed"  # +67% > 50%, the default for build time: one build a side
+    assert verdict.message == "c: build time 20000.0 ms vs baseline 12000.0 ms (+66.7% > tolerance 50%)"
+    assert judge_build("c", {**now, "build_time_ms": 16_000.0}, base, {"default": 0.1}).verdict == "unchanged"
+    tight = {"default": 0.1, "build_time_ms": 0.2}  # the suite's own build-time tolerance wins
+    assert judge_build("c", {**now, "build_time_ms": 16_000.0}, base, tight).verdict == "regressed"
+    assert judge_build("c", {**now, "build_time_ms": 5_000.0}, base, {}).verdict == "improved"
+    grown = judge_build("c", {**base, "engine_bytes": 1300.0}, base, {"default": 0.1})
+    assert grown.verdict == "regressed" and "engine size" in grown.message
+    assert judge_build("c", now, None, {}).verdict == "new"
 
 
 def test_per_metric_tolerance_and_message_format():

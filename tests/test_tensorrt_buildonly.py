@@ -137,3 +137,23 @@ def test_build_only_with_onnxruntime_records_the_session_build(pytester, project
     (case,) = cases(project).values()
     assert set(case["metrics"]) == {"build_time_ms", "engine_bytes"}
     assert not case["samples"]
+
+
+def test_build_only_gates_build_time_with_its_own_tolerance(pytester, project):
+    suite = project / "suite.yaml"
+    suite.write_text(
+        "suite: trt-time\nmodels:\n  - name: squeezenet\n    onnx_zoo: light_squeezenet\n"
+        "precisions: [fp32]\nbatch_sizes: [1]\n"
+    )
+    run(pytester, suite, "--update-baselines").assert_outcomes(passed=1)
+    path = next((project / "baselines").glob("*/trt-time.json"))
+    stored = json.loads(path.read_text())
+    stored["cases"]["squeezenet-fp32-b1"]["metrics"]["build_time_ms"] /= 3  # the baseline's build took a third
+    path.write_text(json.dumps(stored))
+
+    # A real build (a cold cache) three times as slow as the baseline's fails: build time tolerance 50% by default.
+    slower = run(pytester, suite, "--harness-cache", str(project / "cold-cache"))
+    slower.assert_outcomes(failed=1)
+    slower.stdout.fnmatch_lines(["*squeezenet-fp32-b1: build time * vs baseline * (+* > tolerance 50%)*"])
+    case = cases(project)["squeezenet-fp32-b1"]
+    assert case["build"]["cache_hit"] is False and case["verdict"] == "regressed"
