@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from harness.gate import judge
@@ -31,10 +33,18 @@ def verdict(current: dict[str, list[float]], baseline: dict[str, list[float]]) -
     return out.verdict, out.message
 
 
+def judged(current: dict[str, list[float]], baseline: dict[str, list[float]]):
+    metrics = {m: float(np.median(v)) for m, v in current.items()}
+    base = {m: float(np.median(v)) for m, v in baseline.items()}
+    return judge("c", metrics, base, TOLERANCE, trials=current, baseline_trials=baseline)
+
+
 def test_a_change_the_probe_shares_is_the_runner_not_the_code():
-    result, message = verdict(trials(12.5, 1.25, 1), trials(10.0, 1.0, 2))
-    assert result == "ambiguous"
-    assert "slower than for the baseline (speed probe); corrected for it the change is" in message
+    out = judged(trials(12.5, 1.25, 1), trials(10.0, 1.0, 2))  # 25 % slower, and so was the runner
+    assert out.verdict == "unchanged"
+    latency = next(c for c in out.comparisons if c.metric == "latency_median_ms")
+    assert abs(latency.change) < 0.03 and abs(latency.current - 10.0) < 0.3  # at the baseline's runner speed
+    assert "the runner ran 25." in latency.note and "% slower (speed probe); measured 12." in latency.note
 
 
 def test_a_change_the_probe_does_not_share_is_a_regression():
@@ -43,12 +53,20 @@ def test_a_change_the_probe_does_not_share_is_a_regression():
 
 def test_a_regression_beyond_the_runner_slowdown_still_fails():
     # 50 % slower on a runner 10 % slower: 36 % after the correction, beyond the 10 % tolerance.
-    assert verdict(trials(15.0, 1.1, 1), trials(10.0, 1.0, 2))[0] == "regressed"
+    result, message = verdict(trials(15.0, 1.1, 1), trials(10.0, 1.0, 2))
+    assert result == "regressed" and "the runner ran 10." in message
+    assert re.search(r"median latency 1[34]\.\d ms vs baseline \S+ ms \(\+3\d\.\d% > tolerance 10%", message)
+
+
+def test_a_regression_hidden_by_a_faster_runner_is_found():
+    # 20 % slower code on a runner 20 % faster: the wall clock shows no change, the probe shows the regression.
+    assert verdict(trials(10.0, 0.8, 1), trials(10.0, 1.0, 2))[0] == "regressed"
 
 
 def test_a_faster_runner_does_not_make_an_improvement():
-    result, message = verdict(trials(8.0, 0.8, 1), trials(10.0, 1.0, 2))
-    assert result == "ambiguous" and "faster" in message
+    out = judged(trials(8.0, 0.8, 1), trials(10.0, 1.0, 2))
+    assert out.verdict == "unchanged"
+    assert all("faster (speed probe)" in c.note for c in out.comparisons)
 
 
 def test_without_probe_values_the_verdict_stands():
