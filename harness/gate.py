@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import GATED_METRICS, METRICS, format_value
+from harness.metrics import GATED_METRICS, METRICS, format_p_value, format_value
 
 # "regressed" fails the case; "ambiguous" fails only with --fail-on-ambiguous; the others pass. "new": no baseline
 # for this case; "missing": a baseline case that did not run (reports only).
@@ -131,7 +131,7 @@ class Comparison:
             interval = f", interval {self.ci_low:+.1%}..{self.ci_high:+.1%}"
         noun = "pairs" if self.method == "wilcoxon-paired" else "trials"
         sizes = f"{self.trials[0]} {noun}" if noun == "pairs" else f"{self.trials[0]} vs {self.trials[1]} trials"
-        return text + f"; p={self.p_value:.3f}{interval}, {sizes})" + (f" [{self.note}]" if self.note else "")
+        return text + f"; {format_p_value(self.p_value)}{interval}, {sizes})" + (f" [{self.note}]" if self.note else "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -423,7 +423,7 @@ def _with_cpu_evidence(
     if c.metric in DETERMINISTIC:
         return c
     cpu = cpu_comparison(c.tolerance)
-    p_text = f", p={cpu.p_value:.3f}" if cpu.p_value is not None else ""
+    p_text = f", {format_p_value(cpu.p_value)}" if cpu.p_value is not None else ""
     (own_shares, base_shares), (others, base_others) = shares, neighbours
     if own_shares and base_shares:
         best = max(*own_shares, *base_shares)

@@ -52,6 +52,11 @@ def resolve_metric(name: str) -> str | None:
     return ALIASES.get(name)
 
 
+def format_p_value(p: float) -> str:
+    """``p=0.014``, or ``p<0.001`` where three decimals would print a misleading 0.000."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
 def format_value(metric: str, value: float) -> str:
     unit = METRICS[metric].unit if metric in METRICS else ""
     if unit == "ms":

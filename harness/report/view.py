@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.metrics import METRICS, format_value
+from harness.metrics import METRICS, format_p_value, format_value
 from harness.results import CaseResult, RunResults
 
 # Display order: what a reviewer must act on first. "failed" is a case that errored (or failed for a reason other
@@ -73,7 +73,7 @@ class Delta:
         parts = []
         p_value, low, high = self.extra.get("p_value"), self.extra.get("ci_low"), self.extra.get("ci_high")
         if isinstance(p_value, (int, float)):
-            parts.append(f"p={p_value:.3f}")
+            parts.append(format_p_value(p_value))
         if isinstance(low, (int, float)) and isinstance(high, (int, float)) and abs(low) < 1e6 and abs(high) < 1e6:
             parts.append(f"interval {low:+.1%}..{high:+.1%}")
         trials = self.extra.get("trials")
