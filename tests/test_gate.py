@@ -120,7 +120,8 @@ def test_deterministic_metrics_use_the_tolerance_alone():
 def test_a_p_value_below_the_third_decimal_is_not_printed_as_zero():
     c = Comparison(LAT, 11.0, 10.0, 0.1, 0.05, "regressed", 0.08, 0.12, 1 / 4096, (12, 12), "wilcoxon-paired")
     assert "p<0.001, interval +8.0%..+12.0%, 12 pairs)" in c.describe("x")
-    assert "p=0.014" in Comparison(LAT, 11.0, 10.0, 0.1, 0.05, "regressed", None, None, 0.0143).describe("x")
+    slower = Comparison(LAT, 11.0, 10.0, 0.1, 0.05, "regressed", None, None, 0.0143, (5, 5), "mann-whitney")
+    assert "p=0.014, 5 vs 5 trials)" in slower.describe("x")
 
 
 def test_build_only_judges_build_time_and_engine_size_by_their_tolerances():
