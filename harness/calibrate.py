@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, progress: bool = False) -> dict:
-    """Measure ``runs`` chunks of ``2 x max(trials, 6)`` interleaved rounds in this process; the saved form."""
+    """Measure ``runs`` simulated CI runs in this process (see the module docstring); the saved form."""
     from harness.measure import measure
     from harness.pytest_plugin import _parse_option
     from harness.results import CaseResult
@@ -625,7 +625,8 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
         "",
         "against a baseline (one block of trials vs another block, as pytest against baselines/):",
         *_table(report, ("1.0", *(str(f) for f in factors)), titles),
-        f"noise floor: 99% of A/A median-latency changes are within +-{report['noise_floor_p99']:.1%}",
+        "noise floor: 99% of A/A median-latency changes (as the gate sees them) are within "
+        f"+-{report['noise_floor_p99']:.1%}",
         f"measuring time: gate {report['gate_seconds_per_case']:.2f} s per case (trials, warm-ups, confirmations) = "
         f"{report['time_ratio']:.2f}x a single-trial run ({report['single_trial_seconds_per_case']:.2f} s)",
     ]

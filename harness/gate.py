@@ -20,8 +20,8 @@ gated metric and says ``regressed`` only when every answer is yes:
    trace inside it; a fixed workload timed around every trial (harness.probe) shows it. Every trial's times are
    scaled by that trial's probe reading to the baseline's runner speed before the questions above are asked
    (:func:`_at_baseline_speed`): across processes on the 2-core development VM the probe's level followed the
-   cases' level with a correlation of 0.92-0.97, and dividing by it cut the run-to-run spread of a case's median
-   latency from 6-10 % to 2-5 %.
+   cases' level with a correlation of 0.68-0.97, and dividing by it cut the run-to-run spread of a case's median
+   latency from 3.5-10 % to 1.8-4.9 %.
 
 Why not a bootstrap interval of the ratio of medians: with 5 trials a side the percentile bootstrap of a median has
 only a handful of distinct values and undercovers (Efron & Tibshirani 1993, ch. 13 and 19); the rank interval has

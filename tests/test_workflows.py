@@ -79,6 +79,16 @@ def test_perf_benchmarks_in_the_ngc_tensorrt_container_with_every_gpu():
     assert "${{ matrix.tag }}" in upload["with"]["name"] and "${{ matrix.shard }}" in upload["with"]["name"]
 
 
+def test_pull_requests_can_be_judged_against_the_base_branch_in_the_same_job():
+    job = load("perf.yml")["jobs"]["benchmark"]
+    base = next(s for s in job["steps"] if s.get("with", {}).get("path") == ".perf-base")
+    assert base["if"] == "github.event_name == 'pull_request' && vars.PERF_PR_MODE == 'ab'"
+    assert base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"  # the same repository's base branch
+    assert base["with"]["persist-credentials"] is False
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "args+=(--ab-base .perf-base)" in script
+
+
 def test_fork_pull_requests_never_reach_the_self_hosted_runner():
     jobs = load("perf.yml")["jobs"]
     self_hosted = [name for name, job in jobs.items() if "self-hosted" in str(job["runs-on"])]
