@@ -109,6 +109,12 @@ def _add_gate_options(group: Any) -> None:
         help="one-sided significance level of the gate's tests (default 0.05)",
     )
     group.addoption(
+        "--interleave",
+        action="store_true",
+        help="measure the trials of all selected cases round by round across cases before the items report "
+        "(a slow spell of the runner then touches one trial of many cases; holds every engine at once)",
+    )
+    group.addoption(
         "--simulate-slowdown",
         type=float,
         default=None,
@@ -187,6 +193,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU; skipped with a reason elsewhere")
     config.stash[_STATE] = {"error": None, "cases": None, "session": None}
+    if config.getoption("interleave", False) and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--interleave measures every case in one process; run it without -n (pytest-xdist)")
     # Shard filter and session-end bookkeeping (run record; xdist workers' results merged by the controller).
     config.stash[_STATE]["recorder"] = workers.configure(config, shard.configure(config))
 
@@ -260,6 +268,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             session.backend_for(suite)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """--interleave: measure every selected case (after -k, --shard and deselection) round by round across cases,
+    then let the items run and judge what was measured."""
+    config = session.config
+    if not config.getoption("interleave") or session.testsfailed or config.option.collectonly:
+        return
+    params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
+    cases = [p["harness_case"] for p in params if "harness_case" in p]
+    if not cases:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"harness --interleave: {line}")
+
+    _harness_session(config).measure_interleaved(cases, progress)
 
 
 def _harness_session(config: pytest.Config) -> HarnessSession:

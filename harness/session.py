@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,23 @@ class Outcome:
     PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
 
+@dataclass
+class Interleaved:
+    """A case built (and then measured) ahead of its test item by :meth:`HarnessSession.measure_interleaved`."""
+
+    result: CaseResult
+    engine: Any
+    feeds: dict[str, Any]
+    trials: TrialSet | None = None
+
+
 class HarnessSession:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self._backends: dict[str, Backend] = {}
         self._models: dict[tuple[str, ...], PreparedModel] = {}
         self._stores: dict[str, BaselineStore] = {}
+        self._interleaved: dict[str, Interleaved] = {}  # case id -> built and measured by measure_interleaved
         self.results: RunResults | None = None
         self.results_path = Path(config.report_dir) / "results.json"
 
@@ -101,7 +113,8 @@ class HarnessSession:
     def run_case(self, case: Case) -> CaseResult:
         """Run one case to a recorded :class:`CaseResult`; raises only for Ctrl-C."""
         started = time.perf_counter()
-        result = CaseResult(id=case.id, params=case.params())
+        done = self._interleaved.pop(case.id, None)  # built and measured by measure_interleaved
+        result = done.result if done is not None else CaseResult(id=case.id, params=case.params())
         try:
             backend = self.backend_for(case.suite)
             env = self.environment(backend)
@@ -111,12 +124,15 @@ class HarnessSession:
 
                 run_ab_case(self, case, backend, result)
             else:
-                engine, feeds = self._build_case(case, backend, result)
+                if done is not None:
+                    engine, feeds = done.engine, done.feeds
+                else:
+                    engine, feeds = self._build_case(case, backend, result)
                 if self.config.build_only:
                     self._build_only_case(case, env, engine, result)
                     self._decide(result)
                     return self._finish(case, result, started)
-                self._measure_case(case, engine, feeds, result)
+                self._measure_case(case, engine, feeds, result, done.trials if done is not None else None)
                 self._check_accuracy(case, env, engine, feeds, result)
                 verdict = self._gate_case(case, env, result)
                 if verdict is not None and self._needs_confirmation(verdict):
@@ -190,21 +206,75 @@ class HarnessSession:
         each trial measures ``1 / split`` of the suite's budget (default: ``1 / trials``). A/B (``split`` given)
         needs no speed probe: the pairs cancel the runner's speed."""
         spec = self.measure_spec(case.suite)
-        openers = [lambda v=v: self.open_runner(*v) for v in variants]
+        batch_of: dict[int, int] = {}  # runner -> its variant's batch size (variants of several cases: --interleave)
+
+        def opener(variant: tuple[Case, Any, dict[str, Any]]) -> Callable[[], Any]:
+            def open_runner() -> Any:
+                runner = self.open_runner(*variant)
+                batch_of[id(runner)] = variant[0].batch_size
+                return runner
+
+            return open_runner
 
         def timed(runner: Any, trial: MeasureSpec) -> Any:
+            batch = batch_of.pop(id(runner), case.batch_size)
             if hasattr(runner, "measure"):  # a runner that times its own loop (trtexec)
-                return runner.measure(trial, case.batch_size)
-            return measure(runner, trial, case.batch_size, **({"uses_gpu": True} if uses_gpu else {}))
+                return runner.measure(trial, batch)
+            return measure(runner, trial, batch, **({"uses_gpu": True} if uses_gpu else {}))
 
         per_variant = measure_rounds(
-            openers, spec, rounds or spec.trials, timed, cpu_time=not uses_gpu, split=split, probe=split is None
+            [opener(v) for v in variants],
+            spec,
+            rounds or spec.trials,
+            timed,
+            cpu_time=not uses_gpu,
+            split=split,
+            probe=split is None,
         )
-        return [TrialSet(case.batch_size, measurements) for measurements in per_variant]
+        return [TrialSet(v[0].batch_size, measurements) for v, measurements in zip(variants, per_variant, strict=True)]
 
-    def _measure_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> None:
-        uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
-        (trials,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+    def measure_interleaved(self, cases: list[Case], progress: Callable[[str], None] | None = None) -> None:
+        """``--interleave``: measure the trials of ``cases`` round by round across cases (round r measures trial r
+        of every case of a suite) before their test items run; :meth:`run_case` then judges what was measured here.
+
+        Interleaving spreads each case's trials over the whole measuring pass, so a slow spell of the runner (a
+        neighbour's job, a host slowing the guest down) touches one trial of many cases instead of every trial of
+        one case, where the gate's rank test would take it for a change. The price: every engine of the suite is
+        held at once, and no case is finished (recorded) until the pass is over. A case that cannot be built here is
+        left to :meth:`run_case`, which reports why."""
+        if self.config.ab is not None or self.config.build_only:
+            return
+        groups: dict[str, list[tuple[Case, Any, dict[str, Any]]]] = {}
+        for case in cases:
+            result = CaseResult(id=case.id, params=case.params())
+            try:
+                backend = self.backend_for(case.suite)
+                self.environment(backend)
+                engine, feeds = self._build_case(case, backend, result)
+            except Exception:  # run_case builds it again and reports the reason in its own item
+                continue
+            self._interleaved[case.id] = Interleaved(result, engine, feeds)
+            groups.setdefault(case.suite.name, []).append((case, engine, feeds))
+        for variants in groups.values():
+            first = variants[0][0]
+            uses_gpu = bool(getattr(self.backend_for(first.suite), "uses_gpu", False))
+            if progress is not None:
+                spec = self.measure_spec(first.suite)
+                progress(f"{first.suite.name}: {len(variants)} cases, {spec.trials} rounds, interleaved")
+            try:
+                measured = self.measure_trials(first, variants, uses_gpu)
+            except Exception:  # each case then measures on its own in run_case, which reports what fails
+                continue
+            for (case, _, _), trials in zip(variants, measured, strict=True):
+                self._interleaved[case.id].trials = trials
+
+    def _measure_case(
+        self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, trials: TrialSet | None = None
+    ) -> None:
+        """Measure the case's trials (unless ``trials`` were measured already, by :meth:`measure_interleaved`)."""
+        if trials is None:
+            uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
+            (trials,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
         self.record_trials(case, trials, engine, result)
         # Facts a backend learns only by running (device memory, files written beside the results).
         result.build.update({k: v for k, v in engine.build.details.items() if v is not None})

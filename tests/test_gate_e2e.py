@@ -12,6 +12,7 @@ import pytest
 from suite_runner import BENCH_MODULE, run_suite
 
 from harness.models import zoo_dir
+from harness.session import HarnessSession
 
 pytest_plugins = ["pytester"]
 
@@ -107,6 +108,31 @@ def test_a_change_that_cannot_be_told_from_noise_is_ambiguous_and_fails_only_on_
     assert "--fail-on-ambiguous" in outcome.stdout.str()
 
 
+def test_interleave_measures_the_cases_round_by_round_before_the_items_report(pytester, project, monkeypatch):
+    opened: list[str] = []
+    original = HarnessSession.open_runner
+
+    def logged(self, case, engine, feeds):
+        opened.append(case.id)
+        return original(self, case, engine, feeds)
+
+    monkeypatch.setattr(HarnessSession, "open_runner", logged)
+    outcome = run(pytester, "--update-baselines", "--interleave", "-k", "b1")
+    outcome.assert_outcomes(passed=2, deselected=2)
+    assert "harness --interleave: demo: 2 cases, 5 rounds, interleaved" in outcome.stdout.str()
+    a, b = "net-fp32-b1", "other-fp32-b1"
+    assert opened == [a, b, b, a, a, b, b, a, a, b]  # round r: trial r of every case, A B / B A
+    by_id = cases(project)
+    assert all(len(c["trials"]["latency_median_ms"]) == 5 and c["status"] == "passed" for c in by_id.values())
+    assert by_id[a]["build"]["build_time_ms"] > 0 and baseline_file(project).is_file()
+
+    opened.clear()
+    outcome = run(pytester, "--interleave", "-k", "net-fp32-b1", "--simulate-slowdown", "1.5")
+    outcome.assert_outcomes(failed=1, deselected=3)
+    assert opened[:5] == [a] * 5 and len(opened) == 10  # one case: its trials, then the confirmation's
+    assert cases(project)[a]["measure"]["confirmation"]["first_verdict"] == "regressed"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -117,6 +143,7 @@ def test_a_change_that_cannot_be_told_from_noise_is_ambiguous_and_fails_only_on_
         (["--gate-alpha", "0.9"], "--gate-alpha 0.9"),
         (["--ab-base", "/no/such/dir"], "not a folder"),
         (["--ab-backend-option", "intra_op_threads=2", "--update-baselines"], "writes no baselines"),
+        (["--interleave", "-n", "2"], "run it without -n"),
     ],
 )
 def test_bad_gate_options_are_one_line_usage_errors(pytester, project, args, message):
