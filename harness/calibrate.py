@@ -206,7 +206,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
         variants,
         spec,
         runs * chunk,
-        lambda runner, trial: measure(runner, trial, 1),  # the batch size (throughput) is set per case below
+        lambda _, runner, trial: measure(runner, trial, 1),  # the batch size (throughput) is set per case below
         report_progress,
         cpu_time=not uses_gpu,
     )
@@ -225,7 +225,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
                     [_opener(engine, feeds, 1.0), _opener(engine, feeds, factor)],
                     spec,
                     2 * pairs,
-                    lambda runner, trial: measure(runner, trial, 1),
+                    lambda _, runner, trial: measure(runner, trial, 1),
                     cpu_time=not uses_gpu,
                     split=pairs,
                     probe=False,

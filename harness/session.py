@@ -206,24 +206,16 @@ class HarnessSession:
         each trial measures ``1 / split`` of the suite's budget (default: ``1 / trials``). A/B (``split`` given)
         needs no speed probe: the pairs cancel the runner's speed."""
         spec = self.measure_spec(case.suite)
-        batch_of: dict[int, int] = {}  # runner -> its variant's batch size (variants of several cases: --interleave)
+        openers = [lambda v=v: self.open_runner(*v) for v in variants]
 
-        def opener(variant: tuple[Case, Any, dict[str, Any]]) -> Callable[[], Any]:
-            def open_runner() -> Any:
-                runner = self.open_runner(*variant)
-                batch_of[id(runner)] = variant[0].batch_size
-                return runner
-
-            return open_runner
-
-        def timed(runner: Any, trial: MeasureSpec) -> Any:
-            batch = batch_of.pop(id(runner), case.batch_size)
+        def timed(variant: int, runner: Any, trial: MeasureSpec) -> Any:
+            batch = variants[variant][0].batch_size  # the variants of --interleave are cases of several batch sizes
             if hasattr(runner, "measure"):  # a runner that times its own loop (trtexec)
                 return runner.measure(trial, batch)
             return measure(runner, trial, batch, **({"uses_gpu": True} if uses_gpu else {}))
 
         per_variant = measure_rounds(
-            [opener(v) for v in variants],
+            openers,
             spec,
             rounds or spec.trials,
             timed,
@@ -243,6 +235,9 @@ class HarnessSession:
         held at once, and no case is finished (recorded) until the pass is over. A case that cannot be built here is
         left to :meth:`run_case`, which reports why."""
         if self.config.ab is not None or self.config.build_only:
+            if progress is not None:
+                build_only = "--build-only measures nothing"
+                progress(f"not used: {build_only if self.config.build_only else 'A/B mode interleaves its variants'}")
             return
         groups: dict[str, list[tuple[Case, Any, dict[str, Any]]]] = {}
         for case in cases:

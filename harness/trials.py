@@ -46,7 +46,7 @@ MIN_TRIAL_ITERATIONS = 3
 # harness.probe).
 TRIAL_METRICS = ("latency_median_ms", "latency_mean_ms", "latency_p90_ms", "throughput_sps")
 
-Measure = Callable[[Runner, MeasureSpec], Measurement]
+Measure = Callable[[int, Runner, MeasureSpec], Measurement]  # (variant index, its runner, the trial's settings)
 
 
 def trial_spec(spec: MeasureSpec, index: int, trials: int | None = None) -> MeasureSpec:
@@ -119,7 +119,7 @@ def measure_rounds(
             runner = variants[v]()
             try:
                 before = probe_ms() if cpu_time and probe else None
-                m = measure(runner, trial_spec(spec, r, split))
+                m = measure(v, runner, trial_spec(spec, r, split))
                 if before is not None:  # the runner's own speed around the trial (harness.probe)
                     m.probe_ms = (before + probe_ms()) / 2
             finally:

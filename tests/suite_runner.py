@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+
+from harness.models import zoo_dir
 
 # The module `pytest benchmarks` collects (benchmarks/test_benchmarks.py), for pytester projects.
 BENCH_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"
@@ -20,3 +23,19 @@ def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """pytest in-process on the project's suite.yaml with the harness folders isolated."""
     root = pytester.path
     return pytester.runpytest("--suite", str(root / "suite.yaml"), *isolated_args(root), *args)
+
+
+def two_model_project(pytester: pytest.Pytester, tolerance: str) -> Path:
+    """The bench module and suite.yaml with two models at batch 1 and 2: ``net`` (a local copy of the zoo's squeezenet,
+    which a test may replace) and ``other`` (the zoo's own), at the suite-wide ``tolerance``."""
+    pytester.makepyfile(test_bench=BENCH_MODULE)
+    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
+    (pytester.path / "suite.yaml").write_text(
+        "suite: demo\n"
+        "models:\n"
+        "  - name: net\n    path: net.onnx\n"
+        "  - name: other\n    onnx_zoo: light_squeezenet\n"
+        "batch_sizes: [1, 2]\n"
+        f"tolerance: {tolerance}\n"
+    )
+    return pytester.path

@@ -4,14 +4,12 @@ verdicts pass unless asked otherwise, and bad gate options are usage errors."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from statistics import median
 
 import pytest
-from suite_runner import BENCH_MODULE, run_suite
+from suite_runner import run_suite, two_model_project
 
-from harness.models import zoo_dir
 from harness.session import HarnessSession
 
 pytest_plugins = ["pytester"]
@@ -21,19 +19,9 @@ FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=BENCH_MODULE)
-    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
-    (pytester.path / "suite.yaml").write_text(
-        "suite: demo\n"
-        "models:\n"
-        "  - name: net\n    path: net.onnx\n"
-        "  - name: other\n    onnx_zoo: light_squeezenet\n"
-        "batch_sizes: [1, 2]\n"
-        # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (README, Noise-aware gate); the simulated
-        # slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
-        "tolerance: 15%\n"
-    )
-    return pytester.path
+    # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (README, Noise-aware gate); the simulated
+    # slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
+    return two_model_project(pytester, "15%")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -131,6 +119,9 @@ def test_interleave_measures_the_cases_round_by_round_before_the_items_report(py
     outcome.assert_outcomes(failed=1, deselected=3)
     assert opened[:5] == [a] * 5 and len(opened) == 10  # one case: its trials, then the confirmation's
     assert cases(project)[a]["measure"]["confirmation"]["first_verdict"] == "regressed"
+
+    outcome = run(pytester, "--interleave", "-k", "net-fp32-b1", "--ab-backend-option", "intra_op_threads=2")
+    assert "harness --interleave: not used: A/B mode interleaves its variants" in outcome.stdout.str()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from harness.gate import judge
+from harness.gate import Verdict, judge
 from harness.probe import probe_ms
 
 TOLERANCE = {"default": 0.10}
@@ -26,17 +26,15 @@ def trials(latency: float, probe: float | None, seed: int) -> dict[str, list[flo
     return out
 
 
-def verdict(current: dict[str, list[float]], baseline: dict[str, list[float]]) -> tuple[str, str]:
-    metrics = {m: float(np.median(v)) for m, v in current.items()}
-    base = {m: float(np.median(v)) for m, v in baseline.items()}
-    out = judge("c", metrics, base, TOLERANCE, trials=current, baseline_trials=baseline)
-    return out.verdict, out.message
-
-
-def judged(current: dict[str, list[float]], baseline: dict[str, list[float]]):
+def judged(current: dict[str, list[float]], baseline: dict[str, list[float]]) -> Verdict:
     metrics = {m: float(np.median(v)) for m, v in current.items()}
     base = {m: float(np.median(v)) for m, v in baseline.items()}
     return judge("c", metrics, base, TOLERANCE, trials=current, baseline_trials=baseline)
+
+
+def verdict(current: dict[str, list[float]], baseline: dict[str, list[float]]) -> tuple[str, str]:
+    out = judged(current, baseline)
+    return out.verdict, out.message
 
 
 def test_a_change_the_probe_shares_is_the_runner_not_the_code():

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from suite_runner import BENCH_MODULE, run_suite
+from suite_runner import run_suite, two_model_project
 
 from harness.models import zoo_dir
 
@@ -18,17 +18,8 @@ FAST = ["--warmup-ms", "20", "--min-duration-ms", "150", "--min-iterations", "5"
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    pytester.makepyfile(test_bench=BENCH_MODULE)
-    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
-    (pytester.path / "suite.yaml").write_text(
-        "suite: demo\n"
-        "models:\n"
-        "  - name: net\n    path: net.onnx\n"
-        "  - name: other\n    onnx_zoo: light_squeezenet\n"
-        "batch_sizes: [1, 2]\n"
-        "tolerance: 50%\n"  # wide: this machine is shared; the slow model below is ~10x slower
-    )
-    return pytester.path
+    # wide: this machine is shared; the slow model below is ~10x slower
+    return two_model_project(pytester, "50%")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
