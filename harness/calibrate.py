@@ -17,7 +17,10 @@ other than the unmodified engine, as harness.ab runs it: the unmodified engine a
 - Interleaved A/B: every A/B job, the unmodified engine against its twin (A/A) or a slowed variant, judged on the
   paired ratios (harness.gate.judge_paired), next to the naive rule on the same trials.
 
-A/A comparisons give the false-alarm rate, the injected conditions the detection rate. Comparisons that share runs
+A/A comparisons give the false-alarm rate, the injected conditions the detection rate. For each mode it also finds
+the quietest tolerance this runner supports (:func:`quietest`: the smallest of :data:`TOLERANCE_GRID` whose A/A
+false alarms meet the target, judged again on the same trials) and what that tolerance detects: the setting to give
+a suite here, and what it can and cannot catch. Comparisons that share runs
 are not independent, so the rates are estimates with wider error than their count suggests; use more ``--runs`` on
 a quiet runner for tighter figures. Measuring time is the gate's time per case (trials, warm-ups, speed probes,
 confirmations) over that of a single-trial run of the same length (one warm-up, one measured loop); for A/B, both
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,8 @@ from harness.gate import ALPHA, NAIVE_THRESHOLD, confirm, judge, judge_paired, n
 from harness.trials import SlowedRunner, TrialSet, measure_rounds
 
 TARGETS = {"false_alarm": 0.01, "detect_10": 0.95, "detect_5": 0.80, "time_ratio": 3.0}
+# Tolerances tried for the quietest one this runner supports (:func:`quietest`): the suites' usual settings.
+TOLERANCE_GRID = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30)
 
 
 @dataclass
@@ -327,6 +333,13 @@ def _evaluate_measured(
     cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in blocks)]
     spec = SimpleNamespace(**settings["measure"])
     report = evaluate(blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations)
+    report["quietest"] = quietest(
+        lambda tol, fs: evaluate(blocks, cases, fs, block, tol, alpha, use_confirmation, spec, confirmations),
+        report,
+        tolerance,
+        factors,
+        aa="1.0",
+    )
     if measured.get("ab"):
         jobs: dict[tuple[str, str], tuple[TrialSet, TrialSet]] = {}
         for key, data in measured["ab"].items():
@@ -336,7 +349,15 @@ def _evaluate_measured(
                 TrialSet(batch, _loaded(batch, data["reference"])),
                 TrialSet(batch, _loaded(batch, data["candidate"])),
             )
-        report["paired"] = evaluate_paired(jobs, cases, factors, int(settings["pairs"]), tolerance, alpha, spec)
+        pairs = int(settings["pairs"])
+        report["paired"] = evaluate_paired(jobs, cases, factors, pairs, tolerance, alpha, spec)
+        report["paired"]["quietest"] = quietest(
+            lambda tol, fs: evaluate_paired(jobs, cases, fs, pairs, tol, alpha, spec),
+            report["paired"],
+            tolerance,
+            factors,
+            aa="twin",
+        )
     report["settings"] = {
         **settings,
         "trials": block,
@@ -575,6 +596,45 @@ def evaluate_paired(
     }
 
 
+def quietest(
+    evaluate_at: Callable[[float, tuple[float, ...]], dict[str, Any]],
+    at_tolerance: dict[str, Any],
+    tolerance: float,
+    factors: tuple[float, ...],
+    aa: str,
+) -> dict[str, Any] | None:
+    """The smallest tolerance of :data:`TOLERANCE_GRID` whose A/A false alarms meet the target on these very
+    measurements, and the detection rate of every injected slowdown there: what a suite's tolerance can be on this
+    runner, and what it then catches. ``evaluate_at(tolerance, factors)`` judges the saved trials again (A/A only
+    with no factors); ``at_tolerance`` is the evaluation already made at ``tolerance``. None if no tolerance of the
+    grid is quiet enough."""
+    for tol in TOLERANCE_GRID:
+        figures = at_tolerance if abs(tol - tolerance) < 1e-12 else evaluate_at(tol, ())
+        aa_figures = figures["overall"][aa]
+        if aa_figures["gate_rate"] > TARGETS["false_alarm"]:
+            continue
+        if figures is not at_tolerance:
+            figures = evaluate_at(tol, factors)
+        return {
+            "tolerance": tol,
+            "false_alarms": aa_figures["gate_alarms"],
+            "comparisons": aa_figures["comparisons"],
+            "detected": {str(f): figures["overall"][str(f)]["gate_rate"] for f in factors},
+        }
+    return None
+
+
+def _quietest_line(found: dict[str, Any] | None, factors: tuple[float, ...]) -> str:
+    target = f"A/A false alarms <= {TARGETS['false_alarm']:.0%}"
+    if found is None:
+        return f"quietest tolerance ({target}): none up to {TOLERANCE_GRID[-1]:.0%}"
+    detected = ", ".join(f"+{f - 1:.0%} detected {found['detected'][str(f)]:.1%}" for f in factors)
+    return (
+        f"quietest tolerance ({target}): {found['tolerance']:.0%} "
+        f"({found['false_alarms']}/{found['comparisons']} false alarms); there {detected}"
+    )
+
+
 def _figures(t: Tally) -> dict[str, Any]:
     return {
         "comparisons": t.n,
@@ -627,6 +687,7 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
         *_table(report, ("1.0", *(str(f) for f in factors)), titles),
         "noise floor: 99% of A/A median-latency changes (as the gate sees them) are within "
         f"+-{report['noise_floor_p99']:.1%}",
+        _quietest_line(report.get("quietest"), factors),
         f"measuring time: gate {report['gate_seconds_per_case']:.2f} s per case (trials, warm-ups, confirmations) = "
         f"{report['time_ratio']:.2f}x a single-trial run ({report['single_trial_seconds_per_case']:.2f} s)",
     ]
@@ -636,6 +697,7 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
             "",
             f"interleaved A/B (jobs of {paired['pairs']} pairs, as --ab-base / --ab-backend-option):",
             *_table(paired, ("twin", *(str(f) for f in factors)), titles),
+            _quietest_line(paired.get("quietest"), factors),
             f"measuring time: gate {paired['gate_seconds_per_case']:.2f} s per case (both variants, confirmations) = "
             f"{paired['time_ratio']:.2f}x a single-trial run of both ({paired['single_trial_seconds_per_case']:.2f} s)",
         ]

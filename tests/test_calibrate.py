@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.calibrate import TOLERANCE_GRID, quietest
 from harness.cli import main
 
 SUITE = "suite: cal\nmodels:\n  - name: net\n    onnx_zoo: light_squeezenet\nbatch_sizes: [1]\n"
@@ -35,6 +36,12 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
     assert re.search(r"targets \(against a baseline\): A/A false alarms \d+\.\d% <= 1% (ok|MISSED)", text)
     assert re.search(r"targets \(interleaved A/B\): .*; time \d+\.\d\dx <= 3x (ok|MISSED)", text)
     assert "x a single-trial run of both" in text
+    quiet_lines = re.findall(r"quietest tolerance \(A/A false alarms <= 1%\): (.*)", text)
+    assert len(quiet_lines) == 2  # against a baseline, and A/B
+    for line in quiet_lines:
+        assert re.fullmatch(
+            r"none up to 30%|\d+% \(\d+/\d+ false alarms\); there \+5% detected .*, \+10% detected .*", line
+        )
 
     report = json.loads(out_json.read_text())
     overall = report["overall"]
@@ -52,6 +59,10 @@ def test_calibrate_prints_false_alarm_and_detection_rates_next_to_the_naive_rule
     assert sum(t["host_busy_ms"] for t in saved) >= 0.8 * sum(t["cpu_ms"] for t in saved)
     assert report["settings"]["runs_in"] == "one process per run"
     assert 0 < report["time_ratio"] < 5
+    for quiet in (report["quietest"], report["paired"]["quietest"]):
+        if quiet is not None:  # the tolerance found, its A/A count and the detection rates there
+            assert quiet["tolerance"] in TOLERANCE_GRID and set(quiet["detected"]) == {"1.05", "1.1"}
+            assert quiet["false_alarms"] <= 0.01 * quiet["comparisons"]
 
     # Re-evaluation measures nothing and reproduces the same counts; another tolerance changes them consistently.
     assert main(["calibrate", "--from-json", str(out_json), "--tolerance", "3%"]) == 0
@@ -99,3 +110,29 @@ def test_from_json_refuses_a_file_it_did_not_write(tmp_path, capsys):
     bad.write_text("{}")
     assert main(["calibrate", "--from-json", str(bad)]) == 2
     assert "not a calibration file written by --json" in capsys.readouterr().err
+
+
+def _figures_at(rates: dict[str, float]) -> dict:
+    return {
+        "overall": {k: {"gate_rate": r, "gate_alarms": round(100 * r), "comparisons": 100} for k, r in rates.items()}
+    }
+
+
+def test_quietest_is_the_smallest_tolerance_whose_false_alarms_meet_the_target():
+    # A/A false alarms fall as the tolerance widens (10% at 2%, ... 0.5% from 8% on); detection falls too.
+    def evaluate_at(tol, factors):
+        rates = {"1.0": 0.10 if tol < 0.05 else 0.02 if tol < 0.08 else 0.005}
+        rates.update({str(f): max(0.0, 1.0 - 5 * tol) for f in factors})
+        return _figures_at(rates)
+
+    seen = []
+
+    def spy(tol, factors):
+        seen.append((tol, factors))
+        return evaluate_at(tol, factors)
+
+    found = quietest(spy, evaluate_at(0.03, (1.05, 1.1)), 0.03, (1.05, 1.1), aa="1.0")
+    assert found == {"tolerance": 0.08, "false_alarms": 0, "comparisons": 100, "detected": {"1.05": 0.6, "1.1": 0.6}}
+    assert (0.03, ()) not in seen  # the evaluation at the calibration's own tolerance is reused
+    assert seen[-1] == (0.08, (1.05, 1.1))  # detection is judged only where the false alarms are met
+    assert quietest(lambda tol, f: _figures_at({"twin": 0.5}), _figures_at({"twin": 0.5}), 0.03, (), aa="twin") is None
