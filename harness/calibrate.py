@@ -1,13 +1,17 @@
 """``harness calibrate``: how often the gate cries wolf, and how often it catches a real slowdown, on this runner.
 
-It simulates CI runs. Each run is a separate process (``--runs``, default 8; ``--in-process`` measures them all in
-one process, faster but blind to what changes from one process to the next: allocations, placement in memory) that
-measures every selected case under four conditions, interleaved round by round (harness.trials): the unmodified
-engine, an identical twin, and the engine slowed down by each injected factor (``--simulate-slowdown``'s busy-wait,
-default +5% and +10%). A run has ``2 x trials`` rounds: the first ``trials`` are what ``pytest`` would measure for a
-case, the next ``trials`` the confirmation measured in the same run. Then each run holds one A/B job per condition
-other than the unmodified engine, as harness.ab runs it: the unmodified engine and that condition interleaved for
-``2 x pairs`` rounds of short trials (harness.ab.ab_pairs), a job and its confirmation.
+It simulates CI runs. Each run is a separate process, as CI runs are (``--runs``, default 8; ``--in-process``
+measures them all in one process, which is faster) and measures every selected case under four conditions: the
+unmodified engine, an identical twin, and the engine slowed down by each injected factor (``--simulate-slowdown``'s
+busy-wait, default +5% and +10%). Against a baseline, each (case, condition) but the twin gets ``trials`` trials,
+what ``pytest`` measures for a case, then ``trials`` more, its confirmation, laid out in time as pytest lays them out:
+on CPU backends (or with ``--interleave``) round by round across every case and condition, then each confirmation
+back to back; on GPU backends (or with ``--no-interleave``) a case's trials back to back and its confirmation right
+after. The layout matters: on the development VM most of the spread between runs is the host's speed, which moves
+over seconds (benchmarks/perf/drift_source.py), so trials close together in time share it and their spread
+understates it. Then each run holds one A/B job per condition other than the unmodified engine, as harness.ab runs
+it: the unmodified engine and that condition interleaved for ``2 x pairs`` rounds of short trials
+(harness.ab.ab_pairs), a job and its confirmation.
 
 - Against a baseline: every ordered pair of distinct runs (baseline block from the unmodified condition of one run,
   current block from the condition under test in another) is one CI comparison, judged by the gate
@@ -79,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="measure every run in this process (faster, but blind to process-to-process variation)",
+        help="measure every run in this process (faster; blind to what differs between processes)",
     )
     parser.add_argument(
         "--factors", default="1.05,1.10", help="injected slowdowns, comma-separated (default 1.05,1.10)"
@@ -93,6 +97,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=ALPHA, help=f"the gate's test level (default {ALPHA})")
     parser.add_argument("--trials", type=int, default=None, help="trials per gate run (default: the suite's)")
     parser.add_argument("--no-confirm", action="store_true", help="calibrate the gate without confirmation")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        default=None,
+        help="lay the trials out round by round across every case and condition, as pytest does on CPU backends "
+        "(the default there) and with --interleave",
+    )
+    parser.add_argument(
+        "--no-interleave",
+        action="store_false",
+        dest="interleave",
+        help="lay a case's trials out back to back, as pytest does on GPU backends (the default there) and with "
+        "--no-interleave",
+    )
     parser.add_argument("--warmup-ms", type=float, default=None)
     parser.add_argument("--min-duration-ms", type=float, default=None)
     parser.add_argument("--min-iterations", type=int, default=None)
@@ -197,25 +215,36 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
             continue
         built.append((case, engine, feeds))
         for label, factor in _conditions(factors):
+            if label == "twin":  # against a baseline, A/A compares the unmodified engine across runs
+                continue
             variants.append(_opener(engine, feeds, factor))
             labels.append((case, label))
     if not variants:
         raise HarnessError("none of the selected cases could be built with this backend")
     started = time.perf_counter()
 
-    def report_progress(v: int, r: int, m: Any) -> None:
-        if progress and v == 0 and r % chunk == 0:
-            print(f"  run {r // chunk + 1}/{runs} ({time.perf_counter() - started:.0f} s)", flush=True)
-
     uses_gpu = bool(getattr(session.backend_for(cases[0].suite), "uses_gpu", False))
-    trials = measure_rounds(
-        variants,
-        spec,
-        runs * chunk,
-        lambda _, runner, trial: measure(runner, trial, 1),  # the batch size (throughput) is set per case below
-        report_progress,
-        cpu_time=not uses_gpu,
-    )
+    interleave = not uses_gpu if args.interleave is None else args.interleave  # pytest's own default
+
+    def timed(_: int, runner: Any, trial: Any) -> Any:
+        return measure(runner, trial, 1)  # the batch size (throughput) is set per case when the trials are read
+
+    def rounds(openers: list[Any], count: int) -> list[list[Any]]:
+        return measure_rounds(openers, spec, count, timed, cpu_time=not uses_gpu)
+
+    # Per variant and run: `trials` trials of the gate, then `trials` of its confirmation, laid out in time as pytest
+    # lays them out (see the module docstring).
+    trials: list[list[Any]] = [[] for _ in variants]
+    for r in range(runs):
+        if progress:
+            print(f"  run {r + 1}/{runs} ({time.perf_counter() - started:.0f} s)", flush=True)
+        if interleave:
+            for v, block in enumerate(rounds(variants, spec.trials)):
+                trials[v] += block
+        for v in range(len(variants)):
+            if not interleave:
+                trials[v] += rounds([variants[v]], spec.trials)[0]
+            trials[v] += rounds([variants[v]], spec.trials)[0]  # the confirmation, right after
     saved = {}
     for (case, label), measurements in zip(labels, trials, strict=True):
         saved[f"{case.id}@{label}"] = {"batch_size": case.batch_size, "trials": [_saved(m) for m in measurements]}
@@ -248,6 +277,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
             "trials": spec.trials,
             "chunk": chunk,
             "pairs": pairs,
+            "layout": "interleaved" if interleave else "back to back",
             "measure": spec.__dict__,
             "backend": session.backend_for(cases[0].suite).settings(),
         },
@@ -255,8 +285,8 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
 
 
 def _measure_in_processes(args: argparse.Namespace) -> dict:
-    """One child process per run (``harness calibrate --worker-out``): what differs from one CI run to the next
-    (allocations, placement in memory, the process's own state) differs between them too."""
+    """One child process per run (``harness calibrate --worker-out``), as CI runs are: whatever differs from one
+    process to the next (allocations, placement in memory) differs between the simulated runs too."""
     import json
     import subprocess
     import sys
@@ -269,6 +299,8 @@ def _measure_in_processes(args: argparse.Namespace) -> dict:
     for name in ("trials", "warmup_ms", "min_duration_ms", "min_iterations"):
         if getattr(args, name) is not None:
             forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    if args.interleave is not None:
+        forwarded.append("--interleave" if args.interleave else "--no-interleave")
     merged: dict[str, Any] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="harness-calibrate-") as tmp:
@@ -311,8 +343,8 @@ def _evaluate_measured(
     use_confirmation: bool,
     trials: int | None = None,
 ) -> dict[str, Any]:
-    """Figures from saved trials: runs of ``chunk`` rounds. The first ``trials`` rounds of a run are its gate block
-    and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
+    """Figures from saved trials: ``chunk`` trials per run and variant. The first ``trials`` of a run are its gate
+    block and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
     window and its confirmation."""
     from types import SimpleNamespace
 
@@ -683,7 +715,7 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
         f"gate: tolerance {s['tolerance']:.1%}, alpha {s['alpha']}, {s['trials']} trials, "
         f"confirmation {'on' if s['confirm'] else 'off'};  naive: median:{s['naive_threshold']:.0%} on the same data",
         "",
-        "against a baseline (one block of trials vs another block, as pytest against baselines/):",
+        f"against a baseline (one run's trials vs another's, as pytest against baselines/; {_layout(s)}):",
         *_table(report, ("1.0", *(str(f) for f in factors)), titles),
         "noise floor: 99% of A/A median-latency changes (as the gate sees them) are within "
         f"+-{report['noise_floor_p99']:.1%}",
@@ -709,6 +741,13 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
     if "paired" in report:
         lines.append("targets (interleaved A/B): " + "; ".join(_targets(report["paired"], factors, aa="twin")))
     return lines
+
+
+def _layout(settings: dict[str, Any]) -> str:
+    # Calibrations saved before the layout was recorded interleaved their trials round by round.
+    if settings.get("layout", "interleaved") == "interleaved":
+        return "trials interleaved across cases and conditions, as pytest on CPU backends"
+    return "a case's trials back to back, as pytest --no-interleave"
 
 
 def _targets(report: dict[str, Any], factors: tuple[float, ...], aa: str = "1.0") -> list[str]:

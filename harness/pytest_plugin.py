@@ -111,8 +111,16 @@ def _add_gate_options(group: Any) -> None:
     group.addoption(
         "--interleave",
         action="store_true",
+        default=None,
         help="measure the trials of all selected cases round by round across cases before the items report "
-        "(a slow spell of the runner then touches one trial of many cases; holds every engine at once)",
+        "(a slow spell of the runner then touches one trial of many cases; holds every engine at once). "
+        "Default: on for CPU backends when more than one case runs in one process",
+    )
+    group.addoption(
+        "--no-interleave",
+        action="store_false",
+        dest="interleave",
+        help="measure each case's trials back to back when its item runs (every case recorded as it finishes)",
     )
     group.addoption(
         "--simulate-slowdown",
@@ -193,7 +201,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU; skipped with a reason elsewhere")
     config.stash[_STATE] = {"error": None, "cases": None, "session": None}
-    if config.getoption("interleave", False) and getattr(config.option, "numprocesses", None):
+    if config.getoption("interleave", None) is True and getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("--interleave measures every case in one process; run it without -n (pytest-xdist)")
     # Shard filter and session-end bookkeeping (run record; xdist workers' results merged by the controller).
     config.stash[_STATE]["recorder"] = workers.configure(config, shard.configure(config))
@@ -273,9 +281,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """--interleave: measure every selected case (after -k, --shard and deselection) round by round across cases,
-    then let the items run and judge what was measured."""
+    then let the items run and judge what was measured. Without --interleave or --no-interleave this is done for
+    the cases of CPU backends (harness.session.HarnessSession.measure_interleaved), except under pytest-xdist,
+    whose workers each run their own items."""
     config = session.config
-    if not config.getoption("interleave") or session.testsfailed or config.option.collectonly:
+    explicit = config.getoption("interleave")
+    if explicit is False or session.testsfailed or config.option.collectonly:
+        return
+    if explicit is None and (getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")):
         return
     params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
     cases = [p["harness_case"] for p in params if "harness_case" in p]
@@ -285,9 +298,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
     def progress(line: str) -> None:
         if reporter is not None:
-            reporter.write_line(f"harness --interleave: {line}")
+            reporter.write_line(f"harness interleave: {line}")
 
-    _harness_session(config).measure_interleaved(cases, progress)
+    _harness_session(config).measure_interleaved(cases, progress, explicit=explicit is True)
 
 
 def _harness_session(config: pytest.Config) -> HarnessSession:

@@ -225,20 +225,38 @@ class HarnessSession:
         )
         return [TrialSet(v[0].batch_size, measurements) for v, measurements in zip(variants, per_variant, strict=True)]
 
-    def measure_interleaved(self, cases: list[Case], progress: Callable[[str], None] | None = None) -> None:
+    def measure_interleaved(
+        self, cases: list[Case], progress: Callable[[str], None] | None = None, explicit: bool = True
+    ) -> None:
         """``--interleave``: measure the trials of ``cases`` round by round across cases (round r measures trial r
         of every case of a suite) before their test items run; :meth:`run_case` then judges what was measured here.
 
         Interleaving spreads each case's trials over the whole measuring pass, so a slow spell of the runner (a
         neighbour's job, a host slowing the guest down) touches one trial of many cases instead of every trial of
-        one case, where the gate's rank test would take it for a change. The price: every engine of the suite is
-        held at once, and no case is finished (recorded) until the pass is over. A case that cannot be built here is
-        left to :meth:`run_case`, which reports why."""
+        one case, where the gate's rank test would take it for a change: on the development VM the host's speed
+        moves over seconds, trials measured back to back spread by a third of what separates two runs, trials
+        interleaved across six cases at least as much (harness calibrate, README). The price: every engine of the
+        suite is held at once, and no case is finished (recorded) until the pass is over. A case that cannot be
+        built here is left to :meth:`run_case`, which reports why.
+
+        Not ``explicit`` (the default, neither --interleave nor --no-interleave): only suites of CPU backends with
+        more than one selected case are interleaved; a GPU's engines stay one at a time in its memory, and GPU
+        timings did not drift so (0.34% between runs on the H100)."""
         if self.config.ab is not None or self.config.build_only:
-            if progress is not None:
+            if progress is not None and explicit:
                 build_only = "--build-only measures nothing"
                 progress(f"not used: {build_only if self.config.build_only else 'A/B mode interleaves its variants'}")
             return
+        if not explicit:
+            by_suite: dict[str, list[Case]] = {}
+            for case in cases:
+                by_suite.setdefault(case.suite.name, []).append(case)
+            cases = [
+                case
+                for group in by_suite.values()
+                if len(group) > 1 and not self._uses_gpu(group[0].suite)
+                for case in group
+            ]
         groups: dict[str, list[tuple[Case, Any, dict[str, Any]]]] = {}
         for case in cases:
             result = CaseResult(id=case.id, params=case.params())
@@ -262,6 +280,12 @@ class HarnessSession:
                 continue
             for (case, _, _), trials in zip(variants, measured, strict=True):
                 self._interleaved[case.id].trials = trials
+
+    def _uses_gpu(self, suite: Suite) -> bool:
+        try:
+            return bool(getattr(self.backend_for(suite), "uses_gpu", False))
+        except Exception:  # a backend that cannot load here: run_case reports it in each item
+            return True
 
     def _measure_case(
         self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, trials: TrialSet | None = None

@@ -14,9 +14,9 @@ better the more of them there are.
 
 :func:`measure_rounds` interleaves variants (A/B, or the conditions of ``harness calibrate``): round r measures one
 trial of every variant, in reverse order on odd rounds (A B, B A, ...), so slow drift of the machine and position
-effects fall equally on every variant. Under pytest the trials of one case run back to back: each case is one test
-item (selected with ``-k``, sharded across workers, failed on its own), so trials are not interleaved across cases
-there; A/B mode interleaves the two variants of each case.
+effects fall equally on every variant. Under pytest, the cases of a CPU backend are interleaved the same way before
+their items report (harness.session.HarnessSession.measure_interleaved); A/B mode interleaves the two variants of
+each case.
 
 :class:`SlowedRunner` is the calibrated slowdown of ``--simulate-slowdown``: after each inference it busy-waits
 (FACTOR - 1) x the time that inference took, so every host-side timing sees a slowdown of FACTOR.

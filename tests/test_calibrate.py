@@ -10,6 +10,7 @@ import pytest
 
 from harness.calibrate import TOLERANCE_GRID, quietest
 from harness.cli import main
+from harness.trials import measure_rounds
 
 SUITE = "suite: cal\nmodels:\n  - name: net\n    onnx_zoo: light_squeezenet\nbatch_sizes: [1]\n"
 
@@ -88,6 +89,38 @@ def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, caps
     slow = [t["cpu_ms"] / len(t["latency_ms"]) for t in data["net-fp32-b1@1.5"]["trials"]]
     ratio = sorted(s / b for s, b in zip(slow, base, strict=True))[len(base) // 2]
     assert 1.25 < ratio < 1.9  # a busy-wait of 0.5 x each inference: CPU time per inference about x1.5
+
+
+@pytest.mark.parametrize(("flag", "interleave"), [([], True), (["--no-interleave"], False)])  # CPU: on by default
+def test_trials_are_laid_out_in_time_as_pytest_lays_them_out(suite, tmp_path, capsys, monkeypatch, flag, interleave):
+    import harness.calibrate as calibrate
+
+    calls: list[tuple[int, int]] = []  # (variants measured together, rounds) in the order measured
+
+    def recording(variants, spec, rounds, *args, **kwargs):
+        calls.append((len(variants), rounds))
+        return measure_rounds(variants, spec, rounds, *args, **kwargs)
+
+    monkeypatch.setattr(calibrate, "measure_rounds", recording)
+    args = [
+        "calibrate", str(suite), "--runs", "3", "--in-process", "--trials", "3", "--warmup-ms", "10",
+        "--min-duration-ms", "30", "--min-iterations", "3", "--factors", "1.5", "--cache-dir", str(tmp_path / "cache"),
+        "--json", str(tmp_path / "cal.json"), *flag,
+    ]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    baseline_phase = [c for c in calls if c[1] == 3]  # A/B jobs measure 2 x 12 rounds of 2 variants
+    # Per run, conditions 1.0 and 1.5 (the twin only serves A/B). On a CPU backend pytest measures trial r of every
+    # case in round r, then each confirmation; with --no-interleave a case's 3 trials back to back, then its
+    # confirmation.
+    per_run = [(2, 3), (1, 3), (1, 3)] if interleave else [(1, 3)] * 4
+    assert baseline_phase == per_run * 3
+    assert [c for c in calls if c[1] != 3] == [(2, 24)] * 3 * 2  # 3 runs x 2 conditions (twin, 1.5)
+    layout = "as pytest on CPU backends" if interleave else "a case's trials back to back"
+    assert re.search(rf"against a baseline \(.*{layout}.*\):", text)
+    saved = json.loads((tmp_path / "cal.json").read_text())
+    assert set(saved["trials"]) == {"net-fp32-b1@1.0", "net-fp32-b1@1.5"}
+    assert saved["settings"]["layout"] == ("interleaved" if interleave else "back to back")
 
 
 @pytest.mark.parametrize(

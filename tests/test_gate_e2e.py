@@ -107,7 +107,7 @@ def test_interleave_measures_the_cases_round_by_round_before_the_items_report(py
     monkeypatch.setattr(HarnessSession, "open_runner", logged)
     outcome = run(pytester, "--update-baselines", "--interleave", "-k", "b1")
     outcome.assert_outcomes(passed=2, deselected=2)
-    assert "harness --interleave: demo: 2 cases, 5 rounds, interleaved" in outcome.stdout.str()
+    assert "harness interleave: demo: 2 cases, 5 rounds, interleaved" in outcome.stdout.str()
     a, b = "net-fp32-b1", "other-fp32-b1"
     assert opened == [a, b, b, a, a, b, b, a, a, b]  # round r: trial r of every case, A B / B A
     by_id = cases(project)
@@ -121,7 +121,34 @@ def test_interleave_measures_the_cases_round_by_round_before_the_items_report(py
     assert cases(project)[a]["measure"]["confirmation"]["first_verdict"] == "regressed"
 
     outcome = run(pytester, "--interleave", "-k", "net-fp32-b1", "--ab-backend-option", "intra_op_threads=2")
-    assert "harness --interleave: not used: A/B mode interleaves its variants" in outcome.stdout.str()
+    assert "harness interleave: not used: A/B mode interleaves its variants" in outcome.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "order"),
+    [
+        ([], ["net-fp32-b1", "other-fp32-b1", "other-fp32-b1", "net-fp32-b1", "net-fp32-b1"]),  # CPU: interleaved
+        (["--no-interleave"], ["net-fp32-b1"] * 5),  # each case's trials back to back, as its item runs
+    ],
+)
+def test_cpu_cases_are_interleaved_unless_told_otherwise(pytester, project, monkeypatch, args, order):
+    opened: list[str] = []
+    original = HarnessSession.open_runner
+
+    def logged(self, case, engine, feeds):
+        opened.append(case.id)
+        return original(self, case, engine, feeds)
+
+    monkeypatch.setattr(HarnessSession, "open_runner", logged)
+    outcome = run(pytester, "--update-baselines", "-k", "b1", *args)
+    outcome.assert_outcomes(passed=2, deselected=2)
+    assert opened[:5] == order and len(opened) == 10
+    assert ("harness interleave: demo: 2 cases, 5 rounds, interleaved" in outcome.stdout.str()) == (not args)
+    opened.clear()
+    single = run(pytester, "--update-baselines", "-k", "net-fp32-b1", *args)
+    single.assert_outcomes(passed=1, deselected=3)
+    assert opened == ["net-fp32-b1"] * 5  # one case: nothing to interleave it with
+    assert "harness interleave" not in single.stdout.str()
 
 
 @pytest.mark.parametrize(
