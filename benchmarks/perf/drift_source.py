@@ -18,9 +18,10 @@ correlation of each parent block with the child block measured right after it::
 
     python benchmarks/perf/drift_source.py benchmarks/suites/zoo-cpu.yaml --case squeezenet-fp32-b1 --blocks 30
 
-On the 2-core development VM (squeezenet b1 / b4, 30 x 2 blocks, 4 s gaps) the parent's blocks spread as much as
-the children's (2.4% / 2.2% and 1.6% / 2.5% sd), and a parent's block correlated 0.59 with the child's measured
-right after it: the spread is the host's, moving over seconds, not the process's. Fork needs a POSIX system.
+On the 2-core development VM (zoo-cpu suite, 30 blocks a side, 4 s gaps) the parent's blocks spread as much as the
+children's (squeezenet b4: 2.88% vs 2.83% sd, b1: 4.21% vs 4.51%), and a parent's block correlated 0.90 (b4) and
+0.52 (b1) with the child's measured right after it: the spread is the host's, moving over seconds, not the
+process's (docs/examples/calibration-dev-vm/). Fork needs a POSIX system.
 """
 
 from __future__ import annotations
