@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 REPEATS = 9  # probe runs per reading (about 5 ms); the median resists a preempted run
+PROBE_IR_VERSION = 8
 
 
-@lru_cache(maxsize=1)
-def _session() -> tuple[Any, dict[str, np.ndarray]]:
-    import onnxruntime as ort
+def probe_model() -> Any:
+    """The probe workload as an ONNX model: four 3x3 convolutions (32 channels, 28 x 28) with ReLU, seeded weights."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -44,12 +44,22 @@ def _session() -> tuple[Any, dict[str, np.ndarray]]:
         [helper.make_tensor_value_info(previous, TensorProto.FLOAT, shape)],
         initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # IR version 8 (onnx 1.10), not the installed onnx's newest: an onnxruntime older than onnx refuses newer IR
+    # versions (1.30 next to onnx 1.20 did), and the probe must load wherever the cases do.
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=PROBE_IR_VERSION)
+
+
+@lru_cache(maxsize=1)
+def _session() -> tuple[Any, dict[str, np.ndarray]]:
+    import onnxruntime as ort
+
+    model = probe_model()
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = {"x": rng.random(shape, dtype=np.float32)}
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    feeds = {"x": np.random.default_rng(1).random(shape, dtype=np.float32)}
     session.run(None, feeds)  # first-run allocations stay out of the readings
     return session, feeds
 
