@@ -96,15 +96,21 @@ def test_a_change_that_cannot_be_told_from_noise_is_ambiguous_and_fails_only_on_
     assert "--fail-on-ambiguous" in outcome.stdout.str()
 
 
-def test_interleave_measures_the_cases_round_by_round_before_the_items_report(pytester, project, monkeypatch):
-    opened: list[str] = []
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """Case ids in the order their runners open (one per trial)."""
+    log: list[str] = []
     original = HarnessSession.open_runner
 
     def logged(self, case, engine, feeds):
-        opened.append(case.id)
+        log.append(case.id)
         return original(self, case, engine, feeds)
 
     monkeypatch.setattr(HarnessSession, "open_runner", logged)
+    return log
+
+
+def test_interleave_measures_the_cases_round_by_round_before_the_items_report(pytester, project, opened):
     outcome = run(pytester, "--update-baselines", "--interleave", "-k", "b1")
     outcome.assert_outcomes(passed=2, deselected=2)
     assert "harness interleave: demo: 2 cases, 5 rounds, interleaved" in outcome.stdout.str()
@@ -131,15 +137,7 @@ def test_interleave_measures_the_cases_round_by_round_before_the_items_report(py
         (["--no-interleave"], ["net-fp32-b1"] * 5),  # each case's trials back to back, as its item runs
     ],
 )
-def test_cpu_cases_are_interleaved_unless_told_otherwise(pytester, project, monkeypatch, args, order):
-    opened: list[str] = []
-    original = HarnessSession.open_runner
-
-    def logged(self, case, engine, feeds):
-        opened.append(case.id)
-        return original(self, case, engine, feeds)
-
-    monkeypatch.setattr(HarnessSession, "open_runner", logged)
+def test_cpu_cases_are_interleaved_unless_told_otherwise(pytester, project, opened, args, order):
     outcome = run(pytester, "--update-baselines", "-k", "b1", *args)
     outcome.assert_outcomes(passed=2, deselected=2)
     assert opened[:5] == order and len(opened) == 10
