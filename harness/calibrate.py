@@ -24,11 +24,11 @@ it: the unmodified engine and that condition interleaved for ``2 x pairs`` round
 A/A comparisons give the false-alarm rate, the injected conditions the detection rate. For each mode it also finds
 the quietest tolerance this runner supports (:func:`quietest`: the smallest of :data:`TOLERANCE_GRID` whose A/A
 false alarms meet the target, judged again on the same trials) and what that tolerance detects: the setting to give
-a suite here, and what it can and cannot catch. Comparisons that share runs
-are not independent, so the rates are estimates with wider error than their count suggests; use more ``--runs`` on
-a quiet runner for tighter figures. Measuring time is the gate's time per case (trials, warm-ups, speed probes,
-confirmations) over that of a single-trial run of the same length (one warm-up, one measured loop); for A/B, both
-variants' time over a single-trial run of each.
+a suite here, and what it can and cannot catch. Comparisons that share runs are not independent, so the rates are
+estimates with wider error than their count suggests; use more ``--runs`` on a quiet runner for tighter figures.
+Measuring time is the gate's time per case (trials, warm-ups, speed probes, confirmations) over that of a
+single-trial run of the same length (one warm-up, one measured loop); for A/B, both variants' time over a
+single-trial run of each.
 """
 
 from __future__ import annotations

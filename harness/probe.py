@@ -45,7 +45,7 @@ def probe_model() -> Any:
         initializers,
     )
     # IR version 8 (onnx 1.10), not the installed onnx's newest: an onnxruntime older than onnx refuses newer IR
-    # versions (1.30 next to onnx 1.20 did), and the probe must load wherever the cases do.
+    # versions (onnxruntime 1.30 next to onnx 1.23 did), and the probe must load wherever the cases do.
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=PROBE_IR_VERSION)
 
 
