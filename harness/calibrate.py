@@ -223,7 +223,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
         raise HarnessError("none of the selected cases could be built with this backend")
     started = time.perf_counter()
 
-    uses_gpu = bool(getattr(session.backend_for(cases[0].suite), "uses_gpu", False))
+    uses_gpu = session.uses_gpu(cases[0].suite)
     interleave = not uses_gpu if args.interleave is None else args.interleave  # pytest's own default
 
     def timed(_: int, runner: Any, trial: Any) -> Any:
@@ -260,7 +260,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
                     [_opener(engine, feeds, 1.0), _opener(engine, feeds, factor)],
                     spec,
                     2 * pairs,
-                    lambda _, runner, trial: measure(runner, trial, 1),
+                    timed,
                     cpu_time=not uses_gpu,
                     split=pairs,
                     probe=False,

@@ -247,53 +247,53 @@ class HarnessSession:
                 build_only = "--build-only measures nothing"
                 progress(f"not used: {build_only if self.config.build_only else 'A/B mode interleaves its variants'}")
             return
-        if not explicit:
-            by_suite: dict[str, list[Case]] = {}
-            for case in cases:
-                by_suite.setdefault(case.suite.name, []).append(case)
-            cases = [
-                case
-                for group in by_suite.values()
-                if len(group) > 1 and not self._uses_gpu(group[0].suite)
-                for case in group
-            ]
-        groups: dict[str, list[tuple[Case, Any, dict[str, Any]]]] = {}
+        by_suite: dict[str, list[Case]] = {}
         for case in cases:
-            result = CaseResult(id=case.id, params=case.params())
-            try:
-                backend = self.backend_for(case.suite)
-                self.environment(backend)
-                engine, feeds = self._build_case(case, backend, result)
-            except Exception:  # run_case builds it again and reports the reason in its own item
+            by_suite.setdefault(case.suite.name, []).append(case)
+        for group in by_suite.values():
+            if not explicit and not self._interleaves_by_default(group):
                 continue
-            self._interleaved[case.id] = Interleaved(result, engine, feeds)
-            groups.setdefault(case.suite.name, []).append((case, engine, feeds))
-        for variants in groups.values():
+            variants: list[tuple[Case, Any, dict[str, Any]]] = []
+            for case in group:
+                result = CaseResult(id=case.id, params=case.params())
+                try:
+                    backend = self.backend_for(case.suite)
+                    self.environment(backend)
+                    engine, feeds = self._build_case(case, backend, result)
+                except Exception:  # run_case builds it again and reports the reason in its own item
+                    continue
+                self._interleaved[case.id] = Interleaved(result, engine, feeds)
+                variants.append((case, engine, feeds))
+            if not variants:
+                continue
             first = variants[0][0]
-            uses_gpu = bool(getattr(self.backend_for(first.suite), "uses_gpu", False))
             if progress is not None:
                 spec = self.measure_spec(first.suite)
                 progress(f"{first.suite.name}: {len(variants)} cases, {spec.trials} rounds, interleaved")
             try:
-                measured = self.measure_trials(first, variants, uses_gpu)
+                measured = self.measure_trials(first, variants, self.uses_gpu(first.suite))
             except Exception:  # each case then measures on its own in run_case, which reports what fails
                 continue
             for (case, _, _), trials in zip(variants, measured, strict=True):
                 self._interleaved[case.id].trials = trials
 
-    def _uses_gpu(self, suite: Suite) -> bool:
+    def uses_gpu(self, suite: Suite) -> bool:
+        """Whether the suite's backend runs on a GPU (its timings then wait for the device, not the CPU)."""
+        return bool(getattr(self.backend_for(suite), "uses_gpu", False))
+
+    def _interleaves_by_default(self, group: list[Case]) -> bool:
+        """Without --interleave / --no-interleave: more than one case of one suite, on a CPU backend."""
         try:
-            return bool(getattr(self.backend_for(suite), "uses_gpu", False))
+            return len(group) > 1 and not self.uses_gpu(group[0].suite)
         except Exception:  # a backend that cannot load here: run_case reports it in each item
-            return True
+            return False
 
     def _measure_case(
         self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, trials: TrialSet | None = None
     ) -> None:
         """Measure the case's trials (unless ``trials`` were measured already, by :meth:`measure_interleaved`)."""
         if trials is None:
-            uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
-            (trials,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+            (trials,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
         self.record_trials(case, trials, engine, result)
         # Facts a backend learns only by running (device memory, files written beside the results).
         result.build.update({k: v for k, v in engine.build.details.items() if v is not None})
@@ -373,8 +373,7 @@ class HarnessSession:
         self, case: Case, engine: Any, feeds: dict[str, Any], env: dict[str, Any], result: CaseResult, first: Verdict
     ) -> None:
         """Measure a case that looks regressed again (fresh runners, fresh warm-ups) and keep the combined verdict."""
-        uses_gpu = bool(getattr(self.backend_for(case.suite), "uses_gpu", False))
-        (again,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+        (again,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
         metrics = {**result.metrics, "latency_median_ms": summarize(again.latency_ms)["median"]}
         metrics["throughput_sps"] = again.throughput_sps
         second = self._judge(case, metrics, again.per_trial(), result.baseline)

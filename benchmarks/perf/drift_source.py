@@ -1,26 +1,26 @@
 """Where the run-to-run noise of a CPU case comes from on this runner: the process, or the host at that time.
 
-Against a stored baseline the gate (harness.gate) compares two runs, each measuring a case's trials back to back
-within a few seconds, so whatever differs between the two runs and is shared by all trials of one of them is
-invisible to its statistics. Two causes are told apart here by measuring one case in blocks of gate trials
-(``trials`` trials on fresh runners, the speed probe around each, as pytest measures a case), ``--gap-s`` apart,
+Against a stored baseline the gate (harness.gate) compares two runs, each measuring a case's trials within a few
+seconds, so whatever differs between the two runs and is shared by all trials of one of them is invisible to its
+statistics. Two causes are told apart here by measuring one case in blocks of gate trials (``trials`` trials on
+fresh runners, the speed probe around each, as ``pytest --no-interleave`` measures a case), ``--gap-s`` apart,
 alternately in this process and in a forked child (its own allocations, its own pages):
 
 - if the process matters (memory placement, allocator state), the blocks of this one process agree with each other
-  better than the children's blocks do, and a child's block is no closer to the parent's block measured right
-  before it than to any other;
+  better than the children's blocks do, and a child's block is no closer to the parent's block measured next to
+  it than to any other;
 - if the host's state matters (neighbours, clocks, shared caches), blocks measured at about the same time agree,
   in one process or two, and blocks far apart do not, whichever process measured them.
 
 It prints, for the parent's and the children's blocks: the spread (sd) of block medians, raw and at the speed
 probe's pace, the median spread of trials inside a block, and the lag-1 autocorrelation of block medians; then the
-correlation of each parent block with the child block measured right after it::
+correlation of each parent block with the child block measured next to it::
 
     python benchmarks/perf/drift_source.py benchmarks/suites/zoo-cpu.yaml --case squeezenet-fp32-b1 --blocks 30
 
 On the 2-core development VM (zoo-cpu suite, 30 blocks a side, 4 s gaps) the parent's blocks spread as much as the
 children's (squeezenet b4: 2.88% vs 2.83% sd, b1: 4.21% vs 4.51%), and a parent's block correlated 0.90 (b4) and
-0.52 (b1) with the child's measured right after it: the spread is the host's, moving over seconds, not the
+0.52 (b1) with the child's measured next to it: the spread is the host's, moving over seconds, not the
 process's (docs/examples/calibration-dev-vm/). Fork needs a POSIX system.
 """
 
