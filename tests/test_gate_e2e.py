@@ -37,7 +37,10 @@ def baseline_file(root: Path) -> Path:
     return next((root / "baselines").glob("*/demo.json"))
 
 
-def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(pytester, project):
+def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(pytester):
+    # The check as written: +20 % on one case against a 10 % tolerance. The four cases are interleaved and
+    # scaled by the speed probe, so a drift of the runner falls on all of them and is taken out.
+    project = two_model_project(pytester, "10%")
     run(pytester, "--update-baselines").assert_outcomes(passed=4)
     stored = json.loads(baseline_file(project).read_text())
     assert stored["schema"] == "harness.baseline/2"
@@ -49,18 +52,18 @@ def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(
         run(pytester).assert_outcomes(passed=4)
         assert all(c["verdict"] in ("unchanged", "improved", "ambiguous") for c in cases(project).values())
 
-    outcome = run(pytester, "--simulate-slowdown", "1.4", "--slowdown-cases", "net-fp32-b1")
+    outcome = run(pytester, "--simulate-slowdown", "1.2", "--slowdown-cases", "net-fp32-b1")
     outcome.assert_outcomes(passed=3, failed=1)
     by_id = cases(project)
     assert {i for i, c in by_id.items() if c["status"] == "failed"} == {"net-fp32-b1"}
     slowed = by_id["net-fp32-b1"]
-    assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.4
+    assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.2
     assert slowed["measure"]["confirmation"]["first_verdict"] == "regressed"
     latency = next(c for c in slowed["comparisons"] if c["metric"] == "latency_median_ms")
     assert latency["verdict"] == "regressed"
-    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 40 %.
+    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 20 %.
     cpu_ratio = median(slowed["trials"]["cpu_ms"]) / median(slowed["baseline"]["trials"]["cpu_ms"])
-    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.2
+    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.1
     text = outcome.stdout.str()
     assert "net-fp32-b1: median latency" in text and "confirmed by a second measurement" in text
     assert "simulated slowdown" in text
