@@ -41,6 +41,9 @@ class CaseResult:
     recipe: dict[str, Any] = field(default_factory=dict)
     # Outputs vs the fp32 reference (harness.accuracy.summary, plus "failures"); None for fp32 or unmeasured cases
     accuracy: dict[str, Any] | None = None
+    # What was fed, per input name: {"shape": [...], "dtype": "int64", "range": [low, high] (inclusive),
+    # "rule": why these values (e.g. "indexes Gather 'embeddings' of 1000 rows", "mask: 0/1, mostly 1")}
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
