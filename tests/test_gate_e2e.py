@@ -19,7 +19,7 @@ FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (README, Noise-aware gate); the simulated
+    # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (docs/evidence/gate-calibration-dev-vm.md); the simulated
     # slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
     return two_model_project(pytester, "15%")
 
