@@ -7,16 +7,23 @@ Schema 2 adds ``trials`` per case: metric -> one value per trial (median, mean a
 samples/s), which is what the gate's rank test compares with the current run's trials. Schema 1 files are still
 read; without trials the gate cannot tell a change from noise, so a change beyond tolerance is ``ambiguous`` until
 the baseline is recorded again.
+
+A file is used only when it is what it claims to be: a baseline document of a readable schema, recorded for the
+suite it is named after, whose case records hold finite numbers. Anything else is refused with one line naming the
+file, what is wrong and how to record it again, never half-used. Updates hold a lock on the file (``filelock``)
+around their read-modify-write, so two runs updating one folder at once (two shards on one runner, two jobs on a
+shared checkout) end with the cases of both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.fsio import write_json
+from harness.errors import HarnessError, output_error
+from harness.fsio import locked, write_json
 from harness.results import CaseResult
 from harness.stats import compact_quantiles
 
@@ -33,26 +40,27 @@ class BaselineStore:
     def path(self, suite: str) -> Path:
         return self.root / self.key / f"{suite}.json"
 
-    def _read(self, path: Path) -> dict[str, Any]:
+    def _read(self, path: Path, suite: str) -> dict[str, Any]:
+        """The baseline document at ``path``; raises :class:`HarnessError` (one line) when it cannot be used."""
+        redo = "delete it (or restore it with git) and rerun with --update-baselines"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
-            raise HarnessError(
-                f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); restore it with git "
-                "or rerun with --update-baselines"
-            ) from None
-        if not isinstance(data, dict) or data.get("schema") not in READABLE or not isinstance(data.get("cases"), dict):
-            raise HarnessError(
-                f"{path}: not a baseline file of schema {SCHEMA}; restore it with git or delete it "
-                "and rerun with --update-baselines"
-            )
+            raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); {redo}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HarnessError(f"{path}: not a baseline file ({exc}); {redo}") from None
+        except OSError as exc:
+            raise HarnessError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+        problem = baseline_problem(data, suite)
+        if problem:
+            raise HarnessError(f"{path}: {problem}; {redo}")
         return data
 
     def load(self, suite: str) -> dict[str, Any]:
         """The suite's baseline document under this key (empty when there is none)."""
         if suite not in self._loaded:
             path = self.path(suite)
-            self._loaded[suite] = self._read(path) if path.is_file() else {"schema": SCHEMA, "cases": {}}
+            self._loaded[suite] = self._read(path, suite) if path.is_file() else {"schema": SCHEMA, "cases": {}}
         return self._loaded[suite]
 
     def entry(self, suite: str, case_id: str) -> dict[str, Any] | None:
@@ -66,19 +74,78 @@ class BaselineStore:
         return sorted(p.parent.name for p in self.root.glob(f"*/{suite}.json") if p.parent.name != self.key)
 
     def update(self, suite: str, results: list[CaseResult], environment: dict[str, Any]) -> Path:
-        """Record the measured cases of ``results``; keep the suite's other stored cases. Atomic."""
+        """Record the measured cases of ``results``; keep the suite's other stored cases. Atomic, and locked
+        against other processes updating the same file. A stored file that cannot be used is replaced."""
         path = self.path(suite)
-        current: dict[str, Any] = self._read(path) if path.is_file() else {"schema": SCHEMA, "cases": {}}
-        for result in results:
-            if result.metrics:
-                current["cases"][result.id] = baseline_entry(result, environment)
-        current["schema"] = SCHEMA
-        current["key"] = self.key
-        current["suite"] = suite
-        current["environment"] = {k: environment.get(k) for k in ("cpu", "gpus", "os", "backend", "python")}
-        write_json(path, current)
+        try:
+            with locked(path):
+                current = self._current(path, suite)
+                for result in results:
+                    if result.metrics:
+                        current["cases"][result.id] = baseline_entry(result, environment)
+                current["schema"] = SCHEMA
+                current["key"] = self.key
+                current["suite"] = suite
+                current["environment"] = {k: environment.get(k) for k in ("cpu", "gpus", "os", "backend", "python")}
+                write_json(path, current)
+        except OSError as exc:
+            raise output_error(exc, path, "--baseline-dir") from None
         self._loaded[suite] = current
         return path
+
+    def _current(self, path: Path, suite: str) -> dict[str, Any]:
+        """What an update starts from: the stored document, or a new one when there is none or it is unusable
+        (the user asked to record the suite again, which is the fix the refusal names)."""
+        try:
+            return self._read(path, suite) if path.is_file() else {"schema": SCHEMA, "cases": {}}
+        except HarnessError:
+            return {"schema": SCHEMA, "cases": {}}
+
+
+def baseline_problem(data: Any, suite: str) -> str | None:
+    """What makes ``data`` unusable as the baseline of ``suite`` (None when nothing does)."""
+    if not isinstance(data, dict) or data.get("schema") not in READABLE or not isinstance(data.get("cases"), dict):
+        return f"not a baseline file of schema {SCHEMA}"
+    recorded = data.get("suite")
+    if recorded is not None and recorded != suite:
+        return f"holds the baselines of suite '{recorded}', not of '{suite}' (copied from another suite?)"
+    for case_id, entry in data["cases"].items():
+        problem = _entry_problem(entry, suite)
+        if problem:
+            return f"case '{case_id}': {problem}"
+    return None
+
+
+def _entry_problem(entry: Any, suite: str) -> str | None:
+    if not isinstance(entry, dict):
+        return "expected a mapping of params, metrics and trials"
+    params = entry.get("params", {})
+    if not isinstance(params, dict):
+        return "params: expected a mapping"
+    if params.get("suite") not in (None, suite):
+        return f"params.suite is '{params.get('suite')}', not '{suite}'"
+    metrics = entry.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return "metrics: expected a mapping of metric name -> number"
+    for name, value in metrics.items():
+        if not _finite(value):
+            return f"metrics.{name}: expected a finite number, got {value!r}"
+    trials = entry.get("trials", {})
+    if not isinstance(trials, dict):
+        return "trials: expected a mapping of metric name -> list of numbers"
+    for name, values in trials.items():
+        if not isinstance(values, list) or not all(_finite(v) for v in values):
+            return f"trials.{name}: expected a list of finite numbers"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _reject_constant(name: str) -> Any:
+    """json's hook for NaN / Infinity literals, which no baseline number may be."""
+    raise ValueError(f"holds the non-number {name}")
 
 
 def baseline_entry(result: CaseResult, environment: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ suite file is reported as one line naming the file, the key and the fix, e.g.::
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,7 @@ class InputSpec:
 
     shape: tuple[int | str, ...] | None = None  # ints, "batch", or a dim name resolved from the shape set
     dtype: str | None = None
-    range: tuple[float, float] | None = None  # [low, high) of generated values
+    range: tuple[float, float] | None = None  # [low, high] of generated values, both ends included
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,53 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise SuiteError(f"{path}: suite file not found; pass an existing file with --suite")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SuiteError(
+            f"{path}: line {line}: byte {exc.start} (0x{raw[exc.start]:02x}) is not UTF-8; save the file as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise SuiteError(f"{path}:{where}: {problem}; fix the YAML syntax") from None
+        fix = "remove or rename one of them" if isinstance(exc, DuplicateKeyError) else "fix the YAML syntax"
+        raise SuiteError(f"{path}:{where}: {problem}; {fix}") from None
     return _Validator(path).suite(data)
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that gives one key twice (plain YAML keeps the last one without a word)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing duplicate keys in a mapping: YAML 1.2 requires keys to be unique, and a suite
+    whose second ``batch_sizes:`` silently replaced the first would measure something other than what it reads."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+            if first is not None:
+                raise DuplicateKeyError(
+                    None,
+                    None,
+                    f"key '{key}' is given twice "
+                    f"(lines {first.start_mark.line + 1} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Validator:
@@ -387,10 +428,10 @@ class _Validator:
             if (
                 not isinstance(value_range, list)
                 or len(value_range) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+                or not all(_is_number(v) and math.isfinite(v) for v in value_range)
                 or value_range[0] >= value_range[1]
             ):
-                raise self.fail(_join(key, "range"), "expected [low, high] with low < high")
+                raise self.fail(_join(key, "range"), "expected [low, high] of finite numbers, low < high (inclusive)")
             value_range = (float(value_range[0]), float(value_range[1]))
         return InputSpec(shape=shape, dtype=dtype, range=value_range)
 
@@ -463,13 +504,10 @@ class _Validator:
         raw = self.mapping(raw or {}, "measure", MEASURE_KEYS)
         values: dict[str, Any] = {}
         for name, value in raw.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise self.fail(_join("measure", name), f"expected a non-negative number, got {value!r}")
-            values[name] = int(value) if name in ("min_iterations", "trials") else float(value)
-        if values.get("min_iterations", 1) < 1:
-            raise self.fail("measure.min_iterations", "measure at least 1 iteration")
-        if values.get("trials", 1) < 1:
-            raise self.fail("measure.trials", "measure at least 1 trial (5 or more lets the gate tell noise apart)")
+            problem = measure_value_problem(name, value)
+            if problem:
+                raise self.fail(_join("measure", name), problem)
+            values[name] = int(value) if name in MEASURE_COUNTS else float(value)
         return MeasureSpec(**values)
 
     def backends(self, raw: Any) -> dict[str, dict[str, Any]]:
@@ -478,6 +516,30 @@ class _Validator:
                 "backends", "expected a mapping of backend name -> options, e.g. {onnxruntime: {intra_op_threads: 1}}"
             )
         return {str(k): dict(v) for k, v in raw.items()}
+
+
+MEASURE_COUNTS = ("min_iterations", "trials")
+
+
+def measure_value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the measure setting ``name`` (None when nothing): durations are finite
+    milliseconds (``max_duration_ms`` above zero), counts whole numbers of at least 1. Shared by the suite's
+    ``measure:`` section and the command-line overrides, so both refuse ``nan``, ``.inf`` and ``-5`` alike."""
+    if not _is_number(value) or not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    if name in MEASURE_COUNTS:
+        if value != int(value) or value < 1:
+            extra = " (5 or more lets the gate tell noise apart)" if name == "trials" else ""
+            return f"expected a whole number of at least 1{extra}, got {value!r}"
+    elif name == "max_duration_ms" and value <= 0:
+        return f"expected a duration above 0 ms, got {value!r}"
+    elif value < 0:
+        return f"expected a duration of 0 ms or more, got {value!r}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _join(key: str, name: Any) -> str:
