@@ -59,7 +59,7 @@ def test_short_phases_and_quiet_runs_leave_nothing():
 
 
 def test_a_failing_phase_says_it_stopped_and_the_error_goes_on():
-    progress, clock, lines, _ = _progress(tty=False)
+    progress, _clock, lines, _ = _progress(tty=False)
     with pytest.raises(RuntimeError), progress.phase("calibrate int8", total=16) as phase:
         phase.advance(3)
         raise RuntimeError("boom")
