@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, output_error
-from harness.fsio import locked, write_json
+from harness.fsio import loads_json, locked, write_json
 from harness.results import CaseResult
 from harness.stats import compact_quantiles
 
@@ -44,7 +44,7 @@ class BaselineStore:
         """The baseline document at ``path``; raises :class:`HarnessError` (one line) when it cannot be used."""
         redo = "delete it (or restore it with git) and rerun with --update-baselines"
         try:
-            data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+            data = loads_json(path.read_bytes().decode("utf-8"))
         except json.JSONDecodeError as exc:
             raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); {redo}") from None
         except (UnicodeDecodeError, ValueError) as exc:
@@ -141,11 +141,6 @@ def _entry_problem(entry: Any, suite: str) -> str | None:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _reject_constant(name: str) -> Any:
-    """json's hook for NaN / Infinity literals, which no baseline number may be."""
-    raise ValueError(f"holds the non-number {name}")
 
 
 def baseline_entry(result: CaseResult, environment: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``harness`` command line: work on suites and saved results without pytest.
 
-Each subcommand is a small function registered in :data:`COMMANDS`; user mistakes end with one line on stderr and
-exit status 2, never a traceback.
+Each subcommand is a small function registered in :data:`COMMANDS`. Nothing ends in a traceback: a user's mistake
+or a refused write (disk full, read-only folder) is one line on stderr and exit status 2; a defect of the harness is
+one line saying where its traceback was logged, and exit status 70 (``EX_SOFTWARE`` of sysexits.h).
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, internal_error_line, log_internal_error, output_error
 
 Run = Callable[[argparse.Namespace], int]
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {}
 
 
@@ -88,14 +92,14 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
 
 @command("report", "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args)
 def report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from harness.report import append_step_summary, write_reports
 
     results = Path(args.results)
     if results.is_dir():
         results = results / "results.json"
-    files = write_reports(results, Path(args.output) if args.output else results.parent, baseline=args.baseline)
+    out_dir = Path(args.output) if args.output else results.parent
+    require_writable(out_dir, "-o" if args.output else "-o/--output")
+    files = write_reports(results, out_dir, baseline=args.baseline)
     print(files.headline)
     for path in (files.html, files.markdown, files.benchmark_json):
         print(f"  {path}")
@@ -130,16 +134,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def require_writable(folder: Path, option: str) -> None:
+    """Refuse an output folder that cannot take files before any work is done (one line naming the option)."""
+    from harness.fsio import writable_dir_problem
+
+    problem = writable_dir_problem(folder)
+    if problem:
+        raise HarnessError(f"{option} {folder}: {problem}; point {option} at a writable folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][2](args)
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except OSError as exc:  # the environment refused a read or a write the command did not expect to fail
+        print(f"harness {args.command}: error: {output_error(exc, exc.filename or '?')}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect: the user gets one line, the traceback goes to a log file
+        log = log_internal_error(exc, getattr(args, "report_dir", None))
+        print(f"harness {args.command}: {internal_error_line(exc, log)}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

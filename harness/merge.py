@@ -2,8 +2,11 @@
 
 Merging is where a lost shard would otherwise go unnoticed, so it checks what each part says about itself: every
 session records in ``runs`` its shard (``I/N`` and the items it owned), its pytest exit status and its gate outcome.
-The merged run fails when a shard is missing, when an item a shard owned has no result, or when any shard failed
-its gate. Cases are never silently dropped or overwritten: two parts holding the same case is an error.
+The merged run's gate is ``incomplete`` when something that should be there is not: a shard, a case a session
+selected, or a session's end (a part without a run record was written by a session that was killed, or by an
+xdist worker whose controller died, so nothing proves it ran every case it had); it is ``failed`` when a part
+failed its gate or a case failed. Cases are never silently dropped or overwritten: two parts holding the same case
+is an error. Exit status of ``harness merge``: 0 passed, 1 failed, 3 incomplete, 2 unusable input.
 """
 
 from __future__ import annotations
@@ -19,15 +22,24 @@ from harness.results import RunResults
 RESULTS_NAME = "results.json"
 
 
+EXIT_STATUS = {"passed": 0, "failed": 1, "incomplete": 3}
+
+
 @dataclass
 class MergeOutcome:
     results: RunResults
     sources: list[str]
     problems: list[str] = field(default_factory=list)  # reasons the merged run fails (missing shard, failed gate)
+    incomplete: list[str] = field(default_factory=list)  # the problems that say something is missing
 
     @property
     def gate_passed(self) -> bool:
         return not self.problems
+
+    @property
+    def gate(self) -> str:
+        """``incomplete`` when a part, a session's end or a case is missing; ``failed``; or ``passed``."""
+        return "incomplete" if self.incomplete else "failed" if self.problems else "passed"
 
 
 def find_results(inputs: Iterable[str | Path], exclude: Path | None = None) -> list[Path]:
@@ -86,13 +98,21 @@ def merge(parts: Sequence[tuple[str, RunResults]], expect_shards: int | None = N
             merged.cases.append(case)
         merged.runs.extend({**run, "source": run.get("source", name)} for run in part.runs)
     merged.cases.sort(key=_matrix_order)  # shards interleave the matrix; a report reads better in its order
+    unfinished = [name for name, part in parts if not part.runs]
     outcome = MergeOutcome(results=merged, sources=[name for name, _ in parts])
-    outcome.problems.extend(check(merged, expect_shards))
+    outcome.incomplete = missing(merged, expect_shards, unfinished)
+    outcome.problems = outcome.incomplete + failures(merged)
     return outcome
 
 
-def check(results: RunResults, expect_shards: int | None = None) -> list[str]:
-    """Why a merged run must fail: missing shards, items without a result, failed gates, failed cases."""
+def check(results: RunResults, expect_shards: int | None = None, unfinished: Sequence[str] = ()) -> list[str]:
+    """Why a merged run must not pass: what is missing (:func:`missing`), then what failed (:func:`failures`)."""
+    return missing(results, expect_shards, unfinished) + failures(results)
+
+
+def missing(results: RunResults, expect_shards: int | None = None, unfinished: Sequence[str] = ()) -> list[str]:
+    """What the merged run lacks: shards, cases a session selected but never recorded, and the ends of the
+    sessions in ``unfinished`` (sources without a run record)."""
     problems: list[str] = []
     shards = [run["shard"] for run in results.runs if isinstance(run.get("shard"), dict)]
     counts = {int(s["count"]) for s in shards}
@@ -106,19 +126,35 @@ def check(results: RunResults, expect_shards: int | None = None) -> list[str]:
     elif counts:
         count = counts.pop()
         present = {int(s["index"]) for s in shards}
-        missing = [i for i in range(1, count + 1) if i not in present]
-        if missing:
+        absent = [i for i in range(1, count + 1) if i not in present]
+        if absent:
             problems.append(
-                f"no results from shard {', '.join(f'{i}/{count}' for i in missing)}: the job failed before "
+                f"no results from shard {', '.join(f'{i}/{count}' for i in absent)}: the job failed before "
                 "writing results or its artifact was not downloaded; see that job's log"
             )
     have = {case.id for case in results.cases}
     lost = sorted({item for s in shards for item in s.get("items", []) if item not in have})
     if lost:
         problems.append(f"{len(lost)} case(s) selected by a shard have no result: {_some(lost)}")
+    selected = {item for run in results.runs for item in run.get("items") or () if isinstance(item, str)}
+    unrecorded = sorted(selected - have - set(lost))
+    if unrecorded:
+        problems.append(f"{len(unrecorded)} case(s) selected by a session have no result: {_some(unrecorded)}")
+    if unfinished:
+        problems.append(
+            f"{_some(list(unfinished), 4)}: written by a session that did not finish (no run record: killed, or an "
+            "xdist worker whose controller died), so cases it had not reached may be missing; rerun those cases"
+        )
+    return problems
+
+
+def failures(results: RunResults) -> list[str]:
+    """What failed in the merged run: a part's gate, or a case."""
+    problems: list[str] = []
     for run in results.runs:
         if run.get("gate") == "failed":
-            where = f"shard {run['shard']['index']}/{run['shard']['count']}" if run.get("shard") else "a session"
+            shard = run.get("shard")
+            where = f"shard {shard['index']}/{shard['count']}" if isinstance(shard, dict) else "a session"
             problems.append(
                 f"{where} ({run.get('source', '?')}) failed its gate: pytest exit status {run.get('exit_status')}"
             )
@@ -198,6 +234,7 @@ def run(args: Any) -> int:
     """Merge, write results / report / summary, and return 1 when the merged run fails its gate."""
     import os
 
+    from harness.cli import require_writable
     from harness.fsio import write_json
     from harness.report.terminal import summary_lines
     from harness.shard import durations_document
@@ -205,12 +242,18 @@ def run(args: Any) -> int:
     report_dir = Path(args.report_dir)
     output = Path(args.output) if args.output else report_dir / RESULTS_NAME
     files = find_results(args.inputs, exclude=output)
+    # Every folder this command writes is checked before it writes anything (one line, exit 2).
+    require_writable(output.parent, "-o/--output" if args.output else "--report-dir")
+    if not args.no_report:
+        require_writable(report_dir, "--report-dir")
+    if args.update_baselines:
+        require_writable(Path(args.baseline_dir), "--baseline-dir")
     outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
     if args.baseline:
         from harness.report.rebase import apply_baseline
 
         outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
-        outcome.problems = check(outcome.results, args.expect_shards)
+        outcome.problems = outcome.incomplete + failures(outcome.results)
         print(f"judged against {source}")
     results = outcome.results
     results.write(output)
@@ -223,7 +266,7 @@ def run(args: Any) -> int:
         for path in write_baselines(results, Path(args.baseline_dir)):
             print(f"baselines updated: {path}")
     if not args.no_report:
-        summary = write_report(results, report_dir, outcome.problems, source=str(output))
+        summary = write_report(results, report_dir, outcome.problems, source=str(output), gate=outcome.gate)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # appended, not replaced: other steps of the job write there too
             with open(step_summary, "a", encoding="utf-8") as handle:
@@ -233,11 +276,13 @@ def run(args: Any) -> int:
         print(line)
     for problem in outcome.problems:
         print(f"gate: {problem}")
-    print(f"gate: {'passed' if outcome.gate_passed else 'FAILED'}")
-    return 0 if outcome.gate_passed or args.no_gate else 1
+    print(f"gate: {outcome.gate if outcome.gate != 'failed' else 'FAILED'}")
+    return 0 if args.no_gate else EXIT_STATUS[outcome.gate]
 
 
-def write_report(results: RunResults, report_dir: Path, problems: list[str], source: str | None = None) -> Path:
+def write_report(
+    results: RunResults, report_dir: Path, problems: list[str], source: str | None = None, gate: str | None = None
+) -> Path:
     """The report of the merged results through :mod:`harness.report`, plus the merge's own findings in the
     markdown summary; returns the summary's path (what goes to ``$GITHUB_STEP_SUMMARY`` and the PR comment)."""
     from harness.fsio import atomic_write_text
@@ -254,7 +299,7 @@ def write_report(results: RunResults, report_dir: Path, problems: list[str], sou
         note = f"\nThe report could not be written: {escape(f'{type(exc).__name__}: {exc}')}\n"
         atomic_write_text(summary, "## Benchmark results\n\n```\n" + "\n".join(lines) + "\n```\n" + note)
     text = summary.read_text(encoding="utf-8") if summary.is_file() else "## Benchmark results\n"
-    verdict = "passed" if not problems else "**failed**"
+    verdict = f"**{gate}**" if gate == "incomplete" else "passed" if not problems else "**failed**"
     section = "".join(
         [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {escape(p)}\n" for p in problems)]
     )

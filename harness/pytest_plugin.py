@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from harness import shard, workers
-from harness.errors import HarnessError
+from harness.errors import HarnessError, OutputError, internal_error_line, log_internal_error, output_error
+from harness.fsio import writable_dir_problem
 from harness.session import HarnessSession, RunConfig
-from harness.spec import Case, load_suite
+from harness.spec import Case, load_suite, measure_value_problem
 
 _STATE = pytest.StashKey[dict[str, Any]]()
 
@@ -271,11 +272,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not any("harness_case" in getattr(item, "fixturenames", ()) for item in items):
         return
     session = _harness_session(config)
-    try:  # an unknown backend or a bad option is a mistake in the command, reported before anything runs
-        for suite in {c.suite.name: c.suite for c in _cases(config)}.values():
+    # Everything that would stop the run later is checked before anything is measured: an unknown backend or a bad
+    # option, an output folder that cannot be written, a baseline file that cannot be used.
+    try:
+        suites = list({c.suite.name: c.suite for c in _cases(config)}.values())
+        for suite in suites:
             session.backend_for(suite)
+        check_output_folders(session)
+        if not session.config.update_baselines:
+            for suite in suites:
+                key = session.environment(session.backend_for(suite))["key"]
+                session.store(key).load(suite.name)
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
+    except Exception as exc:
+        _internal_exit(config, exc)
+
+
+def check_output_folders(session: HarnessSession) -> None:
+    """Refuse, before anything is measured, an output folder that is a file, cannot be created or cannot be
+    written: found after an hour of measuring, it would cost the hour."""
+    config = session.config
+    folders = [("--report-dir", session.results_path.parent), ("--harness-cache", Path(config.cache_dir))]
+    if config.update_baselines:
+        folders.append(("--baseline-dir", Path(config.baseline_dir)))
+    for option, folder in folders:
+        problem = writable_dir_problem(folder)
+        if problem:
+            raise OutputError(f"{option} {folder}: {problem}; point {option} at a writable folder")
+
+
+def _internal_exit(config: pytest.Config, exc: BaseException) -> None:
+    """A defect of the harness: keep the traceback in a log file, stop the session with one line saying where."""
+    log = log_internal_error(exc, _rooted(config, config.getoption("report_dir", None), "reports"))
+    pytest.exit(f"harness: {internal_error_line(exc, log)}", returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -300,7 +330,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(f"harness interleave: {line}")
 
-    _harness_session(config).measure_interleaved(cases, progress, explicit=explicit is True)
+    try:
+        _harness_session(config).measure_interleaved(cases, progress, explicit=explicit is True)
+    except Exception as exc:  # measure_interleaved leaves each case's own failure to its item; this is a defect
+        _internal_exit(config, exc)
 
 
 def _harness_session(config: pytest.Config) -> HarnessSession:
@@ -311,11 +344,7 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
             gate = _gate_config(config)
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
-        overrides = {
-            name: config.getoption(name)
-            for name in ("warmup_ms", "min_duration_ms", "min_iterations", "trials")
-            if config.getoption(name) is not None
-        }
+        overrides = _measure_overrides(config)
         state["session"] = HarnessSession(
             RunConfig(
                 backend=config.getoption("backend"),
@@ -336,6 +365,20 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
     return session
 
 
+def _measure_overrides(config: pytest.Config) -> dict[str, float]:
+    """The measure settings given on the command line, held to the suite file's rules (finite, positive)."""
+    overrides = {}
+    for name in ("warmup_ms", "min_duration_ms", "min_iterations", "trials"):
+        value = config.getoption(name)
+        if value is None:
+            continue
+        problem = measure_value_problem(name, value)
+        if problem:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
+        overrides[name] = value
+    return overrides
+
+
 @pytest.fixture(scope="session")
 def harness_session(pytestconfig: pytest.Config) -> HarnessSession:
     return _harness_session(pytestconfig)
@@ -346,7 +389,12 @@ def harness_check(harness_session: HarnessSession) -> Any:
     """Run a case and turn its result into the test outcome: fail on regression or error, skip with the reason."""
 
     def check(case: Case) -> None:
-        result = harness_session.run_case(case)
+        try:
+            result = harness_session.run_case(case)
+        except OutputError as exc:
+            # The disk or the folder refused a write: every later case would fail the same way. What was finished
+            # is on disk (results.json is rewritten atomically after each case); stop with the one line.
+            pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
         for warning in result.warnings:
             print(f"warning: {case.id}: {warning}")
         if result.status == "skipped":
@@ -373,8 +421,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         files = write_reports(hsession.results, hsession.results_path.parent, source=str(hsession.results_path))
         append_step_summary(files.summary)
-    except Exception as exc:  # a broken report must not hide the benchmark outcome; it is shown in the summary
-        state["report_error"] = f"{type(exc).__name__}: {exc}"
+    except OSError as exc:  # the benchmark outcome stands; the summary says what was not written
+        state["report_error"] = str(output_error(exc, exc.filename or hsession.results_path.parent, "--report-dir"))
+    except HarnessError as exc:
+        state["report_error"] = str(exc)
+    except Exception as exc:  # a defect in the reports must not hide the benchmark outcome either
+        state["report_error"] = internal_error_line(exc, log_internal_error(exc, hsession.results_path.parent))
     else:
         state["report"] = files
 
@@ -394,6 +446,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"report: {state['report'].html} (summary.md, benchmark.json, plots/ beside it)")
     if state.get("report_error"):
         terminalreporter.write_line(f"report: not written: {state['report_error']}", red=True)
+    if state.get("write_error"):
+        terminalreporter.write_line(f"results: not all written: {state['write_error']}", red=True)
     if session.config.update_baselines:
         terminalreporter.write_line(
             f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}"

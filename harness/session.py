@@ -20,7 +20,7 @@ from harness import precision
 from harness.backends.base import Backend, get_backend
 from harness.baseline import BaselineStore
 from harness.environment import fingerprint
-from harness.errors import CaseSkipped, HarnessError
+from harness.errors import CaseSkipped, HarnessError, output_error
 from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, prepare
@@ -413,10 +413,15 @@ class HarnessSession:
 
     # -- persistence ------------------------------------------------------------------------------------------
     def record(self, suite: Suite, result: CaseResult) -> None:
+        """Add ``result`` to the run's results file (and the baselines with --update-baselines) now, so a crash
+        later loses nothing finished; a write the system refuses raises :class:`~harness.errors.OutputError`."""
         if self.results is None:  # the backend could not even be created: record the environment without it
             self.results = RunResults(environment=fingerprint(self.config.backend, "unavailable"))
         self.results.suites[suite.name] = str(suite.path)
         self.results.add(result)
-        self.results.write(self.results_path)
+        try:
+            self.results.write(self.results_path)
+        except OSError as exc:  # the earlier cases stay in the file: it is replaced atomically or not at all
+            raise output_error(exc, self.results_path, "--report-dir") from None
         if self.config.update_baselines and self.config.write_baselines and result.metrics:
             self.store(self.results.environment["key"]).update(suite.name, [result], self.results.environment)

@@ -30,6 +30,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.results import RunResults
+from harness.spec import Case
 
 if TYPE_CHECKING:
     from harness.session import HarnessSession
@@ -157,7 +158,7 @@ class RunRecorder:
     @pytest.hookimpl(tryfirst=True)  # before the reports are written from the session's results
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if is_worker(self.config):
-            self._finish_worker()
+            self._finish_worker(session)
         elif is_controller(self.config):
             self._finish_controller(session)
         else:
@@ -174,12 +175,13 @@ class RunRecorder:
         hsession.results_path = base / worker_id / "results.json"
         hsession.config.write_baselines = False
 
-    def _finish_worker(self) -> None:
+    def _finish_worker(self, session: pytest.Session) -> None:
         state = _plugin_state(self.config)
         hsession = state.get("session")
         output = self.config.workeroutput  # type: ignore[attr-defined]
         output["harness_run"] = state.get("cases") is not None
         output["harness_shard"] = self.shard.record() if self.shard else None
+        output["harness_items"] = _selected_ids(session) if state.get("cases") is not None else []
         if hsession is not None and hsession.results is not None:
             output["harness_results"] = str(hsession.results_path)
 
@@ -190,9 +192,11 @@ class RunRecorder:
             return  # not a benchmark run (e.g. the harness's own tests), or nothing ran
         hsession = _session(self.config)
         results = _results_of(self.config, hsession)
-        results.runs.append(self._run_record(session))
-        results.write(hsession.results_path)
+        record = self._run_record(session)
+        record["items"] = _selected_ids(session)
+        results.runs.append(record)
         hsession.results = results
+        _write(self.config, results, hsession.results_path)
 
     def _finish_controller(self, session: pytest.Session) -> None:
         outputs = self.worker_outputs.values()
@@ -211,11 +215,20 @@ class RunRecorder:
         results = _merge_workers(parts, merge) if parts else _results_of(self.config, hsession)
         record = self._run_record(session)
         record["shard"] = shard
+        # What the workers collected (each collects every item, then xdist deals them out): merge checks that
+        # every one of them has a result, so a worker that died mid-case cannot pass unnoticed.
+        record["items"] = sorted({i for o in outputs for i in o.get("harness_items") or ()})
         results.runs.append(record)
-        results.write(hsession.results_path)  # atomic: the merged file exists before the worker files go
         hsession.results = results
+        # atomic: the merged file exists before the worker files go; a refused write keeps the worker files
+        if not _write(self.config, results, hsession.results_path):
+            return
         if hsession.config.update_baselines:
-            write_baselines(results, hsession.config.baseline_dir)
+            try:
+                write_baselines(results, hsession.config.baseline_dir)
+            except HarnessError as exc:
+                _plugin_state(self.config)["write_error"] = str(exc)
+                return
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -261,6 +274,30 @@ def _merge_workers(parts: list[tuple[str, RunResults]], merge: Any) -> RunResult
             for case in part.cases:
                 combined.add(case)
         return combined
+
+
+def _selected_ids(session: pytest.Session) -> list[str]:
+    """Case ids of the benchmark items this session selected (after -k, --shard and deselection)."""
+    ids = []
+    for item in getattr(session, "items", None) or []:
+        # a suite file's own item holds its case; a bench module's item gets it as the harness_case parameter
+        case = getattr(item, "case", None) or getattr(getattr(item, "callspec", None), "params", {}).get("harness_case")
+        if isinstance(case, Case):
+            ids.append(case.id)
+    return ids
+
+
+def _write(config: pytest.Config, results: RunResults, path: Path) -> bool:
+    """Write the session's results at its end; a refused write is kept for the terminal summary (one line),
+    since raising here would end the session in a traceback and hide the summary."""
+    from harness.errors import output_error
+
+    try:
+        results.write(path)
+    except OSError as exc:
+        _plugin_state(config)["write_error"] = str(output_error(exc, path, "--report-dir"))
+        return False
+    return True
 
 
 def _plugin_state(config: pytest.Config) -> dict[str, Any]:

@@ -173,9 +173,10 @@ def test_a_shard_that_failed_its_gate_makes_merge_fail(pytester, project, capsys
     assert "failed its gate: pytest exit status 1" in out and "gate: FAILED" in out
     assert sorted(case_ids(project / "m" / "results.json")) == sorted(CASES)  # written all the same
     assert "gate **failed**" in (project / "m" / "summary.md").read_text()
-    # only one shard: the other is named as missing
-    assert main(["merge", str(project / "shard1"), "--report-dir", str(project / "m1"), "--no-report"]) == 1
-    assert "no results from shard 2/2" in capsys.readouterr().out
+    # only one shard: the other is named as missing, and the merged run is incomplete (never passed)
+    assert main(["merge", str(project / "shard1"), "--report-dir", str(project / "m1"), "--no-report"]) == 3
+    out = capsys.readouterr().out
+    assert "no results from shard 2/2" in out and out.rstrip().endswith("gate: incomplete")
 
 
 def test_merge_reports_unusable_input_in_one_line(tmp_path, capsys):
@@ -220,8 +221,22 @@ def test_worker_files_left_by_a_crashed_controller_are_recovered_by_merge(tmp_pa
     run_dir = tmp_path / "reports" / ".xdist" / "0123abcd"
     part(["m-b1"]).write(run_dir / "gw0" / "results.json")
     part(["m-b2"]).write(run_dir / "gw1" / "results.json")
-    assert main(["merge", str(tmp_path / "reports" / ".xdist"), "--report-dir", str(tmp_path / "out")]) == 0
+    # every finished case is recovered, but nothing proves the workers finished: the gate is incomplete, not passed
+    assert main(["merge", str(tmp_path / "reports" / ".xdist"), "--report-dir", str(tmp_path / "out")]) == 3
     assert case_ids(tmp_path / "out" / "results.json") == ["m-b1", "m-b2"]
+    out = capsys.readouterr().out
+    assert "written by a session that did not finish (no run record" in out
+    assert out.rstrip().endswith("gate: incomplete") and "gate: passed" not in out
+    assert "gate **incomplete**" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_plain_run_killed_mid_case_merges_as_incomplete(tmp_path, capsys):
+    killed = part(["m-b1"])
+    killed.runs.append({"shard": None, "exit_status": 0, "gate": "passed", "items": ["m-b1", "m-b2"]})
+    killed.write(tmp_path / "a" / "results.json")
+    assert main(["merge", str(tmp_path / "a"), "--report-dir", str(tmp_path / "out"), "--no-report"]) == 3
+    out = capsys.readouterr().out
+    assert "1 case(s) selected by a session have no result: m-b2" in out and "gate: incomplete" in out
 
 
 GPU_PROBE = """
