@@ -5,10 +5,16 @@ element fails only when its absolute error exceeds ``atol`` AND its relative err
 similarity, and top-1 agreement when the output is classifier-shaped (a batch of score vectors). :func:`check` turns
 the numbers into failure lines against per-precision tolerances, and against the case's baseline, naming the output
 and the numbers; this module is the one place those rules live.
+
+Non-finite values are findings, never numbers to average: the error figures are computed on the elements where both
+sides are finite; a NaN or infinity the typed model produces where the reference is finite fails the check on its
+own line ("fp16 output 'logits': 12 of 4096 values are NaN/inf where fp32 is finite"); elements where the reference
+itself is not finite cannot be judged and are counted (:func:`nonfinite_counts`) so the case can be flagged.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -134,14 +140,17 @@ class OutputAccuracy:
     mismatch_fraction: float  # elements failing both atol and rtol (Polygraphy's rule)
     cosine_similarity: float
     top1_agreement: float | None  # None when the output is not classifier-shaped
-    reference_abs_max: float  # scale of the reference, to read the absolute errors against
+    reference_abs_max: float  # scale of the reference's finite values, to read the absolute errors against
+    compared: int = -1  # elements where the reference is finite (the others cannot be judged); -1: all of them
+    nonfinite: int = 0  # of those, elements where the typed output is NaN or infinite: each one is a failure
+    nonfinite_nan: int = 0  # how many of ``nonfinite`` are NaN (the rest are infinities)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def compare_output(name: str, actual: np.ndarray, reference: np.ndarray, tol: Tolerance) -> OutputAccuracy:
-    """Numbers for one output; both arrays are compared in float64."""
+    """Numbers for one output; both arrays are compared in float64, on the elements where both are finite."""
     if actual.shape != reference.shape:
         raise HarnessError(
             f"output '{name}': shape {tuple(actual.shape)} differs from the reference's {tuple(reference.shape)}; "
@@ -149,43 +158,101 @@ def compare_output(name: str, actual: np.ndarray, reference: np.ndarray, tol: To
         )
     a = np.asarray(actual, dtype=np.float64).reshape(-1)
     r = np.asarray(reference, dtype=np.float64).reshape(-1)
-    if a.size == 0:
-        return OutputAccuracy(name, 0, 0.0, 0.0, 0.0, 0.0, tol.quantile, 0.0, 1.0, None, 0.0)
-    finite = np.isfinite(a)
-    abs_err = np.where(finite, np.abs(a - r), np.inf)
+    judged = np.isfinite(r)  # a NaN in the reference says nothing about the typed model
+    broken = judged & ~np.isfinite(a)  # NaN / inf the typed model introduced
+    both = judged & ~broken
+    a, r = a[both], r[both]
+    abs_err = np.abs(a - r)
     rel_err = abs_err / np.maximum(np.abs(r), np.finfo(np.float64).tiny)
     mismatch = (abs_err > tol.atol) & (rel_err > tol.rtol)
-    norms = float(np.linalg.norm(a[finite]) * np.linalg.norm(r))
-    if not finite.all():
-        cosine = 0.0
-    elif norms == 0.0:
-        cosine = 1.0 if not np.any(a) and not np.any(r) else 0.0
-    else:
-        cosine = float(np.dot(a, r) / norms)
     return OutputAccuracy(
         name=name,
-        elements=int(a.size),
-        max_abs_error=float(abs_err.max()),
-        max_rel_error=float(rel_err.max()),
-        mean_abs_error=float(abs_err.mean()),
-        error_quantile=float(np.quantile(abs_err, tol.quantile)) if finite.all() else float("inf"),
+        elements=int(actual.size),
+        max_abs_error=float(abs_err.max(initial=0.0)),
+        max_rel_error=float(rel_err.max(initial=0.0)),
+        mean_abs_error=float(abs_err.mean()) if a.size else 0.0,
+        error_quantile=float(np.quantile(abs_err, tol.quantile)) if a.size else 0.0,
         quantile=tol.quantile,
-        mismatch_fraction=float(mismatch.mean()),
-        cosine_similarity=cosine,
+        mismatch_fraction=float(mismatch.mean()) if a.size else 0.0,
+        cosine_similarity=_cosine(a, r) if a.size or not broken.any() else 0.0,
         top1_agreement=top1_agreement(actual, reference),
-        reference_abs_max=float(np.abs(r).max()),
+        reference_abs_max=float(np.abs(r).max(initial=0.0)),
+        compared=int(judged.sum()),
+        nonfinite=int(broken.sum()),
+        nonfinite_nan=int(np.isnan(np.asarray(actual, dtype=np.float64).reshape(-1)[broken]).sum()),
     )
 
 
+def _cosine(a: np.ndarray, r: np.ndarray) -> float:
+    """Cosine similarity of two finite vectors; 1.0 when both are all zeros (or empty), 0.0 when only one is."""
+    norms = float(np.linalg.norm(a) * np.linalg.norm(r))
+    if norms == 0.0:
+        return 1.0 if not np.any(a) and not np.any(r) else 0.0
+    return float(np.dot(a, r) / norms)
+
+
+def nonfinite_counts(outputs: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """Per output holding any NaN or infinity: {"elements", "nan", "posinf", "neginf"}; outputs that are all finite
+    (and integer or boolean outputs, which cannot hold either) are left out, so an empty result means all finite."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in outputs.items():
+        array = np.asarray(value)
+        if not np.issubdtype(array.dtype, np.floating) or np.isfinite(array).all():
+            continue
+        out[name] = {
+            "elements": int(array.size),
+            "nan": int(np.isnan(array).sum()),
+            "posinf": int(np.isposinf(array).sum()),
+            "neginf": int(np.isneginf(array).sum()),
+        }
+    return out
+
+
+def _nonfinite_text(counts: dict[str, int], infinite: str = "+inf") -> str:
+    """``12 NaN, 3 +inf``: the kinds present in ``counts`` ("nan", "posinf" shown as ``infinite``, "neginf")."""
+    labels = (("nan", "NaN"), ("posinf", infinite), ("neginf", "-inf"))
+    return ", ".join(f"{counts[k]} {label}" for k, label in labels if counts.get(k))
+
+
+def nonfinite_lines(case_id: str, counts: dict[str, dict[str, int]], precision: str = "fp32") -> list[str]:
+    """One line per output of the reference that holds NaN / infinities, e.g. ``m-fp32-b1: fp32 output 'y': 12 of
+    4096 values are NaN/inf (12 NaN)``; an output without a single finite value says that nothing can be checked."""
+    lines = []
+    for name, c in counts.items():
+        bad = c.get("nan", 0) + c.get("posinf", 0) + c.get("neginf", 0)
+        head = f"{case_id}: {precision} output '{name}': "
+        if bad >= c.get("elements", 0):
+            lines.append(
+                head + f"all {c.get('elements', 0)} values are NaN/inf ({_nonfinite_text(c)}): the model computes "
+                "nothing checkable on these inputs; check the model, or the inputs' value ranges in the report"
+            )
+        else:
+            lines.append(head + f"{bad} of {c.get('elements', 0)} values are NaN/inf ({_nonfinite_text(c)})")
+    return lines
+
+
+def all_nonfinite(counts: dict[str, dict[str, int]]) -> list[str]:
+    """The outputs among ``counts`` (:func:`nonfinite_counts`) that hold no finite value at all."""
+    return [
+        name
+        for name, c in counts.items()
+        if c.get("nan", 0) + c.get("posinf", 0) + c.get("neginf", 0) >= c.get("elements", 0) > 0
+    ]
+
+
 def top1_agreement(actual: np.ndarray, reference: np.ndarray) -> float | None:
-    """Fraction of samples with the same arg-max class; None unless the output looks like [batch, classes(, 1, 1)]."""
+    """Fraction of samples with the same arg-max class, over the samples whose scores are all finite on both sides;
+    None unless the output looks like [batch, classes(, 1, 1)] (or no sample is finite)."""
     squeezed = reference
     if reference.ndim > 2 and all(d == 1 for d in reference.shape[2:]):
         squeezed = reference.reshape(reference.shape[:2])
     if squeezed.ndim != 2 or squeezed.shape[1] < 2:
         return None
     a = np.asarray(actual).reshape(squeezed.shape)
-    return float(np.mean(np.argmax(a, axis=1) == np.argmax(squeezed, axis=1)))
+    rows = np.isfinite(a).all(axis=1) & np.isfinite(squeezed).all(axis=1)  # argmax of a NaN row means nothing
+    if not rows.any():
+        return None
+    return float(np.mean(np.argmax(a[rows], axis=1) == np.argmax(squeezed[rows], axis=1)))
 
 
 def compare(
@@ -202,11 +269,24 @@ def check(
     results: dict[str, OutputAccuracy],
     tol: Tolerance,
     baseline: dict[str, dict[str, Any]] | None = None,
+    precision: str = "",
 ) -> list[str]:
-    """Failure lines (empty when every output is within tolerance and did not drop against the baseline)."""
+    """Failure lines (empty when every output is within tolerance and did not drop against the baseline).
+    ``precision`` names the typed model in the line about NaN / infinities it introduced."""
     lines: list[str] = []
     for name, acc in results.items():
         head = f"{case_id}: output '{name}'"
+        if acc.nonfinite:
+            compared = acc.compared if acc.compared >= 0 else acc.elements
+            counts = {"nan": acc.nonfinite_nan, "posinf": acc.nonfinite - acc.nonfinite_nan}
+            lines.append(
+                f"{case_id}: {precision or 'typed'} output '{name}': {acc.nonfinite} of {compared} values are NaN/inf "
+                f"where fp32 is finite ({_nonfinite_text(counts, infinite='inf')})"
+            )
+            if acc.nonfinite >= compared:
+                continue  # not one value left to compare: the other rules would only repeat this line
+        if acc.compared == 0:
+            continue  # the reference has no finite value here; flagged on the case (harness.precision)
         if acc.mismatch_fraction > tol.max_mismatch:
             lines.append(
                 f"{head}: {acc.mismatch_fraction:.2%} of {acc.elements} elements exceed atol {tol.atol:g} and rtol "
@@ -221,28 +301,41 @@ def check(
         if acc.top1_agreement is not None and acc.top1_agreement < tol.min_top1:
             lines.append(f"{head}: top-1 agreement {acc.top1_agreement:.1%} < {tol.min_top1:.1%}")
         before = (baseline or {}).get(name)
-        if not before:
-            continue
-        cosine_drop = float(before.get("cosine_similarity", acc.cosine_similarity)) - acc.cosine_similarity
-        if cosine_drop > tol.max_cosine_drop:
-            lines.append(
-                f"{head}: cosine similarity {acc.cosine_similarity:.6f} vs baseline "
-                f"{before['cosine_similarity']:.6f} (drop {cosine_drop:.6f} > {tol.max_cosine_drop:g})"
-            )
-        if acc.top1_agreement is not None and before.get("top1_agreement") is not None:
-            top1_drop = float(before["top1_agreement"]) - acc.top1_agreement
-            if top1_drop > tol.max_top1_drop:
-                lines.append(
-                    f"{head}: top-1 agreement {acc.top1_agreement:.1%} vs baseline {before['top1_agreement']:.1%} "
-                    f"(drop {top1_drop:.1%} > {tol.max_top1_drop:.1%})"
-                )
-        rise = acc.mismatch_fraction - float(before.get("mismatch_fraction", acc.mismatch_fraction))
-        if rise > tol.max_mismatch_rise:
-            lines.append(
-                f"{head}: mismatch {acc.mismatch_fraction:.2%} vs baseline {before['mismatch_fraction']:.2%} "
-                f"(rise {rise:.2%} > {tol.max_mismatch_rise:.2%})"
-            )
+        if isinstance(before, dict):
+            lines += _against_baseline(head, acc, before, tol)
     return lines
+
+
+def _against_baseline(head: str, acc: OutputAccuracy, before: dict[str, Any], tol: Tolerance) -> list[str]:
+    """Drops against the baseline's numbers; a number the baseline lacks (or holds as NaN / null) is not compared."""
+    lines = []
+    cosine = _finite(before.get("cosine_similarity"))
+    if cosine is not None and cosine - acc.cosine_similarity > tol.max_cosine_drop:
+        lines.append(
+            f"{head}: cosine similarity {acc.cosine_similarity:.6f} vs baseline {cosine:.6f} "
+            f"(drop {cosine - acc.cosine_similarity:.6f} > {tol.max_cosine_drop:g})"
+        )
+    top1 = _finite(before.get("top1_agreement"))
+    if acc.top1_agreement is not None and top1 is not None and top1 - acc.top1_agreement > tol.max_top1_drop:
+        lines.append(
+            f"{head}: top-1 agreement {acc.top1_agreement:.1%} vs baseline {top1:.1%} "
+            f"(drop {top1 - acc.top1_agreement:.1%} > {tol.max_top1_drop:.1%})"
+        )
+    mismatch = _finite(before.get("mismatch_fraction"))
+    if mismatch is not None and acc.mismatch_fraction - mismatch > tol.max_mismatch_rise:
+        lines.append(
+            f"{head}: mismatch {acc.mismatch_fraction:.2%} vs baseline {mismatch:.2%} "
+            f"(rise {acc.mismatch_fraction - mismatch:.2%} > {tol.max_mismatch_rise:.2%})"
+        )
+    return lines
+
+
+def _finite(value: Any) -> float | None:
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else None
+    )
 
 
 def summary(results: dict[str, OutputAccuracy], tol: Tolerance, reference: str) -> dict[str, Any]:

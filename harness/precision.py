@@ -5,7 +5,10 @@
    on the suite's samples, or on generated ones with a warning) before ``backend.build``.
 3. :func:`check_accuracy`, after measuring, runs the typed engine and the fp32 reference (same backend, or the
    suite's ``reference_backend``) on the case's inputs, stores the numbers in ``result.accuracy`` and the lines that
-   fail the case (tolerance, or a drop against the baseline) in ``result.accuracy["failures"]``.
+   fail the case (tolerance, NaN / infinities the precision introduced, or a drop against the baseline) in
+   ``result.accuracy["failures"]``. Every case, fp32 included, records which reference outputs hold NaN or
+   infinities (``result.reference_nonfinite``): a finding shown in the terminal and the reports, and a failure
+   when an output has no finite value at all (:func:`apply_failures`).
 """
 
 from __future__ import annotations
@@ -95,28 +98,54 @@ def calibration_for(case: Case, prepared: PreparedModel) -> tuple[Any, str]:
 def check_accuracy(
     session: Any, case: Case, engine: Any, feeds: dict[str, np.ndarray], result: Any, baseline: dict | None
 ) -> None:
-    """Compare the typed engine's outputs with the fp32 reference; fp32 cases are the reference and skip this."""
+    """Compare the typed engine's outputs with the fp32 reference. An fp32 case is the reference: its own outputs
+    are only checked for NaN / infinities (one extra inference)."""
+    try:
+        outputs = _outputs(engine, feeds)
+    except CaseSkipped:
+        if case.precision == "fp32":
+            return  # a runner that returns no outputs (trtexec): the measurement stands, nothing to check
+        raise
     if case.precision == "fp32":
+        _flag_nonfinite(case, result, outputs)
         return
     tol = accuracy.tolerance_for(case.precision, case.model.accuracy)
-    runner = engine.runner(feeds)
-    try:
-        outputs = runner.outputs()
-    finally:
-        runner.close()
     reference, label = _reference(session, case, feeds)
+    _flag_nonfinite(case, result, reference)
     numbers = accuracy.compare(outputs, reference, tol)
     result.accuracy = accuracy.summary(numbers, tol, label)
     before = ((baseline or {}).get("accuracy") or {}).get("outputs")
-    if session.config.update_baselines:
+    if session.config.update_baselines or not isinstance(before, dict):
         before = None  # the run that records a baseline is not judged against the one it replaces
-    result.accuracy["failures"] = accuracy.check(case.id, numbers, tol, before)
+    result.accuracy["failures"] = accuracy.check(case.id, numbers, tol, before, case.precision)
     result.accuracy["passed"] = not result.accuracy["failures"]
 
 
+def _outputs(engine: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    runner = engine.runner(feeds)
+    try:
+        return {k: np.asarray(v) for k, v in runner.outputs().items()}
+    finally:
+        runner.close()
+
+
+def _flag_nonfinite(case: Case, result: Any, reference: dict[str, np.ndarray]) -> None:
+    """Record (and warn about) the reference outputs that hold NaN or infinities on the case's inputs."""
+    counts = accuracy.nonfinite_counts(reference)
+    result.reference_nonfinite = counts
+    empty = set(accuracy.all_nonfinite(counts))  # those fail the case (apply_failures): a warning would repeat it
+    result.warnings.extend(accuracy.nonfinite_lines(case.id, {k: v for k, v in counts.items() if k not in empty}))
+
+
 def apply_failures(result: Any) -> None:
-    """An accuracy failure fails the case whatever the speed verdict, with the lines naming output and numbers."""
-    failures = (getattr(result, "accuracy", None) or {}).get("failures")
+    """An accuracy failure fails the case whatever the speed verdict, with the lines naming output and numbers; so
+    does a reference output without one finite value (nothing it computes can be checked: a silent pass would be a
+    lie)."""
+    failures = list((getattr(result, "accuracy", None) or {}).get("failures") or [])
+    counts = getattr(result, "reference_nonfinite", None) or {}
+    empty = accuracy.all_nonfinite(counts)
+    if empty:
+        failures += accuracy.nonfinite_lines(result.id, {name: counts[name] for name in empty})
     if failures:
         result.status = "failed"
         result.message = "\n".join([*failures, result.message] if result.message else failures)

@@ -2,17 +2,20 @@
 
 One :class:`CaseResult` per case, whatever happened to it (passed, failed, skipped, error), so a report can always
 say what ran. The file is rewritten atomically after every case, so a crash or Ctrl-C keeps the finished ones.
+It is strict JSON: a NaN or infinite number is written as ``null`` and listed in the top-level ``nonfinite`` object
+(JSON Pointer -> "NaN" / "Infinity" / "-Infinity"), and read back as the same float (harness.fsio).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from harness.errors import HarnessError
-from harness.fsio import write_json
+from harness.fsio import read_json, write_json
 
 SCHEMA = "harness.results/1"
 
@@ -44,14 +47,72 @@ class CaseResult:
     # What was fed, per input name: {"shape": [...], "dtype": "int64", "range": [low, high] (inclusive),
     # "rule": why these values (e.g. "indexes Gather 'embeddings' of 1000 rows", "mask: 0/1, mostly 1")}
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Outputs of the fp32 reference that hold NaN or infinities on these inputs, per output name:
+    # {"elements": n, "nan": n, "posinf": n, "neginf": n} (harness.accuracy.nonfinite_counts). Empty when every value
+    # was finite or no output was checked. A finding: flagged in the terminal and the reports; an output with no
+    # finite value at all fails the case (nothing it computes can be checked).
+    reference_nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict[str, Any], where: str = "case") -> CaseResult:
+        """A record read back from JSON; raises :class:`HarnessError` naming the field when one has the wrong type
+        (unknown keys are ignored, missing ones take their defaults)."""
+        if not isinstance(data, dict):
+            raise HarnessError(f"{where}: expected an object with 'id' and 'params', got {type(data).__name__}")
+        if not isinstance(data.get("id"), str) or not data["id"]:
+            raise HarnessError(f"{where}: no case 'id' (a non-empty string)")
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            expected = _FIELD_TYPES.get(f.name)
+            if expected is not None and not (value is None and f.name in _NULLABLE) and not _is(value, expected):
+                raise HarnessError(
+                    f"{where} '{data['id']}': field '{f.name}' should be {_TYPE_NAMES[expected]}, "
+                    f"got {type(value).__name__}"
+                )
+            values[f.name] = value
+        bad = [k for k, v in (values.get("metrics") or {}).items() if v is not None and not _is(v, _NUMBER)]
+        if bad:
+            raise HarnessError(f"{where} '{data['id']}': metric '{bad[0]}' should be a number")
+        values.setdefault("params", {})
+        return cls(**values)
+
+
+# What each field of a CaseResult must be in JSON, so a malformed record is refused by name instead of breaking a
+# report halfway; numbers may be null (a non-finite value read by another tool).
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, Any] = {
+    "params": dict,
+    "status": str,
+    "verdict": str,
+    "message": str,
+    "metrics": dict,
+    "stats": dict,
+    "samples": dict,
+    "trials": dict,
+    "build": dict,
+    "measure": dict,
+    "baseline": dict,
+    "comparisons": list,
+    "warnings": list,
+    "telemetry": dict,
+    "duration_s": _NUMBER,
+    "recipe": dict,
+    "accuracy": dict,
+    "inputs": dict,
+    "reference_nonfinite": dict,
+}
+_NULLABLE = frozenset({"verdict", "baseline", "accuracy", "duration_s"})
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", _NUMBER: "a number"}
+
+
+def _is(value: Any, expected: Any) -> bool:
+    return isinstance(value, expected) and not (expected is _NUMBER and isinstance(value, bool))
 
 
 @dataclass
@@ -88,19 +149,32 @@ class RunResults:
                 f"{source}: not a results file of schema {SCHEMA} (found {found!r}); "
                 "pass a results.json written by this harness"
             )
+        parts = {"environment": dict, "suites": dict, "runs": list, "cases": list}
+        for name, expected in parts.items():
+            if not isinstance(data.get(name, expected()), expected):
+                raise HarnessError(
+                    f"{source}: '{name}' should be {_TYPE_NAMES[expected]}; pass a results.json written by this harness"
+                )
         return cls(
             environment=data.get("environment", {}),
             suites=data.get("suites", {}),
             runs=data.get("runs", []),
-            cases=[CaseResult.from_dict(c) for c in data.get("cases", [])],
+            cases=[CaseResult.from_dict(c, f"{source}: case #{i + 1}") for i, c in enumerate(data.get("cases", []))],
         )
 
     @classmethod
     def read(cls, path: Path) -> RunResults:
+        """A results file written by :meth:`write` (or by hand: NaN / Infinity tokens are accepted too)."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = read_json(path)
         except FileNotFoundError:
             raise HarnessError(f"{path}: no such results file; run the benchmarks first") from None
+        except IsADirectoryError:
+            raise HarnessError(f"{path}: is a folder; pass the results.json inside it") from None
+        except OSError as exc:
+            raise HarnessError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+        except UnicodeDecodeError as exc:
+            raise HarnessError(f"{path}: not UTF-8 text (byte {exc.start}); pass a results.json") from None
         except json.JSONDecodeError as exc:
             raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
         return cls.from_dict(data, str(path))
@@ -136,13 +210,13 @@ def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
     fp32 = {
         group(c): c
         for c in cases
-        if c.params.get("precision") == "fp32" and c.metrics.get("throughput_sps") and c.status != "error"
+        if c.params.get("precision") == "fp32" and _positive(c.metrics.get("throughput_sps")) and c.status != "error"
     }
     out = []
     for case in cases:
         ref = fp32.get(group(case))
         throughput = case.metrics.get("throughput_sps")
-        if case.params.get("precision") == "fp32" or ref is None or not throughput:
+        if case.params.get("precision") == "fp32" or ref is None or not _positive(throughput):
             continue
         out.append(
             {
@@ -160,3 +234,8 @@ def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _positive(value: Any) -> TypeGuard[float]:
+    """A usable rate: a finite number above zero (a NaN throughput has no speed-up)."""
+    return _is(value, _NUMBER) and math.isfinite(value) and value > 0

@@ -20,7 +20,7 @@ from harness import precision
 from harness.backends.base import Backend, get_backend
 from harness.baseline import BaselineStore
 from harness.environment import fingerprint
-from harness.errors import CaseSkipped, HarnessError, output_error
+from harness.errors import CaseSkipped, HarnessError, log_internal_error, output_error
 from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, prepare
@@ -67,6 +67,25 @@ class Interleaved:
     engine: Any
     feeds: dict[str, Any]
     trials: TrialSet | None = None
+    error: Exception | None = None  # why it was dropped from the pass; run_case records it as the case's outcome
+    rounds_with: int = 0  # how many cases its trials were interleaved with (itself included)
+
+
+class _VariantFailed(Exception):
+    """Variant ``index`` of a measuring pass raised ``error`` (:meth:`HarnessSession.measure_trials`)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"variant {index}: {error}")
+        self.index = index
+        self.error = error
+
+
+def _reason(exc: BaseException, limit: int = 160) -> str:
+    """An exception as a short phrase for a progress line (its first line, shortened)."""
+    text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not isinstance(exc, (HarnessError, CaseSkipped)):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class HarnessSession:
@@ -111,7 +130,9 @@ class HarnessSession:
 
     # -- one case ---------------------------------------------------------------------------------------------
     def run_case(self, case: Case) -> CaseResult:
-        """Run one case to a recorded :class:`CaseResult`; raises only for Ctrl-C."""
+        """Run one case to a recorded :class:`CaseResult`; raises only for Ctrl-C (and for a results file the
+        system refuses to write, :class:`~harness.errors.OutputError`). Whatever fails while building, measuring,
+        checking or judging this case becomes its ``error`` (or ``skipped``) result, and the next case runs."""
         started = time.perf_counter()
         done = self._interleaved.pop(case.id, None)  # built and measured by measure_interleaved
         result = done.result if done is not None else CaseResult(id=case.id, params=case.params())
@@ -119,6 +140,8 @@ class HarnessSession:
             backend = self.backend_for(case.suite)
             env = self.environment(backend)
             result.params["backend"] = {"name": backend.name, "settings": backend.settings()}
+            if done is not None and done.error is not None:
+                raise done.error  # what made measure_interleaved drop it, with its own traceback
             if self.config.ab is not None:
                 from harness.ab import run_ab_case
 
@@ -132,7 +155,7 @@ class HarnessSession:
                     self._build_only_case(case, env, engine, result)
                     self._decide(result)
                     return self._finish(case, result, started)
-                self._measure_case(case, engine, feeds, result, done.trials if done is not None else None)
+                self._measure_case(case, engine, feeds, result, done)
                 self._check_accuracy(case, env, engine, feeds, result)
                 verdict = self._gate_case(case, env, result)
                 if verdict is not None and self._needs_confirmation(verdict):
@@ -143,7 +166,8 @@ class HarnessSession:
         except HarnessError as exc:
             result.status, result.message = "error", str(exc)
         except Exception as exc:  # a backend crash is this case's error, never the end of the run
-            result.status, result.message = "error", f"{case.id}: {type(exc).__name__}: {exc}"
+            log = log_internal_error(exc, self.config.report_dir)
+            result.status, result.message = "error", f"{case.id}: {type(exc).__name__}: {exc} (traceback in {log})"
         return self._finish(case, result, started)
 
     def _finish(self, case: Case, result: CaseResult, started: float) -> CaseResult:
@@ -201,18 +225,30 @@ class HarnessSession:
         uses_gpu: bool = False,
         rounds: int | None = None,
         split: int | None = None,
+        tag_failures: bool = False,
     ) -> list[TrialSet]:
         """The suite's trials (or ``rounds``) of every (case, engine, feeds) variant, interleaved round by round;
         each trial measures ``1 / split`` of the suite's budget (default: ``1 / trials``). A/B (``split`` given)
-        needs no speed probe: the pairs cancel the runner's speed."""
+        needs no speed probe: the pairs cancel the runner's speed. With ``tag_failures``, an exception of one
+        variant's runner is raised as :class:`_VariantFailed`, naming the variant, so the pass can go on without it."""
         spec = self.measure_spec(case.suite)
-        openers = [lambda v=v: self.open_runner(*v) for v in variants]
+
+        def guarded(variant: int, call: Callable[[], Any]) -> Any:
+            if not tag_failures:
+                return call()
+            try:
+                return call()
+            except Exception as exc:
+                raise _VariantFailed(variant, exc) from exc
+
+        openers = [lambda i=i, v=v: guarded(i, lambda: self.open_runner(*v)) for i, v in enumerate(variants)]
 
         def timed(variant: int, runner: Any, trial: MeasureSpec) -> Any:
             batch = variants[variant][0].batch_size  # the variants of --interleave are cases of several batch sizes
             if hasattr(runner, "measure"):  # a runner that times its own loop (trtexec)
-                return runner.measure(trial, batch)
-            return measure(runner, trial, batch, **({"uses_gpu": True} if uses_gpu else {}))
+                return guarded(variant, lambda: runner.measure(trial, batch))
+            options = {"uses_gpu": True} if uses_gpu else {}
+            return guarded(variant, lambda: measure(runner, trial, batch, **options))
 
         per_variant = measure_rounds(
             openers,
@@ -236,8 +272,11 @@ class HarnessSession:
         one case, where the gate's rank test would take it for a change: on the development VM the host's speed
         moves over seconds, trials measured back to back spread by a third of what separates two runs, trials
         interleaved across six cases at least as much (harness calibrate, README). The price: every engine of the
-        suite is held at once, and no case is finished (recorded) until the pass is over. A case that cannot be
-        built here is left to :meth:`run_case`, which reports why.
+        suite is held at once, and no case is finished (recorded) until the pass is over.
+
+        A case that fails (its build, a runner, a trial) is dropped from its suite's pass and keeps the failure,
+        which :meth:`run_case` records as its outcome; the pass starts again without it, so the other cases stay
+        interleaved with each other. The progress lines say which cases were dropped and why.
 
         Not ``explicit`` (the default, neither --interleave nor --no-interleave): only suites of CPU backends with
         more than one selected case are interleaved; a GPU's engines stay one at a time in its memory, and GPU
@@ -247,35 +286,85 @@ class HarnessSession:
                 build_only = "--build-only measures nothing"
                 progress(f"not used: {build_only if self.config.build_only else 'A/B mode interleaves its variants'}")
             return
+        say = progress or (lambda line: None)
         by_suite: dict[str, list[Case]] = {}
         for case in cases:
             by_suite.setdefault(case.suite.name, []).append(case)
-        for group in by_suite.values():
+        for name, group in by_suite.items():
             if not explicit and not self._interleaves_by_default(group):
                 continue
-            variants: list[tuple[Case, Any, dict[str, Any]]] = []
-            for case in group:
-                result = CaseResult(id=case.id, params=case.params())
-                try:
-                    backend = self.backend_for(case.suite)
-                    self.environment(backend)
-                    engine, feeds = self._build_case(case, backend, result)
-                except Exception:  # run_case builds it again and reports the reason in its own item
-                    continue
-                self._interleaved[case.id] = Interleaved(result, engine, feeds)
-                variants.append((case, engine, feeds))
-            if not variants:
-                continue
-            first = variants[0][0]
-            if progress is not None:
-                spec = self.measure_spec(first.suite)
-                progress(f"{first.suite.name}: {len(variants)} cases, {spec.trials} rounds, interleaved")
+            variants, dropped, skipped = self._build_interleaved(group)
+            if variants:
+                say(self._pass_line(group[0].suite, len(variants), dropped, skipped))
+                self._measure_pass(name, variants, say)
+            elif dropped or skipped:
+                say(f"{name}: nothing to interleave{self._dropped_text(dropped, skipped)}")
+
+    def _build_interleaved(
+        self, group: list[Case]
+    ) -> tuple[list[tuple[Case, Any, dict[str, Any]]], list[tuple[str, str]], list[str]]:
+        """Build every case of one suite's pass: the (case, engine, feeds) variants that built, the (id, reason)
+        of those that failed and the ids of those skipped here (their failure is kept for run_case)."""
+        variants: list[tuple[Case, Any, dict[str, Any]]] = []
+        dropped: list[tuple[str, str]] = []
+        skipped: list[str] = []
+        for case in group:
+            result = CaseResult(id=case.id, params=case.params())
             try:
-                measured = self.measure_trials(first, variants, self.uses_gpu(first.suite))
-            except Exception:  # each case then measures on its own in run_case, which reports what fails
+                backend = self.backend_for(case.suite)
+                self.environment(backend)
+                engine, feeds = self._build_case(case, backend, result)
+            except Exception as exc:
+                self._interleaved[case.id] = Interleaved(result, None, {}, error=exc)
+                if isinstance(exc, CaseSkipped):
+                    skipped.append(case.id)
+                else:
+                    dropped.append((case.id, _reason(exc)))
                 continue
+            self._interleaved[case.id] = Interleaved(result, engine, feeds)
+            variants.append((case, engine, feeds))
+        return variants, dropped, skipped
+
+    def _measure_pass(
+        self, suite: str, variants: list[tuple[Case, Any, dict[str, Any]]], say: Callable[[str], None]
+    ) -> None:
+        """Measure ``variants`` interleaved; a variant that fails is dropped (keeping its error) and the pass is
+        measured again without it. A failure that belongs to no variant leaves every case to run_case, which then
+        measures it on its own: the line says so."""
+        variants = list(variants)
+        while variants:
+            first = variants[0][0]
+            try:
+                measured = self.measure_trials(first, variants, self.uses_gpu(first.suite), tag_failures=True)
+            except _VariantFailed as failed:
+                case = variants.pop(failed.index)[0]
+                self._interleaved[case.id].error = failed.error
+                again = f"measuring the other {len(variants)} again" if variants else "no case left to measure"
+                say(f"{suite}: dropped {case.id} from the interleaved pass ({_reason(failed.error)}); {again}")
+                continue
+            except Exception as exc:
+                say(f"{suite}: interleaving failed ({_reason(exc)}); its cases are measured one after another")
+                return
             for (case, _, _), trials in zip(variants, measured, strict=True):
                 self._interleaved[case.id].trials = trials
+                self._interleaved[case.id].rounds_with = len(variants)
+            return
+
+    def _pass_line(self, suite: Suite, n: int, dropped: list[tuple[str, str]], skipped: list[str]) -> str:
+        """``demo: 5 cases, 3 rounds, interleaved (1 dropped: m-fp16-b1: <reason>)``; one case is not interleaved."""
+        rounds = self.measure_spec(suite).trials
+        how = "interleaved" if n > 1 else "back to back (nothing to interleave with)"
+        cases = f"{n} case{'s' if n != 1 else ''}"
+        return f"{suite.name}: {cases}, {rounds} rounds, {how}{self._dropped_text(dropped, skipped)}"
+
+    @staticmethod
+    def _dropped_text(dropped: list[tuple[str, str]], skipped: list[str]) -> str:
+        parts = []
+        if dropped:
+            parts.append(f"{len(dropped)} dropped: " + "; ".join(f"{case_id}: {why}" for case_id, why in dropped))
+        if skipped:
+            parts.append(f"{len(skipped)} skipped: {', '.join(skipped)}")
+        return f" ({'; '.join(parts)})" if parts else ""
 
     def uses_gpu(self, suite: Suite) -> bool:
         """Whether the suite's backend runs on a GPU (its timings then wait for the device, not the CPU)."""
@@ -289,12 +378,15 @@ class HarnessSession:
             return False
 
     def _measure_case(
-        self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, trials: TrialSet | None = None
+        self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, done: Interleaved | None = None
     ) -> None:
-        """Measure the case's trials (unless ``trials`` were measured already, by :meth:`measure_interleaved`)."""
+        """Measure the case's trials, unless :meth:`measure_interleaved` measured them already (``done``); the
+        record says which (``measure.interleaved_cases``: how many cases shared the rounds, 1 when back to back)."""
+        trials = done.trials if done is not None else None
         if trials is None:
             (trials,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
         self.record_trials(case, trials, engine, result)
+        result.measure["interleaved_cases"] = done.rounds_with if done is not None and done.trials is not None else 1
         # Facts a backend learns only by running (device memory, files written beside the results).
         result.build.update({k: v for k, v in engine.build.details.items() if v is not None})
 

@@ -50,12 +50,45 @@ def test_top1_only_for_classifier_shaped_outputs():
     assert accuracy.top1_agreement(np.ones((4, 1)), np.ones((4, 1))) is None  # one score per sample
 
 
-def test_non_finite_outputs_fail_every_rule():
+def test_nan_or_inf_the_typed_model_introduces_fails_on_its_own_line():
     reference = np.ones((1, 4))
     actual = np.array([[1.0, np.nan, 1.0, np.inf]])
     acc = compare_output("y", actual, reference, Tolerance())
-    assert acc.cosine_similarity == 0.0 and acc.mismatch_fraction == 0.5 and acc.max_abs_error == np.inf
-    assert len(check("c", {"y": acc}, Tolerance())) >= 2
+    assert (acc.compared, acc.nonfinite, acc.nonfinite_nan) == (4, 2, 1)
+    # the error figures describe the finite elements only, so they stay numbers a report can show
+    assert acc.max_abs_error == 0.0 and acc.mismatch_fraction == 0.0
+    assert check("c", {"y": acc}, Tolerance(), precision="fp16") == [
+        "c: fp16 output 'y': 2 of 4 values are NaN/inf where fp32 is finite (1 NaN, 1 inf)"
+    ]
+    everything = compare_output("y", np.full((1, 4), np.nan), reference, Tolerance())
+    assert everything.cosine_similarity == 0.0
+    assert check("c", {"y": everything}, Tolerance(), precision="int8") == [
+        "c: int8 output 'y': 4 of 4 values are NaN/inf where fp32 is finite (4 NaN)"
+    ]
+
+
+def test_nan_in_the_reference_is_not_judged_and_never_passes_silently():
+    reference = np.array([[1.0, np.nan, 2.0, -np.inf]])
+    actual = np.array([[1.0, 5.0, 2.0, np.nan]])  # where fp32 is NaN/inf nothing can be said about the typed model
+    acc = compare_output("y", actual, reference, Tolerance())
+    assert (acc.compared, acc.nonfinite) == (2, 0) and acc.cosine_similarity == pytest.approx(1.0)
+    assert check("c", {"y": acc}, Tolerance()) == []
+    counts = accuracy.nonfinite_counts({"y": reference, "ok": np.ones(3), "ids": np.arange(3)})
+    assert counts == {"y": {"elements": 4, "nan": 1, "posinf": 0, "neginf": 1}}
+    assert accuracy.nonfinite_lines("c", counts) == ["c: fp32 output 'y': 2 of 4 values are NaN/inf (1 NaN, 1 -inf)"]
+    assert accuracy.all_nonfinite(counts) == []
+    empty = accuracy.nonfinite_counts({"y": np.full(3, np.nan)})
+    assert accuracy.all_nonfinite(empty) == ["y"]
+    assert "all 3 values are NaN/inf (3 NaN)" in accuracy.nonfinite_lines("c", empty)[0]
+    nothing = compare_output("y", np.ones(3), np.full(3, np.nan), Tolerance())
+    assert nothing.compared == 0 and check("c", {"y": nothing}, Tolerance()) == []  # the case is flagged instead
+
+
+def test_a_baseline_number_that_is_nan_or_missing_is_not_compared():
+    reference = np.array([[0.1, 0.7, 0.2]])
+    acc = compare({"prob": reference}, {"prob": reference}, Tolerance())
+    before = {"prob": {"cosine_similarity": float("nan"), "top1_agreement": None, "mismatch_fraction": "x"}}
+    assert check("c", acc, Tolerance(), before) == []
 
 
 def test_shape_change_and_missing_outputs_are_errors():
