@@ -15,6 +15,7 @@ a later run would load. When the engines folder grows past ``max_bytes`` the lea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.fsio import atomic_write_bytes, dumps_json, write_json
+from harness.errors import HarnessError, output_error
+from harness.fsio import atomic_write_bytes, dumps_json, locked, write_json
 
 DEFAULT_MAX_BYTES = 4 * 2**30
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -87,12 +88,15 @@ class EngineCache:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             plan = plan_path.read_bytes()
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # missing, unreadable, not UTF-8 or not JSON: a miss, rebuilt and replaced
+            return None
+        if not isinstance(meta, dict):
             return None
         if len(plan) != meta.get("engine_bytes") or hashlib.sha256(plan).hexdigest() != meta.get("plan_sha256"):
             # A damaged or foreign file: never hand it to the runtime; it is rebuilt and replaced.
             return None
-        os.utime(meta_path)  # the metadata's mtime is the "last used" time for eviction
+        with contextlib.suppress(OSError):  # a read-only cache still serves its engines
+            os.utime(meta_path)  # the metadata's mtime is the "last used" time for eviction
         return CachedEngine(key, plan, meta)
 
     def put(self, key: str, plan: bytes, meta: dict[str, Any]) -> CachedEngine:
@@ -105,10 +109,15 @@ class EngineCache:
         if self.enabled:
             plan_path, meta_path = self._paths(key)
             # Plan first, metadata last: the metadata is the commit record, so a crash between the two leaves an
-            # orphan plan that get() ignores and evict() removes.
-            atomic_write_bytes(plan_path, plan)
-            write_json(meta_path, meta)
-            self.evict(keep=key)
+            # orphan plan that get() ignores and evict() removes. One lock for the folder: two runs sharing the
+            # cache never interleave a write with an eviction (readers need none: every file is replaced whole).
+            try:
+                with locked(self.engines / "engines"):
+                    atomic_write_bytes(plan_path, plan)
+                    write_json(meta_path, meta)
+                    self.evict(keep=key)
+            except OSError as exc:
+                raise output_error(exc, plan_path, "--harness-cache") from None
         return CachedEngine(key, plan, meta)
 
     def entries(self) -> list[tuple[float, int, str]]:
@@ -156,4 +165,9 @@ class EngineCache:
 
     def write_timing(self, label: str, data: bytes) -> None:
         if data:
-            atomic_write_bytes(self.timing_path(label), data)
+            path = self.timing_path(label)
+            try:
+                with locked(path):
+                    atomic_write_bytes(path, data)
+            except OSError as exc:
+                raise output_error(exc, path, "--harness-cache") from None

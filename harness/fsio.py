@@ -3,6 +3,7 @@ of one) and strict JSON that still carries NaN and infinities (:func:`dumps_json
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -153,22 +154,29 @@ LOCK_TIMEOUT_S = 600.0  # a writer holding a lock this long is stuck (a build ta
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file that guards ``path``: a hidden sibling, so a folder listing shows only the data files."""
-    target = Path(path)
-    return target.with_name(f".{target.name}.lock")
+    """The lock file that guards ``path``: named after the file's absolute path, in the temporary folder, so the
+    data folders (committed baselines, caches) hold only data and every process of this user on this host that
+    writes the same file takes the same lock."""
+    target = Path(path).resolve()
+    digest = hashlib.sha256(str(target).encode("utf-8")).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / f"harness-locks-{_uid()}" / f"{target.name}.{digest}.lock"
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "user"
 
 
 def locked(path: str | os.PathLike[str], timeout_s: float = LOCK_TIMEOUT_S) -> Any:
     """An exclusive inter-process lock on ``path`` for a read-modify-write (``with locked(p): ...``).
 
     Uses ``filelock.FileLock`` (an ``fcntl.flock`` on POSIX, released by the kernel when a holder dies, so a killed
-    run never leaves a stale lock); the lock lives in a sibling file because the data file itself is replaced by
-    :func:`atomic_write_bytes`, and a lock on a replaced inode would guard nothing.
+    run never leaves a stale lock). The lock lives in a file of its own (:func:`lock_path`) because the data file is
+    replaced by :func:`atomic_write_bytes`, and a lock on a replaced inode would guard nothing.
     """
     from filelock import FileLock
 
     target = lock_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return FileLock(str(target), timeout=timeout_s)
 
 

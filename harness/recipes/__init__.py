@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CaseSkipped, HarnessError
-from harness.fsio import atomic_write_bytes, write_json
-from harness.models import PreparedModel, load_onnx, sha256_bytes
+from harness.errors import CaseSkipped, HarnessError, output_error
+from harness.fsio import atomic_write_bytes, locked, write_json
+from harness.models import PreparedModel, condensed, load_onnx, sha256_bytes
 
 RECIPE_VERSION = 1  # bump when a recipe changes what it produces, so cached variants are remade
 AS_IS = ("fp32", "tf32")
@@ -107,12 +107,11 @@ def typed_model(
     target = Path(cache_dir) / "recipes" / f"{key[:20]}-{precision}.onnx"
     meta_path = target.with_suffix(".json")
     warnings = tuple(calibration.warnings) if precision in QUANTIZED else ()
-    if target.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        data = target.read_bytes()
-        if sha256_bytes(data) == meta.get("sha256"):
-            typed = dataclasses.replace(prepared, path=target, sha256=meta["sha256"])
-            return TypedModel(precision, typed, meta["recipe"], len(data), meta["conversion_time_ms"], True, warnings)
+    cached = _cached_variant(target, meta_path)
+    if cached is not None:
+        data, meta = cached
+        typed = dataclasses.replace(prepared, path=target, sha256=meta["sha256"])
+        return TypedModel(precision, typed, meta["recipe"], len(data), meta["conversion_time_ms"], True, warnings)
 
     start = time.perf_counter()
     model = _normalized(load_onnx(prepared.path))
@@ -137,11 +136,34 @@ def typed_model(
         recipe["calibration"] = {"source": calibration.source, "samples": calibration.count, "method": used}
     data = model.SerializeToString()
     elapsed_ms = (time.perf_counter() - start) * 1e3
-    atomic_write_bytes(target, data)
     digest = sha256_bytes(data)
-    write_json(meta_path, {"sha256": digest, "conversion_time_ms": elapsed_ms, "recipe": recipe, "key": descriptor})
+    # Model first, metadata last (the metadata is the commit record), under a lock so two runs sharing the cache
+    # never interleave their writes of one variant; each file is replaced atomically, so readers see whole files.
+    try:
+        with locked(target):
+            atomic_write_bytes(target, data)
+            write_json(
+                meta_path, {"sha256": digest, "conversion_time_ms": elapsed_ms, "recipe": recipe, "key": descriptor}
+            )
+    except OSError as exc:
+        raise output_error(exc, target, "--harness-cache") from None
     typed = dataclasses.replace(prepared, path=target, sha256=digest)
     return TypedModel(precision, typed, recipe, len(data), elapsed_ms, False, warnings)
+
+
+def _cached_variant(target: Path, meta_path: Path) -> tuple[bytes, dict[str, Any]] | None:
+    """The cached model bytes and metadata when both are there and agree; None (a miss, remade) for a damaged,
+    partial or foreign entry, which must never be handed to a backend."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = target.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or sha256_bytes(data) != meta.get("sha256"):
+        return None
+    if not isinstance(meta.get("recipe"), dict) or not isinstance(meta.get("conversion_time_ms"), (int, float)):
+        return None
+    return data, meta
 
 
 def _convert(make: Any, precision: str) -> Any:
@@ -150,7 +172,8 @@ def _convert(make: Any, precision: str) -> Any:
     except HarnessError:
         raise
     except Exception as exc:  # the converters raise anything from ValueError to onnx's checker errors
-        raise HarnessError(f"the {precision} recipe failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        # The cause is often on a later line of onnxruntime's message ("index: 0 Got: 1 Expected: 8"): keep it all.
+        raise HarnessError(f"the {precision} recipe failed: {type(exc).__name__}: {condensed(exc)}") from None
 
 
 def _normalized(model: Any) -> Any:
