@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.errors import CaseSkipped, HarnessError
+from harness.errors import HarnessError
 from harness.models import generate_inputs, load_onnx, make_batch_dynamic, prepare, zoo_dir
 from harness.spec import load_suite
 
@@ -20,20 +20,21 @@ def suite_for(tmp_path: Path, model_lines: str, extra: str = "") -> object:
     return load_suite(path)
 
 
-def flatten_model(path: Path, pinned_by_constant_node: bool) -> None:
-    """x[1,4] -> Reshape to [1,2,2] -> y. The shape comes from an initializer, or from a Constant node that the
-    rewrite does not touch (so the batch stays pinned)."""
-    shape = numpy_helper.from_array(np.array([1, 2, 2], dtype=np.int64), "shape")
+def flatten_model(path: Path, pinned: bool, by_constant_node: bool = False) -> None:
+    """x[1,4] -> Reshape -> y. The shape [1, 2, 2] keeps the batch leading (an initializer or a Constant node: both are
+    rewritten); the pinned shape [2, 2] folds the batch into the rows, so no other batch can run."""
+    target = [2, 2] if pinned else [1, 2, 2]
+    shape = numpy_helper.from_array(np.array(target, dtype=np.int64), "shape")
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
     initializers = [shape]
-    if pinned_by_constant_node:
+    if by_constant_node:
         nodes.insert(0, helper.make_node("Constant", [], ["shape"], value=shape))
         initializers = []
     graph = helper.make_graph(
         nodes,
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, target)],
         initializers,
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
@@ -62,20 +63,29 @@ def test_prepare_caches_the_rewritten_model(tmp_path):
     assert second.sha256 == first.sha256
 
 
-def test_reshape_initializer_is_rewritten_but_a_constant_node_pins_the_batch(tmp_path):
-    flatten_model(tmp_path / "ok.onnx", pinned_by_constant_node=False)
-    flatten_model(tmp_path / "pinned.onnx", pinned_by_constant_node=True)
+def test_reshape_shapes_follow_the_batch_and_a_graph_that_folds_it_stays_pinned(tmp_path):
+    flatten_model(tmp_path / "ok.onnx", pinned=False)
+    flatten_model(tmp_path / "const.onnx", pinned=False, by_constant_node=True)
+    flatten_model(tmp_path / "pinned.onnx", pinned=True)
     suite = suite_for(
-        tmp_path, "  - name: ok\n    path: ok.onnx\n  - name: pinned\n    path: pinned.onnx\n", "batch_sizes: [1, 2]\n"
+        tmp_path,
+        "  - name: ok\n    path: ok.onnx\n  - name: const\n    path: const.onnx\n  - name: pinned\n    path: pinned.onnx\n",
+        "batch_sizes: [1, 2]\n",
     )
-    ok, pinned = (prepare(m, tmp_path / "cache") for m in suite.models)
-    assert ok.fixed_batch is None
-    assert pinned.fixed_batch == 1 and "output 'y' keeps a fixed leading dimension of 1" in pinned.batch_note
+    ok, const, pinned = (prepare(m, tmp_path / "cache") for m in suite.models)
+    assert ok.fixed_batch is None and const.fixed_batch is None
+    assert pinned.fixed_batch == 1 and "at batch 2 the rewritten graph fails" in pinned.batch_note
     cases = {c.id: c for c in suite.cases()}
     assert generate_inputs(pinned, cases["pinned-fp32-b1"])["x"].shape == (1, 4)
-    with pytest.raises(CaseSkipped, match="runs only at batch 1"):
+    with pytest.raises(HarnessError, match=r"runs only at batch 1 .*set batch_sizes: \[1\] for models\[2\]"):
         generate_inputs(pinned, cases["pinned-fp32-b2"])
     assert generate_inputs(ok, cases["ok-fp32-b2"])["x"].shape == (2, 4)
+    import onnxruntime as ort
+
+    for model in (ok, const):
+        session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+        (y,) = session.run(None, {"x": np.arange(12, dtype=np.float32).reshape(3, 4)})
+        assert y.shape == (3, 2, 2) and y[2, 1, 1] == 11
 
 
 def test_inputs_are_deterministic_typed_and_follow_overrides(tmp_path):

@@ -8,13 +8,14 @@ numbers depend on the runner's core count and on whatever else the machine is do
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness.backends.base import BuildInfo, check_options
 from harness.errors import CaseSkipped, HarnessError
-from harness.models import PreparedModel
+from harness.models import PreparedModel, condensed, rejected_inputs
 from harness.spec import Case
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
@@ -99,28 +100,35 @@ class OnnxRuntimeBackend:
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[self.graph_optimization]
-        options.log_severity_level = 3  # errors only: the zoo models trigger harmless unused-initializer warnings
+        # Fatal only: the zoo models trigger harmless unused-initializer warnings, and a failed run is reported as
+        # one line naming the inputs fed (rejected_inputs), not as ORT's own log line on the terminal.
+        options.log_severity_level = 4
         start = time.perf_counter()
         try:
             session = ort.InferenceSession(str(model.path), options, providers=self.providers)
         except Exception as exc:
-            raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {_first_line(exc)}") from None
+            raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {condensed(exc)}") from None
         build_ms = (time.perf_counter() - start) * 1e3
-        return OnnxRuntimeEngine(session, BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size))
+        build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size)
+        return OnnxRuntimeEngine(session, build, lambda exc: rejected_inputs(model, case, self.name, exc))
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, session: Any, build: BuildInfo) -> None:
+    def __init__(self, session: Any, build: BuildInfo, explain: Callable[[BaseException], str] | None = None) -> None:
         self.session = session
         self.build = build
+        self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(self.session, feeds)
+        return OnnxRuntimeRunner(self.session, feeds, self.explain)
 
 
 class OnnxRuntimeRunner:
-    def __init__(self, session: Any, feeds: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, session: Any, feeds: dict[str, np.ndarray], explain: Callable[[BaseException], str] | None = None
+    ) -> None:
         self.session = session
+        self.explain = explain
         self.output_names = [o.name for o in session.get_outputs()]
         # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values.
         self.binding = session.io_binding()
@@ -130,17 +138,20 @@ class OnnxRuntimeRunner:
             self.binding.bind_output(name)
 
     def step(self) -> None:
-        self.session.run_with_iobinding(self.binding)
+        self._run()
 
     def outputs(self) -> dict[str, np.ndarray]:
-        self.session.run_with_iobinding(self.binding)
+        self._run()
         return dict(zip(self.output_names, self.binding.copy_outputs_to_cpu(), strict=True))
+
+    def _run(self) -> None:
+        try:
+            self.session.run_with_iobinding(self.binding)
+        except Exception as exc:  # ORT's own error types: an input the model rejects, a kernel failing
+            if self.explain is None:
+                raise
+            raise HarnessError(self.explain(exc)) from None
 
     def close(self) -> None:
         self.binding.clear_binding_inputs()
         self.binding.clear_binding_outputs()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -28,7 +28,7 @@ from harness.backends import trt_compat
 from harness.backends.base import BuildInfo, check_options
 from harness.engine_cache import DEFAULT_MAX_BYTES, EngineCache, cache_key, parse_size
 from harness.errors import CaseSkipped, HarnessError
-from harness.models import PreparedModel, TensorInfo, generate_inputs, input_shape
+from harness.models import PreparedModel, TensorInfo, batch_names, check_batch, generate_inputs, input_shape
 from harness.spec import Case
 
 if TYPE_CHECKING:
@@ -250,8 +250,7 @@ class TensorRTBackend:
         return self._target
 
     def build(self, model: PreparedModel, case: Case) -> TensorRTEngine:
-        if model.fixed_batch is not None and case.batch_size != model.fixed_batch:
-            raise CaseSkipped(f"{model.name} builds only at batch {model.fixed_batch}: {model.batch_note}")
+        check_batch(model, case)  # a graph pinned to one batch (that could not be made dynamic) builds only at it
         started = time.perf_counter()
         model, recipe = self.typed(model, case)
         profiles = self.profiles(model, case)
@@ -352,7 +351,8 @@ class TensorRTBackend:
         and sometimes faster ones, but not a deployable dynamic engine. Either way each case builds its own engine
         (opt differs), and the cache makes repeated runs cheap.
         """
-        current = {info.name: input_shape(info, case.model.inputs.get(info.name), case) for info in model.inputs}
+        axis = batch_names(model.inputs)  # the batch axis whatever its name, sized by each case's batch size
+        current = {info.name: input_shape(info, case.model.inputs.get(info.name), case, axis) for info in model.inputs}
         dynamic = [info for info in model.inputs if _is_dynamic(info, case)]
         if self.profile_mode == "case":
             return [Profile({i.name: (current[i.name], current[i.name], current[i.name]) for i in dynamic})]
@@ -361,7 +361,7 @@ class TensorRTBackend:
             siblings = [c for c in siblings if c.batch_size == model.fixed_batch]
         shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {}
         for info in dynamic:
-            seen = [input_shape(info, c.model.inputs.get(info.name), c) for c in siblings]
+            seen = [input_shape(info, c.model.inputs.get(info.name), c, axis) for c in siblings]
             seen = [s for s in seen if len(s) == len(current[info.name])]
             low = tuple(min(dims) for dims in zip(*seen, strict=True))
             high = tuple(max(dims) for dims in zip(*seen, strict=True))

@@ -27,7 +27,7 @@ METHODS = ("minmax", "entropy", "percentile")
 
 @dataclass(frozen=True)
 class CalibrationData:
-    """Samples per input name, each array ``[N, ...]`` with N samples of batch 1."""
+    """Samples per input name, each array ``[N, ...]`` with N samples along the batch axis."""
 
     samples: dict[str, np.ndarray]
     source: str  # "generated" or the path read
@@ -38,9 +38,18 @@ class CalibrationData:
     def count(self) -> int:
         return min((len(v) for v in self.samples.values()), default=0)
 
-    def batches(self) -> list[dict[str, np.ndarray]]:
-        """One feed dict per sample (batch 1), the form ONNX Runtime's calibrators read."""
-        return [{k: v[i : i + 1] for k, v in self.samples.items()} for i in range(self.count)]
+    def batches(self, batch: int = 1) -> list[dict[str, np.ndarray]]:
+        """Feed dicts of ``batch`` samples each, the form ONNX Runtime's calibrators read: batch 1 for a model with a
+        dynamic batch axis, the exported batch for one pinned to it (fewer samples than that are repeated to fill
+        one batch; a remainder that does not fill a batch is left out)."""
+        count = self.count
+        if count == 0:
+            return []
+        samples = {k: v[:count] for k, v in self.samples.items()}
+        if count < batch:
+            samples = {k: np.resize(v, (batch, *v.shape[1:])) for k, v in samples.items()}
+            count = batch
+        return [{k: v[i : i + batch] for k, v in samples.items()} for i in range(0, count - batch + 1, batch)]
 
 
 def digest(samples: dict[str, np.ndarray]) -> str:

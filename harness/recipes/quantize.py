@@ -19,6 +19,7 @@ from typing import Any
 import onnx
 
 from harness.errors import HarnessError
+from harness.models import fixed_batch_of
 from harness.recipes.calibration import METHODS, CalibrationData
 from harness.recipes.floats import SENSITIVE_OPS as FLOAT_SENSITIVE_OPS
 
@@ -53,9 +54,12 @@ def quantize(
     if calibration.count == 0:
         raise HarnessError("calibration: no samples to calibrate with; give calibration.samples >= 1")
 
+    # A model pinned to one batch size (its graph could not be made dynamic) accepts only batches of that size.
+    batch = fixed_batch_of(model) or 1
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._feeds = iter(calibration.batches())
+            self._feeds = iter(calibration.batches(batch))
 
         def get_next(self) -> dict[str, Any] | None:
             return next(self._feeds, None)
