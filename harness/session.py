@@ -23,7 +23,7 @@ from harness.environment import fingerprint
 from harness.errors import CaseSkipped, HarnessError, log_internal_error, output_error
 from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
-from harness.models import PreparedModel, generate_inputs, prepare
+from harness.models import PreparedModel, generate_inputs, plan_inputs, prepare
 from harness.results import CaseResult, RunResults
 from harness.spec import Case, MeasureSpec, Suite
 from harness.stats import summarize
@@ -194,7 +194,9 @@ class HarnessSession:
         if reason:
             raise CaseSkipped(reason)
         model = self.prepared(case)
-        feeds = generate_inputs(model, case)
+        plans = plan_inputs(model, case)  # shapes, dtypes and value ranges decided from the graph
+        result.inputs = {name: plan.record() for name, plan in plans.items()}
+        feeds = generate_inputs(model, case, plans)
         model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
         engine = backend.build(model, case)
         result.build = {
