@@ -30,6 +30,19 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
     return register
 
 
+def _init_args(parser: argparse.ArgumentParser) -> None:
+    from harness.init import add_arguments
+
+    add_arguments(parser)
+
+
+@command("init", "write a starter suite for an ONNX model and print the command that runs it", _init_args)
+def init(args: argparse.Namespace) -> int:
+    from harness.init import run
+
+    return run(args)
+
+
 def _validate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suites", nargs="+", help="suite YAML files")
 
@@ -127,7 +140,13 @@ def calibrate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    from harness import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Work on benchmark suites and saved results without pytest (benchmarks run with: pytest SUITE).",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, _run) in COMMANDS.items():
         configure(sub.add_parser(name, help=help_text, description=help_text))

@@ -103,9 +103,10 @@ def partition(ids: Sequence[str], count: int, durations: Mapping[str, float] | N
 
 def item_key(item: pytest.Item) -> str:
     """What durations are recorded under: the case id for a benchmark case, else the pytest node id."""
-    callspec = getattr(item, "callspec", None)
-    case = callspec.params.get("harness_case") if callspec is not None else None
-    return str(case.id) if case is not None else item.nodeid
+    from harness.collect import case_of
+
+    case = case_of(item)
+    return case.id if case is not None else item.nodeid
 
 
 class ShardPlugin:

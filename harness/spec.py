@@ -267,6 +267,8 @@ class _Validator:
         reference_backend = data.get("reference_backend")
         if reference_backend is not None and not isinstance(reference_backend, str):
             raise self.fail("reference_backend", "expected a backend name such as onnxruntime")
+        if reference_backend is not None and (problem := backend_name_problem(reference_backend)):
+            raise self.fail("reference_backend", problem)
         raw_models = data.get("models")
         if not isinstance(raw_models, list) or not raw_models:
             raise self.fail("models", "list at least one model (with 'name' and 'path' or 'onnx_zoo')")
@@ -515,7 +517,45 @@ class _Validator:
             raise self.fail(
                 "backends", "expected a mapping of backend name -> options, e.g. {onnxruntime: {intra_op_threads: 1}}"
             )
+        for name, options in raw.items():
+            problem = backend_name_problem(str(name))
+            if problem:
+                raise self.fail(_join("backends", name), problem)
+            for option, value in options.items():
+                problem = _backend_option_problem(str(name), str(option), value)
+                if problem:
+                    raise self.fail(_join(_join("backends", name), option), problem)
         return {str(k): dict(v) for k, v in raw.items()}
+
+
+def backend_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a backend of the registry (with the nearest name), or None."""
+    from harness.backends.base import REGISTRY
+
+    if name in REGISTRY:
+        return None
+    near = difflib.get_close_matches(name, list(REGISTRY), n=1)
+    hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(sorted(REGISTRY))}"
+    return f"unknown backend '{name}'; {hint}"
+
+
+def _backend_option_problem(backend: str, option: str, value: Any) -> str | None:
+    """Why a suite's option for a known backend is unknown to it or of the wrong type (its module's OPTIONS, the
+    table harness.backends.base.check_options applies when the backend is created), or None."""
+    import importlib
+
+    from harness.backends.base import REGISTRY
+
+    allowed: dict[str, type | tuple[type, ...]] = importlib.import_module(REGISTRY[backend].split(":")[0]).OPTIONS
+    if option not in allowed:
+        near = difflib.get_close_matches(option, list(allowed), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else f"known options: {', '.join(allowed) or 'none'}"
+        return f"unknown option of backend '{backend}'; {hint}"
+    expected = allowed[option]
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        return f"expected {names}, got {_kind(value)}"
+    return None
 
 
 MEASURE_COUNTS = ("min_iterations", "trials")
