@@ -7,6 +7,7 @@ plain checkout use ``python -m pytest -p harness.pytest_plugin benchmarks``.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from harness.session import HarnessSession, RunConfig
 from harness.spec import Case, load_suite, measure_value_problem
 
 _STATE = pytest.StashKey[dict[str, Any]]()
+# Suite files collected as tests (pytest my_suite.yaml, pytest benchmarks/). Imported by pytest, not by this module,
+# so that pytest rewrites its asserts like any plugin's: the hooks below import case_of from it when they run.
+pytest_plugins = ["harness.collect"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -222,8 +226,8 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 def _suite_files(config: pytest.Config) -> list[Path]:
     patterns = config.getoption("suite") or [str(config.rootpath / p) for p in config.getini("harness_suites")]
-    if not patterns:
-        raise HarnessError("no suite given; pass --suite PATH or set harness_suites in the pytest ini options")
+    if not patterns:  # a bench module with nothing selected runs nothing; suite files may be collected directly
+        return []
     files: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
@@ -269,13 +273,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state = config.stash[_STATE]
     if state["error"]:
         raise pytest.UsageError(state["error"])
-    if not any("harness_case" in getattr(item, "fixturenames", ()) for item in items):
+    from harness.collect import case_of
+
+    cases = [case for item in items if (case := case_of(item)) is not None]
+    if not cases:
         return
     session = _harness_session(config)
     # Everything that would stop the run later is checked before anything is measured: an unknown backend or a bad
     # option, an output folder that cannot be written, a baseline file that cannot be used.
     try:
-        suites = list({c.suite.name: c.suite for c in _cases(config)}.values())
+        suites = list({c.suite.name: c.suite for c in cases}.values())
         for suite in suites:
             session.backend_for(suite)
         check_output_folders(session)
@@ -320,8 +327,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     if explicit is None and (getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput")):
         return
-    params = (getattr(getattr(item, "callspec", None), "params", {}) for item in session.items)
-    cases = [p["harness_case"] for p in params if "harness_case" in p]
+    from harness.collect import case_of
+
+    cases = [case for item in session.items if (case := case_of(item)) is not None]
     if not cases:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -386,25 +394,26 @@ def harness_session(pytestconfig: pytest.Config) -> HarnessSession:
 
 @pytest.fixture
 def harness_check(harness_session: HarnessSession) -> Any:
+    """Run a case and turn its result into the test outcome (:func:`check_case`)."""
+    return functools.partial(check_case, harness_session)
+
+
+def check_case(harness_session: HarnessSession, case: Case) -> None:
     """Run a case and turn its result into the test outcome: fail on regression or error, skip with the reason."""
-
-    def check(case: Case) -> None:
-        try:
-            result = harness_session.run_case(case)
-        except OutputError as exc:
-            # The disk or the folder refused a write: every later case would fail the same way. What was finished
-            # is on disk (results.json is rewritten atomically after each case); stop with the one line.
-            pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
-        for warning in result.warnings:
-            print(f"warning: {case.id}: {warning}")
-        if result.status == "skipped":
-            pytest.skip(result.message)
-        if result.status in ("failed", "error"):
-            pytest.fail(result.message, pytrace=False)
-        if result.message:
-            print(result.message)
-
-    return check
+    try:
+        result = harness_session.run_case(case)
+    except OutputError as exc:
+        # The disk or the folder refused a write: every later case would fail the same way. What was finished
+        # is on disk (results.json is rewritten atomically after each case); stop with the one line.
+        pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+    for warning in result.warnings:
+        print(f"warning: {case.id}: {warning}")
+    if result.status == "skipped":
+        pytest.skip(result.message)
+    if result.status in ("failed", "error"):
+        pytest.fail(result.message, pytrace=False)
+    if result.message:
+        print(result.message)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
