@@ -342,13 +342,18 @@ def _graph_rule(name: str, dtype: str, hint: InputHint | None) -> tuple[float, f
 
 
 def _mask(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """1 for the first ``n`` positions of each row (``n`` between half and all of the last axis), 0 after: what an
-    attention mask of a padded batch looks like, with a different length per row."""
-    if not shape or shape[-1] == 0:
+    """1 for the first ``n`` positions of each row (``n`` between half and all of it), 0 after: what an attention
+    mask of a padded batch looks like, with a different length per row. The row runs along the last axis longer
+    than 1 (the sequence of ``[batch, seq]``, ``[batch, seq, 1]`` and ``[batch, 1, 1, seq]`` masks alike)."""
+    long_axes = [i for i, size in enumerate(shape) if size > 1 and i > 0]
+    if not long_axes:
         return np.ones(shape, dtype=np.int64)
-    length = shape[-1]
-    rows = rng.integers((length + 1) // 2, length, size=shape[:-1], endpoint=True)
-    return (np.arange(length) < rows[..., None]).astype(np.int64)
+    axis = long_axes[-1]
+    moved = (*shape[:axis], *shape[axis + 1 :], shape[axis])
+    length = shape[axis]
+    ones = rng.integers((length + 1) // 2, length, size=moved[:-1], endpoint=True)
+    mask = (np.arange(length) < ones[..., None]).astype(np.int64)
+    return np.moveaxis(mask, -1, axis)
 
 
 def _plain(value: float) -> float | int:
