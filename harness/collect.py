@@ -156,7 +156,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.extend(_suite_option_items(session, config, skip=collected))
     if state.errors:
         raise pytest.UsageError(*dict.fromkeys(state.errors))
-    items[:] = _each_suite_once(items)
+    items[:], twice = _each_suite_once(items)
+    if twice:  # counted by the terminal as collected: say where they went
+        config.hook.pytest_deselected(items=twice)
     state.nothing_collected = not items and not session.testsfailed
 
 
@@ -188,26 +190,29 @@ def _node_id(path: Path, config: pytest.Config) -> str:
         return Path(os.path.relpath(path, config.rootpath)).as_posix()
 
 
-def _each_suite_once(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Drop a suite's direct items when a bench module runs the same suite file, and a case collected twice (a
-    folder and a file in it given as arguments with --keep-duplicates); refuse one case id from two suite files."""
+def _each_suite_once(items: list[pytest.Item]) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(items to run, items dropped): a suite's direct items go when a bench module runs the same suite file, and a
+    case collected twice (a folder and a file in it, with --keep-duplicates); one case id from two suite files is
+    refused, since results and durations are keyed by case id."""
     by_module = {case.suite.path for item in items if (case := case_of(item)) and not isinstance(item, CaseItem)}
     owner: dict[str, Path] = {}
     seen: set[tuple[Path, str]] = set()
     out: list[pytest.Item] = []
+    twice: list[pytest.Item] = []
     for item in items:
         case = case_of(item)
         if case is not None and isinstance(item, CaseItem):
             if case.suite.path in by_module or (case.suite.path, case.id) in seen:
+                twice.append(item)
                 continue
             seen.add((case.suite.path, case.id))
         if case is not None and owner.setdefault(case.id, case.suite.path) != case.suite.path:
             raise pytest.UsageError(
                 f"{case.suite.path}: case '{case.id}' also comes from {owner[case.id]}; "
-                "rename the model in one of the suites"
+                "rename the model in one of the suites, or run the two in separate pytest sessions"
             )
         out.append(item)
-    return out
+    return out, twice
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
