@@ -231,15 +231,6 @@ def nonfinite_lines(case_id: str, counts: dict[str, dict[str, int]], precision: 
     return lines
 
 
-def all_nonfinite(counts: dict[str, dict[str, int]]) -> list[str]:
-    """The outputs among ``counts`` (:func:`nonfinite_counts`) that hold no finite value at all."""
-    return [
-        name
-        for name, c in counts.items()
-        if c.get("nan", 0) + c.get("posinf", 0) + c.get("neginf", 0) >= c.get("elements", 0) > 0
-    ]
-
-
 def top1_agreement(actual: np.ndarray, reference: np.ndarray) -> float | None:
     """Fraction of samples with the same arg-max class, over the samples whose scores are all finite on both sides;
     None unless the output looks like [batch, classes(, 1, 1)] (or no sample is finite)."""

@@ -294,8 +294,10 @@ def judge(
     -> one value per trial) are used where present; a side without them counts as one trial of its metric value."""
     if baseline is None:
         return Verdict("new", (), f"{case_id}: no baseline yet; run with --update-baselines to record one")
-    raw = trials or {}
-    trials, baseline_trials, runner_change = _at_baseline_speed(raw, baseline_trials or {})
+    unusable = _unusable(gated, metrics, baseline)
+    metrics, baseline = _finite_values(metrics), _finite_values(baseline)
+    raw = _finite_series(trials or {})
+    trials, baseline_trials, runner_change = _at_baseline_speed(raw, _finite_series(baseline_trials or {}))
     comparisons = tuple(
         compare_trials(
             m,
@@ -305,10 +307,11 @@ def judge(
             alpha,
         )
         for m in gated
-        if m in metrics and baseline.get(m) is not None
+        if m in metrics and m in baseline
     )
     if not comparisons:
-        return Verdict("new", (), f"{case_id}: the baseline has none of the gated metrics {list(gated)}")
+        why = "; ".join(unusable) or f"the baseline has none of the gated metrics {list(gated)}"
+        return Verdict("new", (), f"{case_id}: nothing to compare ({why}); rerun with --update-baselines")
     comparisons = _cpu_evidence_all(
         comparisons,
         trials,
@@ -318,7 +321,60 @@ def judge(
     )
     if runner_change is not None and abs(runner_change) > PROBE_NOISE:
         comparisons = tuple(_probe_note(c, runner_change, raw) for c in comparisons)
-    return _combine(case_id, comparisons, "baseline")
+    verdict = _combine(case_id, comparisons, "baseline")
+    if unusable:  # a metric left out must never pass unmentioned
+        note = f"{case_id}: not compared: {'; '.join(unusable)}"
+        verdict = replace(verdict, message=f"{verdict.message}\n{note}" if verdict.message else note)
+    return verdict
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite_values(values: dict[str, Any]) -> dict[str, float]:
+    """The metrics that are finite numbers (a NaN, an infinity or a null can be neither better nor worse)."""
+    return {k: float(v) for k, v in values.items() if _is_finite(v)}
+
+
+def _finite_series(series: dict[str, Any]) -> dict[str, list[float]]:
+    """Per-trial values without the non-finite ones; a series left empty is dropped."""
+    out = {}
+    for name, values in series.items():
+        kept = [float(v) for v in values if _is_finite(v)] if isinstance(values, (list, tuple)) else []
+        if kept:
+            out[name] = kept
+    return out
+
+
+def _finite_pairs(
+    reference: dict[str, list[float]], candidate: dict[str, list[float]]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """A/B: per metric, the pairs whose two values are both finite (a NaN drops its pair, never shifts the others)."""
+    ref_out: dict[str, list[float]] = {}
+    cand_out: dict[str, list[float]] = {}
+    for name in set(reference) & set(candidate):
+        a, b = reference[name] or [], candidate[name] or []
+        if len(a) != len(b):
+            continue
+        kept = [(float(x), float(y)) for x, y in zip(a, b, strict=True) if _is_finite(x) and _is_finite(y)]
+        if kept:
+            ref_out[name], cand_out[name] = [x for x, _ in kept], [y for _, y in kept]
+    return ref_out, cand_out
+
+
+def _unusable(gated: tuple[str, ...], metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """Why each gated metric present on both sides cannot be compared (a side holds NaN, an infinity or null)."""
+    out = []
+    for m in gated:
+        if m not in metrics or m not in baseline:
+            continue
+        sides = [f"{side} {value!r}" for side, value in (("this run", metrics[m]), ("baseline", baseline[m]))
+                 if not _is_finite(value)]  # fmt: skip
+        if sides:
+            label = METRICS[m].label if m in METRICS else m
+            out.append(f"{label} is not a finite number ({', '.join(sides)})")
+    return out
 
 
 def judge_build(
@@ -333,6 +389,7 @@ def judge_build(
         return Verdict("new", (), f"{case_id}: no baseline yet; run with --update-baselines to record one")
     default = tolerance.get("default", 0.10)
     allowed = {**tolerance, "build_time_ms": tolerance.get("build_time_ms", max(BUILD_TIME_TOLERANCE, default))}
+    metrics, baseline = _finite_values(metrics), _finite_values(baseline)
     comparisons = tuple(
         compare_trials(m, [metrics[m]], [baseline[m]], tolerance_for(m, allowed), deterministic=True)
         for m in ("build_time_ms", "engine_bytes")
@@ -355,7 +412,7 @@ def _at_baseline_speed(
     runner made is taken out of both sides before the tests, while a slower model or ``--simulate-slowdown`` (the
     probe runs outside the case) keeps its full size."""
     probe, base_probe = trials.get(PROBE), baseline_trials.get(PROBE)
-    if not probe or not base_probe or min(*probe, *base_probe) <= 0:
+    if not probe or not base_probe or min(*probe, *base_probe) <= 0 or not np.isfinite([*probe, *base_probe]).all():
         return trials, baseline_trials, None
     reference = float(np.median(base_probe))
 
@@ -554,6 +611,7 @@ def judge_paired(
     """A/B: ``candidate`` against ``reference``, metric -> per-trial values measured in interleaved pairs. On CPU
     backends (``cpu_ms`` on both sides) the CPU time per inference of the pairs is the evidence, as in :func:`judge`:
     trials of a pair are consecutive, not simultaneous, so a neighbour can still load one and not the other."""
+    reference, candidate = _finite_pairs(reference, candidate)
     comparisons = tuple(
         compare_pairs(m, reference[m], candidate[m], tolerance_for(m, tolerance), alpha)
         for m in gated

@@ -5,6 +5,7 @@ Names carry their unit (``_ms``, ``_sps`` = samples per second, ``_bytes``) so a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -14,16 +15,21 @@ class Metric:
     label: str  # how messages and reports call it
     unit: str
     higher_is_better: bool = False
+    short: str = ""  # for narrow places (the terminal's verdict column); the label when empty
+
+    @property
+    def brief(self) -> str:
+        return self.short or self.label
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("latency_median_ms", "median latency", "ms"),
-        Metric("latency_mean_ms", "mean latency", "ms"),
-        Metric("latency_p90_ms", "p90 latency", "ms"),
-        Metric("latency_p95_ms", "p95 latency", "ms"),
-        Metric("latency_p99_ms", "p99 latency", "ms"),
+        Metric("latency_median_ms", "median latency", "ms", short="latency p50"),
+        Metric("latency_mean_ms", "mean latency", "ms", short="latency mean"),
+        Metric("latency_p90_ms", "p90 latency", "ms", short="latency p90"),
+        Metric("latency_p95_ms", "p95 latency", "ms", short="latency p95"),
+        Metric("latency_p99_ms", "p99 latency", "ms", short="latency p99"),
         Metric("throughput_sps", "throughput", "samples/s", higher_is_better=True),
         Metric("build_time_ms", "build time", "ms"),
         Metric("engine_bytes", "engine size", "bytes"),
@@ -57,8 +63,25 @@ def format_p_value(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
+def brief_label(metric: str) -> str:
+    """``latency p50``, ``throughput``: a metric's short name (the raw name when unknown)."""
+    return METRICS[metric].brief if metric in METRICS else metric
+
+
+def format_nonfinite(value: float) -> str:
+    """``NaN``, ``inf`` or ``-inf``: how every report writes a number that is not finite."""
+    return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def format_change(change: float) -> str:
+    """A relative change as ``+12.3%`` (``NaN`` when it is not a finite number)."""
+    return f"{change:+.1%}" if math.isfinite(change) else format_nonfinite(change)
+
+
 def format_value(metric: str, value: float) -> str:
     unit = METRICS[metric].unit if metric in METRICS else ""
+    if not math.isfinite(value):
+        return f"{format_nonfinite(value)} {unit}".strip()
     if unit == "ms":
         return f"{value:.3g} ms" if value < 100 else f"{value:.1f} ms"
     if unit == "samples/s":

@@ -25,6 +25,7 @@ from harness import accuracy
 from harness.errors import CaseSkipped, HarnessError
 from harness.fsio import atomic_write_bytes, write_json
 from harness.models import PreparedModel, generate_inputs, load_onnx, sha256_bytes
+from harness.results import all_nonfinite
 from harness.spec import Case
 
 WEIGHT_SAMPLES = 2  # inputs the data-dependent rescale of random weights runs on
@@ -133,7 +134,7 @@ def _flag_nonfinite(case: Case, result: Any, reference: dict[str, np.ndarray]) -
     """Record (and warn about) the reference outputs that hold NaN or infinities on the case's inputs."""
     counts = accuracy.nonfinite_counts(reference)
     result.reference_nonfinite = counts
-    empty = set(accuracy.all_nonfinite(counts))  # those fail the case (apply_failures): a warning would repeat it
+    empty = set(all_nonfinite(counts))  # those fail the case (apply_failures): a warning would repeat it
     result.warnings.extend(accuracy.nonfinite_lines(case.id, {k: v for k, v in counts.items() if k not in empty}))
 
 
@@ -143,7 +144,7 @@ def apply_failures(result: Any) -> None:
     lie)."""
     failures = list((getattr(result, "accuracy", None) or {}).get("failures") or [])
     counts = getattr(result, "reference_nonfinite", None) or {}
-    empty = accuracy.all_nonfinite(counts)
+    empty = all_nonfinite(counts)
     if empty:
         failures += accuracy.nonfinite_lines(result.id, {name: counts[name] for name in empty})
     if failures:

@@ -239,3 +239,13 @@ def speedups(cases: list[CaseResult]) -> list[dict[str, Any]]:
 def _positive(value: Any) -> TypeGuard[float]:
     """A usable rate: a finite number above zero (a NaN throughput has no speed-up)."""
     return _is(value, _NUMBER) and math.isfinite(value) and value > 0
+
+
+def all_nonfinite(counts: dict[str, dict[str, int]]) -> list[str]:
+    """The outputs of a ``reference_nonfinite`` record (:attr:`CaseResult.reference_nonfinite`) that hold no finite
+    value at all."""
+    return [
+        name
+        for name, c in counts.items()
+        if isinstance(c, dict) and c.get("nan", 0) + c.get("posinf", 0) + c.get("neginf", 0) >= c.get("elements", 0) > 0
+    ]

@@ -12,6 +12,7 @@ from suite_runner import BENCH_MODULE
 from harness import accuracy
 from harness.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
 from harness.errors import HarnessError
+from harness.results import all_nonfinite
 
 pytest_plugins = ["pytester"]
 
@@ -76,9 +77,9 @@ def test_nan_in_the_reference_is_not_judged_and_never_passes_silently():
     counts = accuracy.nonfinite_counts({"y": reference, "ok": np.ones(3), "ids": np.arange(3)})
     assert counts == {"y": {"elements": 4, "nan": 1, "posinf": 0, "neginf": 1}}
     assert accuracy.nonfinite_lines("c", counts) == ["c: fp32 output 'y': 2 of 4 values are NaN/inf (1 NaN, 1 -inf)"]
-    assert accuracy.all_nonfinite(counts) == []
+    assert all_nonfinite(counts) == []
     empty = accuracy.nonfinite_counts({"y": np.full(3, np.nan)})
-    assert accuracy.all_nonfinite(empty) == ["y"]
+    assert all_nonfinite(empty) == ["y"]
     assert "all 3 values are NaN/inf (3 NaN)" in accuracy.nonfinite_lines("c", empty)[0]
     nothing = compare_output("y", np.ones(3), np.full(3, np.nan), Tolerance())
     assert nothing.compared == 0 and check("c", {"y": nothing}, Tolerance()) == []  # the case is flagged instead

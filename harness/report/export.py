@@ -3,12 +3,14 @@
 One benchmark per measured case: each timed inference is one round of one iteration, times in seconds as
 pytest-benchmark stores them. The statistics are computed by pytest-benchmark's own ``Stats`` class so every field
 (q1/q3 by its quartile rule, outlier counts, ops = 1 / mean) means exactly what its readers expect; our own
-nearest-rank figures and the throughput in samples/s travel in ``extra_info``. Skipped and failed cases are left
-out, as pytest-benchmark leaves out benchmarks that raised.
+nearest-rank figures, the throughput in samples/s, the inputs fed and any NaN / infinities of the fp32 outputs
+travel in ``extra_info``. Skipped and errored cases are left out, as pytest-benchmark leaves out benchmarks that
+raised; so are samples that are not finite numbers (a timing is never NaN; a hand-edited results file can be).
 """
 
 from __future__ import annotations
 
+import math
 import platform
 from typing import Any
 
@@ -54,6 +56,12 @@ def _commit_info(env: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _finite_samples(samples_ms: Any) -> list[float]:
+    if not isinstance(samples_ms, list):
+        return []
+    return [float(v) for v in samples_ms if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
 def _stats(samples_ms: list[float]) -> dict[str, Any]:
     from pytest_benchmark.stats import Stats
 
@@ -77,6 +85,10 @@ def _benchmark(case: CaseResult, suite: str) -> dict[str, Any]:
     }
     if isinstance(params.get("backend"), dict):
         extra["backend"] = params["backend"].get("name")
+    if case.inputs:
+        extra["inputs"] = case.inputs
+    if case.reference_nonfinite:
+        extra["reference_nonfinite"] = case.reference_nonfinite
     return {
         "group": f"{suite}/{params.get('model', case.id)}" if suite else str(params.get("model", case.id)),
         "name": f"test_case[{case.id}]",
@@ -92,7 +104,7 @@ def _benchmark(case: CaseResult, suite: str) -> dict[str, Any]:
             "min_time": case.measure.get("min_duration_ms", 0) / 1e3 if case.measure.get("min_duration_ms") else 0,
             "warmup": bool(case.measure.get("warmup_ms", 0)),
         },
-        "stats": _stats(case.samples["latency_ms"]),
+        "stats": _stats(_finite_samples(case.samples.get("latency_ms"))),
     }
 
 
@@ -106,7 +118,7 @@ def to_pytest_benchmark(results: RunResults) -> dict[str, Any]:
     benchmarks = [
         _benchmark(case, str(case.params.get("suite", "")))
         for case in results.cases
-        if case.status in ("passed", "failed") and case.samples.get("latency_ms")
+        if case.status in ("passed", "failed") and _finite_samples(case.samples.get("latency_ms"))
     ]
     return {
         "machine_info": _machine_info(env),

@@ -14,7 +14,7 @@ from typing import Any
 
 import harness
 from harness.report.plots import Plot
-from harness.report.view import LABELS, ReportView, ms, size, sps
+from harness.report.view import LABELS, ReportView, ms, size, sps, whole
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -26,8 +26,8 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def _num(value: Any) -> str:
-    """A sort key for data-v: plain number text, '' for missing."""
-    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+    """A sort key for data-v: plain number text, '' for missing or non-finite."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return ""
     return repr(float(value))
 
@@ -42,7 +42,7 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=ms, sps=sps, size=size)
+    env.filters.update(ms=ms, sps=sps, size=size, whole=whole)
     return env
 
 
@@ -82,6 +82,8 @@ def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source
         "has_evidence": any(d.evidence for c in regressions for d in c.deltas),
         "warned": [c for c in view.cases if c.case.warnings],
         "failures": view.with_label("failed"),
+        "nonfinite": [c for c in view.cases if c.nonfinite],
+        "with_inputs": [c for c in view.cases if c.inputs],
         "improvements": view.with_label("improved"),
         "table": table,
         "rank": {**rank, **{c.label: rank.get(c.label, len(LABELS)) for c in view.cases}},

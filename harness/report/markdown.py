@@ -1,7 +1,8 @@
 """summary.md: GitHub-flavoured markdown for ``$GITHUB_STEP_SUMMARY`` and PR comments.
 
 One headline verdict line, the counts, a table of regressions and improvements with their deltas, the failures one
-line each, the environment in one line and where the full report is. Text from the records is escaped so a model
+line each (what failed, why, and the inputs that were fed), the cases whose fp32 outputs held NaN / infinities, the
+environment in one line and where the full report is. Text from the records is escaped so a model
 name cannot break a table or inject markup.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from harness.report.view import ReportView
+from harness.report.view import ReportView, inputs_line
 
 MAX_ROWS = 50  # a PR comment must stay readable; the full list is in report.html
 
@@ -85,9 +86,22 @@ def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
         lines.append("")
         for case in failures[:MAX_ROWS]:
             why = case.reasons[0] if case.reasons else "no message recorded"
-            lines.append(f"- {escape(case.id)}: {escape(why)}")
+            lines.append(f"- {escape(case.id)} ({escape(case.outcome)}): {escape(why)}")
+            fed = inputs_line(case.case.inputs)
+            if fed:
+                lines.append(f"  - inputs: {escape(fed)}")
         if len(failures) > MAX_ROWS:
             lines.append(f"- … and {len(failures) - MAX_ROWS} more in the full report")
+        lines.append("")
+
+    flagged = [c for c in view.cases if c.nonfinite]
+    if flagged:
+        lines.append(f"**Non-finite fp32 outputs ({len(flagged)}):**")
+        lines.append("")
+        for case in flagged[:MAX_ROWS]:
+            lines.append(f"- {escape(case.id)} ({escape(case.outcome)}): {escape('; '.join(case.nonfinite))}")
+        if len(flagged) > MAX_ROWS:
+            lines.append(f"- … and {len(flagged) - MAX_ROWS} more in the full report")
         lines.append("")
 
     lines.append(f"Environment: {escape(view.environment_line())}")

@@ -3,12 +3,15 @@
 Per model: latency vs batch size per precision with the p50-p99 band, throughput vs batch size, throughput vs p99
 latency, speed-up by precision vs fp32, baseline vs current per case with spread. Per regressed (or ambiguous) case:
 the latency distribution (empirical CDF) against the baseline's. Colours come from the Okabe-Ito palette, which
-stays distinguishable with the common colour-vision deficiencies; every series also has its own marker.
+stays distinguishable with the common colour-vision deficiencies; every series also has its own marker. A value
+that is not a finite number (NaN, infinity: a hand-edited results file, a broken measurement) is never drawn; the
+image and its caption say which cases lost points.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -111,17 +114,46 @@ def _batch_axis(ax: Any, batches: list[int]) -> None:
     ax.minorticks_off()
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it can be drawn (a finite number), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def _latency(case: CaseView, key: str) -> float | None:
     stats = case.case.stats.get("latency_ms") or {}
     value = stats.get(key)
     if value is None:
         value = case.metric({"median": "latency_median_ms", "p99": "latency_p99_ms"}.get(key, ""))
-    return float(value) if value is not None else None
+    return _finite(value)
+
+
+def _not_drawn(cases: list[CaseView]) -> list[str]:
+    """Ids of cases holding a plotted number that is not finite (their points are left out)."""
+    out = []
+    for case in cases:
+        stats = case.case.stats.get("latency_ms") or {}
+        values = [stats.get(k) for k in ("min", "median", "p99")]
+        values += [case.case.metrics.get(k) for k in ("latency_median_ms", "latency_p99_ms", "throughput_sps")]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            out.append(case.id)
+    return out
+
+
+def _note_not_drawn(fig: Any, ids: list[str]) -> str:
+    """Say in the image (bottom right) and return for the caption that some cases' points are not drawn."""
+    if not ids:
+        return ""
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    text = f"NaN/inf not drawn: {shown}"
+    fig.text(0.99, 0.005, _short(text, 90), ha="right", va="bottom", fontsize=7, color="#D55E00")
+    return text
 
 
 def _top(lines: Any, axis: int) -> float:
     """The largest x (axis 0) or y (axis 1) value drawn, so limits leave room above it; 1.0 when nothing is."""
-    values = [float(v) for line in lines for v in line.get_data()[axis] if v is not None and v == v]
+    values = [float(v) for line in lines for v in line.get_data()[axis] if _finite(v) is not None]
     return max(values) if values and max(values) > 0 else 1.0
 
 
@@ -160,7 +192,7 @@ def throughput_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
     fig, ax = _figure()
     batches: list[int] = []
     for index, (name, group) in enumerate(series.items()):
-        points = [(int(c.batch_size or 0), c.metric("throughput_sps")) for c in group]
+        points = [(int(c.batch_size or 0), _finite(c.metric("throughput_sps"))) for c in group]
         points = [p for p in points if p[1] is not None]
         if points:
             batches += [p[0] for p in points]
@@ -180,7 +212,7 @@ def throughput_vs_latency(model: str, cases: list[CaseView]) -> Any | None:
     fig, ax = _figure()
     drawn = False
     for index, (name, group) in enumerate(series.items()):
-        points = [(_latency(c, "p99"), c.metric("throughput_sps"), c.batch_size) for c in group]
+        points = [(_latency(c, "p99"), _finite(c.metric("throughput_sps")), c.batch_size) for c in group]
         points = [p for p in points if p[0] is not None and p[1] is not None]
         if not points:
             continue
@@ -231,13 +263,17 @@ def _baseline_spread(case: CaseView) -> tuple[float, float, float] | None:
     """(min, median, p99) latency of the baseline, from its statistics or its quantile sketch."""
     baseline = case.case.baseline or {}
     stats = (baseline.get("stats") or {}).get("latency_ms") or {}
-    if all(k in stats for k in ("min", "median", "p99")):
-        return float(stats["min"]), float(stats["median"]), float(stats["p99"])
     sketch = baseline.get("latency_quantiles_ms")
-    if isinstance(sketch, list) and len(sketch) >= 3:
-        return float(sketch[0]), float(sketch[len(sketch) // 2]), float(sketch[-2])
     median = (baseline.get("metrics") or {}).get("latency_median_ms")
-    return (float(median),) * 3 if isinstance(median, (int, float)) else None
+    candidates = [(stats.get("min"), stats.get("median"), stats.get("p99"))]
+    if isinstance(sketch, list) and len(sketch) >= 3:
+        candidates.append((sketch[0], sketch[len(sketch) // 2], sketch[-2]))
+    candidates.append((median, median, median))
+    for lo, mid, hi in candidates:  # the first complete, finite spread
+        lo, mid, hi = _finite(lo), _finite(mid), _finite(hi)
+        if lo is not None and mid is not None and hi is not None:
+            return lo, mid, hi
+    return None
 
 
 def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
@@ -296,16 +332,23 @@ def latency_distribution(case: CaseView) -> Any | None:
     """Empirical CDF of this run's per-iteration latency against the baseline's quantile sketch."""
     import numpy as np
 
-    samples = case.case.samples.get("latency_ms")
+    samples = [v for v in (_finite(s) for s in case.case.samples.get("latency_ms") or []) if v is not None]
     if not samples:
         return None
     fig, ax = _figure()
     values = np.sort(np.asarray(samples, dtype=float))
-    ax.step(values, np.arange(1, values.size + 1) / values.size, where="post", color=OKABE_ITO[3], label="current")
+    left_out = len(case.case.samples.get("latency_ms") or []) - len(samples)
+    label = f"current ({left_out} NaN/inf not drawn)" if left_out else "current"
+    ax.step(values, np.arange(1, values.size + 1) / values.size, where="post", color=OKABE_ITO[3], label=label)
     sketch = (case.case.baseline or {}).get("latency_quantiles_ms")
     if isinstance(sketch, list) and len(sketch) >= 2:
         levels = np.linspace(0, 1, len(sketch))
-        ax.plot(sketch, levels, color=OKABE_ITO[6], marker="s", markersize=3, linewidth=1.2, label="baseline")
+        points = [(_finite(v), level) for v, level in zip(sketch, levels, strict=True)]
+        kept = [(v, level) for v, level in points if v is not None]
+        if kept:
+            name = "baseline" if len(kept) == len(points) else "baseline (NaN/inf not drawn)"
+            xs, ys = zip(*kept, strict=True)
+            ax.plot(xs, ys, color=OKABE_ITO[6], marker="s", markersize=3, linewidth=1.2, label=name)
     for name, key, style in (("current p50", "median", "-"), ("current p99", "p99", ":")):
         value = _latency(case, key)
         if value is not None:
@@ -336,10 +379,13 @@ def _model_plots(task: tuple[str, list[CaseView]]) -> list[Plot]:
     """Every plot of one model (a top-level function: it runs in worker processes too)."""
     model, cases = task
     out = []
+    not_drawn = _not_drawn(cases)
     for kind, title, draw in MODEL_PLOTS:
         fig = draw(model, cases)
         if fig is not None:
-            out.append(Plot(f"{slug(model)}__{kind}.png", f"{title}: {model}", model, kind, _png(fig)))
+            note = _note_not_drawn(fig, not_drawn)
+            caption = f"{title}: {model}" + (f" ({note})" if note else "")
+            out.append(Plot(f"{slug(model)}__{kind}.png", caption, model, kind, _png(fig)))
     return out
 
 

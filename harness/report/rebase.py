@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.fsio import read_json
 from harness.results import SCHEMA as RESULTS_SCHEMA
 from harness.results import CaseResult, RunResults
 
@@ -22,9 +23,13 @@ BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 ad
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except FileNotFoundError:
         raise HarnessError(f"--baseline {path}: no such file or directory") from None
+    except OSError as exc:
+        raise HarnessError(f"--baseline {path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"--baseline {path}: not UTF-8 text (byte {exc.start}); pass a JSON file") from None
     except json.JSONDecodeError as exc:
         raise HarnessError(f"--baseline {path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
 
@@ -55,7 +60,16 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
     schema = data.get("schema") if isinstance(data, dict) else None
     if isinstance(schema, str) and schema.startswith(BASELINE_SCHEMA):
         suite = str(data.get("suite") or path.stem)
-        return {(suite, case_id): entry for case_id, entry in (data.get("cases") or {}).items()}
+        cases = data.get("cases") or {}
+        if not isinstance(cases, dict):
+            raise HarnessError(f"--baseline {path}: 'cases' should be an object of case id -> entry")
+        for case_id, stored in cases.items():
+            if not isinstance(stored, dict) or not isinstance(stored.get("metrics", {}), dict):
+                raise HarnessError(
+                    f"--baseline {path}: case '{case_id}' is not an entry with 'metrics'; "
+                    "pass a baseline file written by this harness"
+                )
+        return {(suite, case_id): stored for case_id, stored in cases.items()}
     if schema == RESULTS_SCHEMA:
         from harness.stats import compact_quantiles
 
@@ -76,6 +90,11 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
     )
 
 
+def _trials(entry: dict[str, Any] | None) -> dict[str, list[float]] | None:
+    trials = (entry or {}).get("trials")
+    return trials if isinstance(trials, dict) else None
+
+
 def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
     """A copy of ``results`` judged against the baseline at ``path``; the input is left unchanged."""
     from harness.gate import judge
@@ -92,7 +111,11 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
         entry: dict[str, Any] | None = entries.get((suite, case.id))
         if entry is None and len(by_id.get(case.id, [])) == 1:  # e.g. a results file from a renamed suite
             entry = by_id[case.id][0]
-        tolerance = {c["metric"]: c["tolerance"] for c in case.comparisons if "tolerance" in c}
+        tolerance = {
+            c["metric"]: c["tolerance"]
+            for c in case.comparisons
+            if isinstance(c, dict) and isinstance(c.get("tolerance"), (int, float)) and "metric" in c
+        }
         recorded = case.params.get("tolerance")
         if isinstance(recorded, dict):
             tolerance = {**recorded, **tolerance}
@@ -103,7 +126,7 @@ def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
             (entry or {}).get("metrics"),
             tolerance,
             trials=getattr(case, "trials", None) or None,
-            baseline_trials=(entry or {}).get("trials"),
+            baseline_trials=_trials(entry),
         )
         was_regression = case.verdict == "regressed"
         case.baseline = entry

@@ -1,12 +1,30 @@
-"""The table printed at the end of a pytest session."""
+"""The table printed at the end of a pytest session.
+
+The verdict column says what failed (``error``, ``nonfinite``, ``accuracy``, ``regressed``, ...) and, where one word
+would hide it, why (harness.report.view.verdict_text), so the table agrees with the HTML and markdown reports.
+"""
 
 from __future__ import annotations
 
+import math
+
+from harness.metrics import format_change, format_nonfinite
+from harness.report.view import nonfinite_phrases, outcome, verdict_text
 from harness.results import CaseResult, RunResults
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else (f"{value:.3f}" if value < 10 else f"{value:.1f}")
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return format_nonfinite(value)
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if math.isfinite(value) else format_nonfinite(value)
 
 
 def _build_row(case: CaseResult) -> tuple[str, ...]:
@@ -20,8 +38,8 @@ def _build_row(case: CaseResult) -> tuple[str, ...]:
         f"{m['engine_bytes'] / 2**20:.2f}" if "engine_bytes" in m else "-",
         "-" if hit is None or not m else ("hit" if hit else "miss"),
         _ms(base.get("build_time_ms")),
-        f"{change['change']:+.1%}" if change else "-",
-        case.verdict or case.status,
+        format_change(change["change"]) if change else "-",
+        verdict_text(case),
     )
 
 
@@ -45,10 +63,10 @@ def summary_lines(results: RunResults) -> list[str]:
                 case.id,
                 _ms(m.get("latency_median_ms")),
                 _ms(m.get("latency_p99_ms")),
-                f"{m['throughput_sps']:.1f}" if "throughput_sps" in m else "-",
+                _rate(m.get("throughput_sps")),
                 _ms(base.get("latency_median_ms")),
-                f"{latency['change']:+.1%}" if latency else "-",
-                case.verdict or case.status,
+                format_change(latency["change"]) if latency else "-",
+                verdict_text(case),
             )
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -60,7 +78,7 @@ def summary_lines(results: RunResults) -> list[str]:
 
     counts: dict[str, int] = {}
     for case in results.cases:
-        label = case.verdict if case.status in ("passed", "failed") and case.verdict else case.status
+        label = outcome(case)
         counts[label] = counts.get(label, 0) + 1
     lines = [
         f"{backend.get('name')} {backend.get('version')} on {env.get('cpu', {}).get('model')}"
@@ -71,6 +89,9 @@ def summary_lines(results: RunResults) -> list[str]:
         *map(fmt, rows),
         "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())),
     ]
+    flagged = [(c.id, nonfinite_phrases(c.reference_nonfinite)) for c in results.cases if c.reference_nonfinite]
+    for case_id, phrases in flagged:  # a finding even where the case passed: the model computes NaN / inf here
+        lines.append(f"non-finite fp32 outputs: {case_id}: {'; '.join(phrases)}")
     if build_only:
         built = [c.build for c in results.cases if c.build and "build_phase_ms" in c.build]
         hits = sum(1 for b in built if b.get("cache_hit"))

@@ -9,12 +9,20 @@ and skipped when absent, so an older results file still renders.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.metrics import METRICS, format_p_value, format_value
-from harness.results import CaseResult, RunResults
+from harness.metrics import (
+    METRICS,
+    brief_label,
+    format_change,
+    format_nonfinite,
+    format_p_value,
+    format_value,
+)
+from harness.results import CaseResult, RunResults, all_nonfinite
 
 # Display order: what a reviewer must act on first. "failed" is a case that errored (or failed for a reason other
 # than a regression, e.g. --strict-baselines or accuracy); "passed" is a measured case without a verdict.
@@ -34,6 +42,88 @@ def label_of(case: CaseResult) -> str:
     if case.status == "failed" and case.verdict not in ("regressed", "ambiguous"):
         return "failed"
     return case.verdict or ("passed" if case.status == "passed" else case.status)
+
+
+def outcome(case: CaseResult) -> str:
+    """What happened to a case, in the word a reader acts on: what failed (``error``, ``nonfinite``, ``accuracy``,
+    ``regressed``, ``ambiguous`` with --fail-on-ambiguous, ``failed``), else the gate's verdict or pytest's status.
+
+    ``nonfinite``: an output of the fp32 reference held no finite value (harness.precision); ``accuracy``: the
+    typed outputs failed their tolerance, NaN / infinities the precision introduced included."""
+    if case.verdict == "missing":
+        return "missing"
+    if case.status in ("skipped", "error"):
+        return case.status
+    if case.status == "failed":
+        if all_nonfinite(case.reference_nonfinite or {}):
+            return "nonfinite"
+        if (case.accuracy or {}).get("failures"):
+            return "accuracy"
+        return case.verdict if case.verdict in ("regressed", "ambiguous") else "failed"
+    return case.verdict or case.status
+
+
+def verdict_text(case: CaseResult) -> str:
+    """The verdict column of the terminal table and the reports: :func:`outcome`, why in brackets where one word
+    would hide it, and ``, nonfinite`` when the fp32 outputs held NaN / infinities. E.g. ``regressed (latency p50
+    +18.7%)``, ``accuracy (NaN/inf)``, ``unchanged (latency p50 decided; throughput +14.2%: judged on CPU time)``."""
+    word = outcome(case)
+    detail = _detail(case, word)
+    text = f"{word} ({detail})" if detail else word
+    if case.reference_nonfinite and word != "nonfinite":
+        text += ", nonfinite"
+    return text
+
+
+def _detail(case: CaseResult, word: str) -> str:
+    comparisons = [c for c in case.comparisons if _is_comparison(c)]
+    if word == "accuracy":
+        outputs = ((case.accuracy or {}).get("outputs") or {}).values()
+        parts = ["NaN/inf" if any(isinstance(o, dict) and o.get("nonfinite") for o in outputs) else ""]
+        parts.append("regressed" if case.verdict == "regressed" else "")
+        return ", ".join(p for p in parts if p)
+    if word == "failed" and case.verdict == "new":
+        return "no baseline; --strict-baselines"
+    if word in ("regressed", "improved"):
+        return ", ".join(f"{brief_label(c['metric'])} {_change(c)}" for c in comparisons if c.get("verdict") == word)
+    if word == "ambiguous":
+        return "; ".join(_undecided(c) for c in comparisons if c.get("verdict") == "ambiguous")
+    if word == "unchanged":
+        moved = [c for c in comparisons if _beyond_tolerance(c)]
+        if not moved:
+            return ""
+        decided = [brief_label(c["metric"]) for c in comparisons if not _beyond_tolerance(c)]
+        head = [f"{' and '.join(decided)} decided"] if decided else []
+        return "; ".join(head + [_undecided(c) for c in moved])
+    return ""
+
+
+def _change(c: dict[str, Any]) -> str:
+    change = c.get("change")
+    return format_change(float(change)) if isinstance(change, (int, float)) else "?"
+
+
+def _beyond_tolerance(c: dict[str, Any]) -> bool:
+    change, tolerance = c.get("change"), c.get("tolerance")
+    return isinstance(change, (int, float)) and isinstance(tolerance, (int, float)) and abs(change) > tolerance
+
+
+def _undecided(c: dict[str, Any]) -> str:
+    """A comparison beyond its tolerance that was not counted, and what the gate based that on."""
+    note = str(c.get("note") or "")
+    p_value = c.get("p_value")
+    if note.startswith("runner contended"):
+        why = "judged on CPU time"
+    elif "CPU time per inference moved" in note:
+        why = "CPU time did not move"
+    elif isinstance(p_value, (int, float)) and c.get("method") != "tolerance":
+        why = f"not significant, {format_p_value(float(p_value))}"
+    elif c.get("method") in ("mann-whitney", "wilcoxon-paired"):
+        why = "too few trials"
+    else:
+        why = ""
+    text = f"{brief_label(str(c['metric']))} {_change(c)}"
+    return f"{text}: {why}" if why else text
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -65,7 +155,7 @@ class Delta:
 
     @property
     def change_text(self) -> str:
-        return f"{self.change:+.1%}"
+        return format_change(self.change)
 
     @property
     def evidence(self) -> str:
@@ -163,6 +253,25 @@ class CaseView:
     def cache_hit(self) -> bool | None:
         value = self.case.build.get("cache_hit")
         return value if isinstance(value, bool) else None
+
+    @property
+    def verdict_text(self) -> str:
+        return verdict_text(self.case)
+
+    @property
+    def outcome(self) -> str:
+        return outcome(self.case)
+
+    @property
+    def inputs(self) -> list[dict[str, str]]:
+        """What was fed, one row per input: name, shape (``1x128``), dtype, range (inclusive) and the rule that chose
+        the values; empty when the record has none (older results, or a case that failed before its inputs)."""
+        return input_rows(getattr(self.case, "inputs", None))
+
+    @property
+    def nonfinite(self) -> list[str]:
+        """One phrase per fp32 output holding NaN / infinities, e.g. ``'y': 12 of 4096 (12 NaN)``."""
+        return nonfinite_phrases(getattr(self.case, "reference_nonfinite", None))
 
     @property
     def message_lines(self) -> list[str]:
@@ -268,19 +377,28 @@ def build_view(results: RunResults, baseline_source: str | None = None) -> Repor
 
 
 def _is_comparison(data: Any) -> bool:
-    return isinstance(data, dict) and all(k in data for k in ("metric", "current", "baseline", "change"))
+    """A recorded gate comparison: a metric name and numbers (null allowed) for current, baseline and change."""
+    if not isinstance(data, dict) or not isinstance(data.get("metric"), str):
+        return False
+    numbers = [data.get(k, "") for k in ("current", "baseline", "change")]
+    return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in numbers)
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def _delta(data: dict[str, Any]) -> Delta:
     metric = str(data["metric"])
     known = {"metric", "current", "baseline", "change", "tolerance", "verdict"}
+    tolerance = data.get("tolerance")
     return Delta(
         metric=metric,
         label=METRICS[metric].label if metric in METRICS else metric,
-        current=float(data["current"]),
-        baseline=float(data["baseline"]),
-        change=float(data["change"]),
-        tolerance=float(data.get("tolerance") or 0.0),
+        current=_float(data["current"]),
+        baseline=_float(data["baseline"]),
+        change=_float(data["change"]),
+        tolerance=float(tolerance) if isinstance(tolerance, (int, float)) and math.isfinite(tolerance) else 0.0,
         verdict=str(data.get("verdict", "")),
         extra={k: v for k, v in data.items() if k not in known},
     )
@@ -328,6 +446,61 @@ def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
     verdict = "FAIL" if failed else ("pass" if parts or "passed" in accuracy else "")
     text = " · ".join(p for p in [verdict, *parts] if p)
     return text, failed
+
+
+def input_rows(inputs: Any) -> list[dict[str, str]]:
+    """The ``inputs`` record of a case (harness.results.CaseResult.inputs) as text cells; malformed parts show ``?``."""
+    if not isinstance(inputs, dict):
+        return []
+    rows = []
+    for name, info in inputs.items():
+        info = info if isinstance(info, dict) else {}
+        shape, value_range = info.get("shape"), info.get("range")
+        rows.append(
+            {
+                "name": str(name),
+                "shape": "x".join(str(d) for d in shape) if isinstance(shape, (list, tuple)) else "?",
+                "dtype": str(info.get("dtype", "?")),
+                "range": (
+                    f"{_number_text(value_range[0])}..{_number_text(value_range[1])}"
+                    if isinstance(value_range, (list, tuple)) and len(value_range) == 2
+                    else "?"
+                ),
+                "rule": str(info.get("rule") or ""),
+            }
+        )
+    return rows
+
+
+def inputs_line(inputs: Any) -> str:
+    """All inputs on one line: ``input_ids int64[1x128] 0..999 (indexes ...); attention_mask ...``."""
+    parts = []
+    for row in input_rows(inputs):
+        text = f"{row['name']} {row['dtype']}[{row['shape']}] {row['range']}"
+        parts.append(f"{text} ({row['rule']})" if row["rule"] else text)
+    return "; ".join(parts)
+
+
+def _number_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:g}" if math.isfinite(value) else format_nonfinite(value)
+
+
+def nonfinite_phrases(counts: Any) -> list[str]:
+    """``'y': 12 of 4096 (12 NaN)`` per output of a ``reference_nonfinite`` record."""
+    if not isinstance(counts, dict):
+        return []
+    out = []
+    for name, c in counts.items():
+        if not isinstance(c, dict):
+            continue
+        kinds = [(c.get("nan"), "NaN"), (c.get("posinf"), "+inf"), (c.get("neginf"), "-inf")]
+        present = [(n, label) for n, label in kinds if isinstance(n, int) and n > 0]
+        total = sum(n for n, _ in present)
+        detail = ", ".join(f"{n} {label}" for n, label in present)
+        out.append(f"'{name}': {total} of {c.get('elements', '?')} ({detail})")
+    return out
 
 
 def _failed(data: dict[str, Any]) -> bool:
@@ -464,18 +637,31 @@ def ms(value: float | None) -> str:
     """Milliseconds with sensible digits: 0.0123, 4.56, 87.0, 301.7."""
     if value is None:
         return "–"
+    if not math.isfinite(value):
+        return format_nonfinite(value)
     if value < 1:
         return f"{value:.4f}"
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def whole(value: float | None) -> str:
+    """A count or a time in whole units with thousands separators: 1,234."""
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if math.isfinite(value) else format_nonfinite(value)
+
+
 def sps(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
+    if value is None:
+        return "–"
+    return f"{value:,.1f}" if math.isfinite(value) else format_nonfinite(value)
 
 
 def size(value: float | None) -> str:
     if value is None:
         return "–"
+    if not math.isfinite(value):
+        return format_nonfinite(value)
     if value >= 2**20:
         return f"{value / 2**20:.1f} MiB"
     return f"{value / 2**10:.0f} KiB" if value >= 2**10 else f"{value:.0f} B"
