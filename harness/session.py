@@ -80,9 +80,11 @@ class _VariantFailed(Exception):
         self.error = error
 
 
-def _reason(exc: BaseException, limit: int = 160) -> str:
-    """An exception as a short phrase for a progress line (its first line, shortened)."""
+def _reason(exc: BaseException, case_id: str = "", limit: int = 160) -> str:
+    """An exception as a short phrase for a progress line that names the case already (its first line, without a
+    leading ``<case id>: ``, shortened)."""
     text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.removeprefix(f"{case_id}: ") if case_id else text
     if not isinstance(exc, (HarnessError, CaseSkipped)):
         text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -321,7 +323,7 @@ class HarnessSession:
                 if isinstance(exc, CaseSkipped):
                     skipped.append(case.id)
                 else:
-                    dropped.append((case.id, _reason(exc)))
+                    dropped.append((case.id, _reason(exc, case.id)))
                 continue
             self._interleaved[case.id] = Interleaved(result, engine, feeds)
             variants.append((case, engine, feeds))
@@ -342,7 +344,7 @@ class HarnessSession:
                 case = variants.pop(failed.index)[0]
                 self._interleaved[case.id].error = failed.error
                 again = f"measuring the other {len(variants)} again" if variants else "no case left to measure"
-                say(f"{suite}: dropped {case.id} from the interleaved pass ({_reason(failed.error)}); {again}")
+                say(f"{suite}: dropped {case.id} from the interleaved pass ({_reason(failed.error, case.id)}); {again}")
                 continue
             except Exception as exc:
                 say(f"{suite}: interleaving failed ({_reason(exc)}); its cases are measured one after another")
