@@ -134,9 +134,10 @@ def test_nonfinite_outputs_are_findings_and_every_file_stays_strict_json(pyteste
     # nothing but NaN at fp32: never a silent pass
     for case_id in ("allnan-fp32-b2", "allnan-fp16-b2"):
         assert cases[case_id]["status"] == "failed"
-        assert f"{case_id}: fp32 output 'y': all {2 * WIDTH} values are NaN/inf ({2 * WIDTH} NaN)" in cases[case_id][
-            "message"
-        ]
+        assert (
+            f"{case_id}: fp32 output 'y': all {2 * WIDTH} values are NaN/inf ({2 * WIDTH} NaN)"
+            in cases[case_id]["message"]
+        )
         assert _row(text, case_id).rstrip().endswith("nonfinite")
     outcome.assert_outcomes(passed=4, failed=4)
 
@@ -161,8 +162,14 @@ def _nan_results(path: Path) -> None:
             stats={"latency_ms": {"min": 0.5, "median": nan if b == 2 else 1.0, "p99": inf}},
             samples={"latency_ms": [1.0, nan, 1.2, inf]},
             comparisons=[
-                {"metric": "latency_median_ms", "current": nan, "baseline": 1.0, "change": nan, "tolerance": 0.1,
-                 "verdict": "unchanged"}  # fmt: skip
+                {
+                    "metric": "latency_median_ms",
+                    "current": nan,
+                    "baseline": 1.0,
+                    "change": nan,
+                    "tolerance": 0.1,
+                    "verdict": "unchanged",
+                }
             ],
             baseline={"metrics": {"latency_median_ms": nan}, "latency_quantiles_ms": [nan, 1.0, inf]},
             reference_nonfinite={"y": {"elements": 4, "nan": 1, "posinf": 0, "neginf": 0}},
@@ -179,7 +186,9 @@ def test_harness_report_renders_a_results_file_holding_nan(tmp_path):
     assert data["cases"][1]["metrics"]["latency_median_ms"] is None
     assert data["nonfinite"]["/cases/1/metrics/latency_median_ms"] == "NaN"
     back = RunResults.read(results)  # ...and read back as the same floats
-    assert math.isnan(back.cases[1].metrics["latency_median_ms"]) and back.cases[0].metrics["latency_p99_ms"] == math.inf
+    assert (
+        math.isnan(back.cases[1].metrics["latency_median_ms"]) and back.cases[0].metrics["latency_p99_ms"] == math.inf
+    )
 
     out = tmp_path / "out"
     proc = subprocess.run(
@@ -203,7 +212,9 @@ def test_a_results_file_with_literal_nan_tokens_still_renders(tmp_path):
     results.write_text(json.dumps(data))  # Python's own NaN / Infinity tokens, as another tool might write them
     assert "NaN" in results.read_text()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "report", str(results), "--no-step-summary"], capture_output=True, text=True
+        [sys.executable, "-m", "harness.cli", "report", str(results), "--no-step-summary"],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     strict((tmp_path / "benchmark.json").read_text())
@@ -236,8 +247,12 @@ def test_json_round_trip_of_nonfinite_numbers(tmp_path):
 
 
 def test_the_gate_never_compares_nan_and_says_what_it_left_out():
-    verdict = judge("c", {"latency_median_ms": 1.0, "throughput_sps": 100.0},
-                    {"latency_median_ms": math.nan, "throughput_sps": 100.0}, {"default": 0.1})  # fmt: skip
+    verdict = judge(
+        "c",
+        {"latency_median_ms": 1.0, "throughput_sps": 100.0},
+        {"latency_median_ms": math.nan, "throughput_sps": 100.0},
+        {"default": 0.1},
+    )
     assert verdict.verdict == "unchanged"
     assert [c.metric for c in verdict.comparisons] == ["throughput_sps"]
     assert "c: not compared: median latency is not a finite number (baseline nan)" in verdict.message
