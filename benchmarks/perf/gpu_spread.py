@@ -151,6 +151,9 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
             for i in range(TRIALS):
                 before = gpu_probe_ms()
                 runner = engine.runner(feeds)
+                # where this runner's memory landed: its input and the ballast held aside (0 without re-placing)
+                input_ptr = runner.inputs[0].data_ptr()
+                ballast_mib = runner._ballast.numel() / 2**20 if runner._ballast is not None else 0.0
                 try:
                     m = measure(runner, trial_spec(spec, i % spec.trials), batch, uses_gpu=True)
                 finally:
@@ -169,9 +172,12 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
                         "power_w": tel.get("power_w", {}).get("median"),
                         "temperature_c": tel.get("temperature_c", {}).get("median"),
                         "reasons": tel.get("clock_event_reasons"),
+                        "input_ptr": input_ptr,
+                        "ballast_mib": ballast_mib,
                     }
                 )
-    record = {"pid": os.getpid(), "load_s": load_s, "trials": trials}
+    weights = {"resnet": next(resnet.fn.parameters()).data_ptr(), "bert": next(bert.fn.parameters()).data_ptr()}
+    record = {"pid": os.getpid(), "load_s": load_s, "weight_ptr": weights, "trials": trials}
     Path(out).write_text(json.dumps(record))
 
 
