@@ -369,8 +369,8 @@ def _unusable(gated: tuple[str, ...], metrics: dict[str, Any], baseline: dict[st
     for m in gated:
         if m not in metrics or m not in baseline:
             continue
-        sides = [f"{side} {value!r}" for side, value in (("this run", metrics[m]), ("baseline", baseline[m]))
-                 if not _is_finite(value)]  # fmt: skip
+        values = (("this run", metrics[m]), ("baseline", baseline[m]))
+        sides = [f"{side} {value!r}" for side, value in values if not _is_finite(value)]
         if sides:
             label = METRICS[m].label if m in METRICS else m
             out.append(f"{label} is not a finite number ({', '.join(sides)})")
