@@ -60,10 +60,15 @@ def _pointer_token(key: object) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as Python numbers and lists (``json`` knows only ``float`` and ``int``)."""
+    """What ``json`` cannot write, as what it can: numpy scalars and arrays as numbers and lists, paths as text,
+    sets as sorted lists, anything else as its text, so a record never fails to be written for one odd value."""
     if hasattr(value, "tolist"):
         return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def _encode(value: Any, pointer: str, found: dict[str, str]) -> Any:
@@ -77,9 +82,9 @@ def _encode(value: Any, pointer: str, found: dict[str, str]) -> Any:
         return {k: _encode(v, f"{pointer}/{_pointer_token(k)}", found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode(v, f"{pointer}/{i}", found) for i, v in enumerate(value)]
-    if hasattr(value, "tolist"):
-        return _encode(value.tolist(), pointer, found)
-    return value
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return _encode(_plain(value), pointer, found)
 
 
 def dumps_json(data: Any) -> str:

@@ -242,8 +242,8 @@ def test_json_round_trip_of_nonfinite_numbers(tmp_path):
     # a pointer that leads nowhere (a hand edit) is ignored, a null it does not name stays null
     assert loads_json('{"x": null, "y": [null], "nonfinite": {"/z/1": "NaN", "/y/0": "NaN"}}')["x"] is None
     path = tmp_path / "doc.json"
-    write_json(path, {"v": math.inf})
-    assert read_json(path) == {"v": math.inf}
+    write_json(path, {"v": math.inf, "where": tmp_path, "kinds": {"b", "a"}})  # no value makes a write fail
+    assert read_json(path) == {"v": math.inf, "where": str(tmp_path), "kinds": ["a", "b"]}
 
 
 def test_the_gate_never_compares_nan_and_says_what_it_left_out():
