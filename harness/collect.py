@@ -135,7 +135,7 @@ class CaseItem(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        # Imported here: the plugin module imports this one (for case_of).
+        # The plugin module holds the run's session; it names this module in pytest_plugins, so it is loaded first.
         from harness import pytest_plugin
 
         pytest_plugin.check_case(pytest_plugin._harness_session(self.config), self.case)
