@@ -32,9 +32,12 @@ READABLE = frozenset({"harness.baseline/1", SCHEMA})
 
 
 class BaselineStore:
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, replace_unusable: bool = False) -> None:
         self.root = Path(root)
         self.key = key
+        # --update-baselines: a stored file that cannot be used reads as empty and is replaced by the update (the
+        # fix its refusal names); otherwise it is refused.
+        self.replace_unusable = replace_unusable
         self._loaded: dict[str, dict[str, Any]] = {}
 
     def path(self, suite: str) -> Path:
@@ -60,7 +63,7 @@ class BaselineStore:
         """The suite's baseline document under this key (empty when there is none)."""
         if suite not in self._loaded:
             path = self.path(suite)
-            self._loaded[suite] = self._read(path, suite) if path.is_file() else {"schema": SCHEMA, "cases": {}}
+            self._loaded[suite] = self._current(path, suite) if self.replace_unusable else self._stored(path, suite)
         return self._loaded[suite]
 
     def entry(self, suite: str, case_id: str) -> dict[str, Any] | None:
@@ -97,9 +100,12 @@ class BaselineStore:
         """What an update starts from: the stored document, or a new one when there is none or it is unusable
         (the user asked to record the suite again, which is the fix the refusal names)."""
         try:
-            return self._read(path, suite) if path.is_file() else {"schema": SCHEMA, "cases": {}}
+            return self._stored(path, suite)
         except HarnessError:
             return {"schema": SCHEMA, "cases": {}}
+
+    def _stored(self, path: Path, suite: str) -> dict[str, Any]:
+        return self._read(path, suite) if path.is_file() else {"schema": SCHEMA, "cases": {}}
 
 
 def baseline_problem(data: Any, suite: str) -> str | None:

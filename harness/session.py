@@ -123,7 +123,10 @@ class HarnessSession:
 
     def store(self, key: str) -> BaselineStore:
         if key not in self._stores:
-            self._stores[key] = BaselineStore(self.config.baseline_dir, key)
+            # --update-baselines replaces an unusable file (the fix its refusal names) instead of refusing it
+            self._stores[key] = BaselineStore(
+                self.config.baseline_dir, key, replace_unusable=self.config.update_baselines
+            )
         return self._stores[key]
 
     def measure_spec(self, suite: Suite) -> MeasureSpec:
