@@ -50,6 +50,8 @@ from harness.trials import SlowedRunner, TrialSet, measure_rounds
 
 TARGETS = {"false_alarm": 0.01, "detect_10": 0.99, "detect_5": 0.90, "time_ratio": 3.0}
 # Tolerances tried for the quietest one this runner supports (:func:`quietest`): the suites' usual settings.
+# Where a confirmation is measured: in the run's own process right after its trials, or in another process.
+CONFIRM_IN = ("same-process", "fresh-process")
 TOLERANCE_GRID = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30)
 
 
@@ -97,6 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=ALPHA, help=f"the gate's test level (default {ALPHA})")
     parser.add_argument("--trials", type=int, default=None, help="trials per gate run (default: the suite's)")
     parser.add_argument("--no-confirm", action="store_true", help="calibrate the gate without confirmation")
+    parser.add_argument(
+        "--confirm-in",
+        choices=CONFIRM_IN,
+        default=CONFIRM_IN[0],
+        help="where a case that looks regressed is measured again: same-process (default: right after, as pytest "
+        "does) or fresh-process (the next simulated run's confirmation, as a gate that re-measures it in a new "
+        "process would see it)",
+    )
     parser.add_argument(
         "--interleave",
         action="store_true",
@@ -157,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         measured = _measure_in_processes(args)
     elapsed = time.perf_counter() - started
-    report = _evaluate_measured(measured, factors, tolerance, args.alpha, not args.no_confirm, args.trials)
+    report = _evaluate_measured(
+        measured, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in
+    )
     report["elapsed_s"] = elapsed
     report["settings"]["runs_in"] = "one process" if args.in_process else "one process per run"
     for line in render(report, factors):
@@ -342,6 +354,7 @@ def _evaluate_measured(
     alpha: float,
     use_confirmation: bool,
     trials: int | None = None,
+    confirm_in: str = CONFIRM_IN[0],
 ) -> dict[str, Any]:
     """Figures from saved trials: ``chunk`` trials per run and variant. The first ``trials`` of a run are its gate
     block and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
@@ -364,9 +377,13 @@ def _evaluate_measured(
         )
     cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in blocks)]
     spec = SimpleNamespace(**settings["measure"])
-    report = evaluate(blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations)
+    report = evaluate(
+        blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations, confirm_in
+    )
     report["quietest"] = quietest(
-        lambda tol, fs: evaluate(blocks, cases, fs, block, tol, alpha, use_confirmation, spec, confirmations),
+        lambda tol, fs: evaluate(
+            blocks, cases, fs, block, tol, alpha, use_confirmation, spec, confirmations, confirm_in
+        ),
         report,
         tolerance,
         factors,
@@ -397,6 +414,7 @@ def _evaluate_measured(
         "tolerance": tolerance,
         "alpha": alpha,
         "confirm": use_confirmation,
+        "confirm_in": confirm_in,
         "naive_threshold": NAIVE_THRESHOLD,
     }
     return report
@@ -428,7 +446,9 @@ def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
         saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
         labels = {key.rsplit("@", 1)[1] for key in saved["trials"]}
         factors = tuple(sorted(float(label) for label in labels if label not in ("1.0", "twin")))
-        report = _evaluate_measured(saved, factors, tolerance, args.alpha, not args.no_confirm, args.trials)
+        report = _evaluate_measured(
+            saved, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
     report["elapsed_s"] = saved.get("elapsed_s", 0.0)
@@ -466,6 +486,11 @@ def _seconds(ts: TrialSet) -> float:
     return sum(m.warmup_ms + m.wall_ms + 2 * (m.probe_ms or 0.0) for m in ts.measurements) / 1e3
 
 
+def _other_run(current: int, baseline: int, runs: int) -> int:
+    """A run other than the current and the baseline one: where a confirmation in a fresh process is taken from."""
+    return next(i for i in ((current + 1) % runs, (current + 2) % runs) if i != baseline)
+
+
 def _block(ts: TrialSet, index: int, size: int) -> TrialSet:
     return TrialSet(ts.batch_size, ts.measurements[index * size : (index + 1) * size])
 
@@ -484,10 +509,12 @@ def evaluate(
     use_confirmation: bool,
     spec: Any,
     confirm_sets: dict[tuple[str, str], TrialSet] | None = None,
+    confirm_in: str = CONFIRM_IN[0],
 ) -> dict[str, Any]:
     """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall.
-    A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run), or
-    else by the next block of ``sets``."""
+    A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run; with
+    ``confirm_in`` fresh-process, the confirmation block of another run, neither j nor the baseline's: a new
+    process), or else by the next block of ``sets``."""
     conditions = ("1.0", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
     gate_seconds: list[float] = []
@@ -518,7 +545,8 @@ def evaluate(
                     seconds = _seconds(cur)
                     if use_confirmation and first.verdict == "regressed":
                         if confirm_sets is not None:
-                            again = _block(confirm_sets[(case.id, factor)], j, size)
+                            k = j if confirm_in == "same-process" else _other_run(j, b, blocks)
+                            again = _block(confirm_sets[(case.id, factor)], k, size)
                         else:
                             k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
                             again = _block(cur_set, k, size)
@@ -713,7 +741,7 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
     lines = [
         "",
         f"gate: tolerance {s['tolerance']:.1%}, alpha {s['alpha']}, {s['trials']} trials, "
-        f"confirmation {'on' if s['confirm'] else 'off'};  naive: median:{s['naive_threshold']:.0%} on the same data",
+        f"confirmation {_confirmation(s)};  naive: median:{s['naive_threshold']:.0%} on the same data",
         "",
         f"against a baseline (one run's trials vs another's, as pytest against baselines/; {_layout(s)}):",
         *_table(report, ("1.0", *(str(f) for f in factors)), titles),
@@ -758,6 +786,14 @@ def verdict_line(mode: str, targets: list[str]) -> str:
         missed.append(target)
     outcome = f"MISSED ({'; '.join(missed)})" if missed else "met"
     return f"verdict {mode}: {outcome}"
+
+
+def _confirmation(settings: dict[str, Any]) -> str:
+    if not settings["confirm"]:
+        return "off"
+    if settings.get("confirm_in", CONFIRM_IN[0]) == "same-process":
+        return "on (same process)"
+    return "on (in a fresh process; its start and build are not counted in the measuring time)"
 
 
 def _layout(settings: dict[str, Any]) -> str:

@@ -44,22 +44,6 @@ import numpy as np
 from harness.errors import HarnessError
 
 INSTALL_HINT = "pip install 'trt-perf-harness[gpu]' (cuda-python) on a machine with an NVIDIA driver"
-PLACEMENT_STEP = 2 * 2**20  # the driver maps device memory in 2 MiB pages: smaller shifts move nothing
-PLACEMENT_STEPS = 128  # up to 256 MiB held aside per runner: a few hundred MiB of the card, never a real share
-
-
-def placement_bytes(rng: np.random.Generator | None = None) -> int:
-    """A random amount of device memory (a multiple of 2 MiB, up to 256 MiB) for a runner to hold aside while it is
-    open, so its buffers land at other addresses than the previous runner's.
-
-    A GPU process keeps a model's speed within a fraction of a percent from one runner to the next but lands
-    several times that away from the next process (docs/evidence/gpu-gate-h200.md), so trials of one process see
-    only a part of the spread that separates a baseline from a run. Re-drawing the memory layout for every runner
-    makes each trial a sample of that spread, as STABILIZER does for code and heap layout (C. Curtsinger,
-    E. D. Berger (2013), STABILIZER: statistically sound performance evaluation. ASPLOS). Unseeded on purpose:
-    every trial must draw a new layout."""
-    draw = rng if rng is not None else np.random.default_rng()
-    return PLACEMENT_STEP * int(draw.integers(1, PLACEMENT_STEPS + 1))
 
 
 class CudaError(HarnessError):

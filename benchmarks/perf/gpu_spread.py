@@ -11,8 +11,8 @@ one of a gate's 3 trials of the suite's settings. Conditions:
 - ``resnet-heuristic``: cuDNN's heuristic algorithm choice instead of timing (the same engine);
 - ``resnet-twin``: a second copy of the ResNet weights, built after a random-sized allocation, so its memory lies
   elsewhere (memory placement, same algorithms);
-- ``resnet-reshuffled`` / ``bert-reshuffled``: every runner lays its memory out afresh (harness.cuda.placement_bytes,
-  the torch backend's default), the others keep the allocator's layout from one runner to the next;
+- ``resnet-reshuffled`` / ``bert-reshuffled``: every runner lays its memory out afresh (:func:`_ballast`), the others
+  keep the allocator's layout from one runner to the next;
 
 and every trial records the NVML SM clock, power and temperature, the GPU compute time (CUDA events) next to the
 host latency, and a GPU speed probe (:func:`gpu_probe_ms`) before and after. The trials run early (right
@@ -120,6 +120,15 @@ def _engine(torch, location: str, batch: int):
     return engine, feeds
 
 
+def _ballast(torch: Any) -> Any:
+    """Return the caching allocator's free blocks to the driver and hold 2-256 MiB (2 MiB pages) of fresh device
+    memory, so the next runner's inputs, activations and graph land elsewhere than the previous runner's (the
+    re-randomised layout of C. Curtsinger, E. D. Berger (2013), STABILIZER, ASPLOS)."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    return torch.empty(2 * 2**20 * random.randint(1, 128), dtype=torch.uint8, device="cuda")
+
+
 def child(out: str, names: list[str], phases: list[str]) -> None:
     started = time.perf_counter()
     import torch
@@ -147,17 +156,19 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
     trials: dict[str, list[dict]] = {name: [] for name in conditions}
     for phase in phases:
         for name, (engine, feeds, batch, bench, reshuffle) in conditions.items():
-            engine.cudnn_benchmark, engine.reshuffle = bench, reshuffle
+            engine.cudnn_benchmark = bench
             for i in range(TRIALS):
                 before = gpu_probe_ms()
+                ballast = _ballast(torch) if reshuffle else None
                 runner = engine.runner(feeds)
                 # where this runner's memory landed: its input and the ballast held aside (0 without re-placing)
                 input_ptr = runner.inputs[0].data_ptr()
-                ballast_mib = runner._ballast.numel() / 2**20 if runner._ballast is not None else 0.0
+                ballast_mib = ballast.numel() / 2**20 if ballast is not None else 0.0
                 try:
                     m = measure(runner, trial_spec(spec, i % spec.trials), batch, uses_gpu=True)
                 finally:
                     runner.close()
+                    del ballast
                 after = gpu_probe_ms()
                 tel = m.telemetry
                 trials[name].append(

@@ -24,7 +24,6 @@ import numpy as np
 from harness import cuda
 from harness.backends import trt_compat
 from harness.backends.trtexec import write_profile, write_times
-from harness.cuda import placement_bytes
 from harness.errors import HarnessError
 from harness.fsio import atomic_write_text
 
@@ -65,9 +64,6 @@ class TensorRTRunner:
         backend = engine.backend
         self.transfers = backend.transfers
         self.cuda_engine = deserialize(engine)
-        # Held while the runner is open, so the context's activations and the I/O buffers land elsewhere than the
-        # previous runner's: each trial samples the layout a new process would draw (harness.cuda.placement_bytes).
-        self.ballast: cuda.DeviceBuffer | None = cuda.DeviceBuffer(placement_bytes())
         self.stream = cuda.Stream()
         self.runtime_cache: Any = None
         self.builtin_graphs: str | None = None
@@ -315,6 +311,3 @@ class TensorRTRunner:
                 device.close()
                 host.close()
             self.stream.close()
-            if self.ballast is not None:
-                self.ballast.close()
-                self.ballast = None

@@ -19,12 +19,6 @@ installed, torch.cuda.Event otherwise); ``step`` returns ``gpu_compute_ms`` (GPU
 ``enqueue_ms`` (host time to submit the work). The host latency measured around ``step`` by harness.measure minus
 ``gpu_compute_ms`` is the host overhead per inference.
 
-Placement: every runner lays its device memory out afresh (:func:`harness.cuda.placement_ballast`): cached blocks
-are returned to the driver and a random amount of memory is held aside while the runner is open, so its inputs,
-activations and graph land at other addresses than the previous runner's. On an H200 a process keeps the GPU time
-of a ResNet-50-class model at b1 within 0.3% from trial to trial but lands 1-2.6% away from the next process, and
-clocks, power, temperature, the cuDNN algorithm choice and the weights' placement were all ruled out
-(docs/evidence/gpu-gate-h200.md); re-placing per trial lets the gate's trials sample what a new process draws.
 """
 
 from __future__ import annotations
@@ -153,8 +147,9 @@ class TorchEngine:
         self.precision = precision
         self.mode = mode
         self.build = build
-        self.cudnn_benchmark = True  # cuDNN times its algorithms once per process and shape
-        self.reshuffle = True  # lay each runner's memory out afresh (see the module docstring)
+        # cuDNN times its algorithms once per process and shape (False: its heuristics choose). Either way an H200
+        # process kept its own level (docs/evidence/gpu-gate-h200.md); benchmarking picks the faster algorithms.
+        self.cudnn_benchmark = True
 
     def runner(self, feeds: dict[str, np.ndarray]) -> TorchRunner:
         return TorchRunner(self, feeds)
@@ -205,16 +200,6 @@ def _raw_launcher(graph: Any, stream: Any) -> Any:
     return lambda: launcher.launch(handle)
 
 
-def _ballast(torch: Any, device: Any) -> Any:
-    """Return the caching allocator's free blocks to the driver and hold a random amount of fresh device memory
-    (harness.cuda.placement_bytes), so what the runner allocates next lands elsewhere; kept until the runner closes."""
-    from harness.cuda import placement_bytes
-
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
-    return torch.empty(placement_bytes(), dtype=torch.uint8, device=device)
-
-
 class TorchRunner:
     """One module bound to one set of inputs on its own CUDA stream, with precision flags set for its lifetime."""
 
@@ -225,7 +210,6 @@ class TorchRunner:
         missing = [n for n in engine.input_names if n not in feeds]
         if missing:
             raise HarnessError(f"torch runner: inputs {missing} have no data (the ONNX export named {list(feeds)})")
-        self._ballast = _ballast(torch, engine.device) if engine.reshuffle else None
         self.inputs = []
         for name in engine.input_names:
             tensor = torch.from_numpy(np.ascontiguousarray(feeds[name])).to(engine.device)
@@ -303,4 +287,3 @@ class TorchRunner:
         torch.cuda.set_stream(self._saved_stream)
         backends = torch.backends
         backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = self._saved_flags
-        self._ballast = None
