@@ -17,7 +17,9 @@ it: the unmodified engine and that condition interleaved for ``2 x pairs`` round
   current block from the condition under test in another) is one CI comparison, judged by the gate
   (harness.gate.judge, confirmation included) and by the naive rule (pytest-benchmark's
   ``--benchmark-compare-fail=median:5%``: the median latency of all samples of the current block against that of
-  the baseline block) on the very same measurements.
+  the baseline block) on the very same measurements. ``--confirm-in fresh-process`` takes a block's confirmation
+  from a third run instead of its own: on a GPU every process keeps its own level (docs/evidence/gpu-gate-h200.md),
+  which a confirmation in the same process confirms and one in a new process does not.
 - Interleaved A/B: every A/B job, the unmodified engine against its twin (A/A) or a slowed variant, judged on the
   paired ratios (harness.gate.judge_paired), next to the naive rule on the same trials.
 
