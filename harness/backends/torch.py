@@ -18,7 +18,6 @@ Timing: every inference is bracketed by CUDA events on the runner's stream (harn
 installed, torch.cuda.Event otherwise); ``step`` returns ``gpu_compute_ms`` (GPU time between the events) and
 ``enqueue_ms`` (host time to submit the work). The host latency measured around ``step`` by harness.measure minus
 ``gpu_compute_ms`` is the host overhead per inference.
-
 """
 
 from __future__ import annotations
