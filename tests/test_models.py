@@ -69,7 +69,8 @@ def test_reshape_shapes_follow_the_batch_and_a_graph_that_folds_it_stays_pinned(
     flatten_model(tmp_path / "pinned.onnx", pinned=True)
     suite = suite_for(
         tmp_path,
-        "  - name: ok\n    path: ok.onnx\n  - name: const\n    path: const.onnx\n  - name: pinned\n    path: pinned.onnx\n",
+        "  - name: ok\n    path: ok.onnx\n  - name: const\n    path: const.onnx\n"
+        "  - name: pinned\n    path: pinned.onnx\n",
         "batch_sizes: [1, 2]\n",
     )
     ok, const, pinned = (prepare(m, tmp_path / "cache") for m in suite.models)
