@@ -24,7 +24,7 @@ from harness.errors import CaseSkipped, HarnessError, log_internal_error, output
 from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, plan_inputs, prepare
-from harness.results import CaseResult, RunResults
+from harness.results import CaseResult, RunResults, all_nonfinite
 from harness.spec import Case, MeasureSpec, Suite
 from harness.stats import summarize
 from harness.telemetry import combine as combine_telemetry
@@ -517,10 +517,27 @@ class HarnessSession:
         if self.results is None:  # the backend could not even be created: record the environment without it
             self.results = RunResults(environment=fingerprint(self.config.backend, "unavailable"))
         self.results.suites[suite.name] = str(suite.path)
+        recorded = self.config.update_baselines and self.config.write_baselines and bool(result.metrics)
+        unfit = recorded and _unfit_for_baseline(result)
+        if unfit:
+            result.warnings.append(f"not recorded as a baseline: {unfit}; the stored baseline is kept")
         self.results.add(result)
         try:
             self.results.write(self.results_path)
         except OSError as exc:  # the earlier cases stay in the file: it is replaced atomically or not at all
             raise output_error(exc, self.results_path, "--report-dir") from None
-        if self.config.update_baselines and self.config.write_baselines and result.metrics:
+        if recorded and not unfit:
             self.store(self.results.environment["key"]).update(suite.name, [result], self.results.environment)
+
+
+def _unfit_for_baseline(result: CaseResult) -> str:
+    """Why a case's numbers must not become its baseline ('' when they may): a case that errored, or whose outputs
+    are wrong, would make a broken engine the yardstick of the next runs. A regression may be recorded: that is
+    what --update-baselines is for."""
+    if result.status == "error":
+        return "the case errored"
+    if (result.accuracy or {}).get("failures"):
+        return "its outputs failed the accuracy check"
+    if all_nonfinite(result.reference_nonfinite or {}):
+        return "its fp32 outputs hold no finite value"
+    return ""
