@@ -18,6 +18,7 @@ import yaml
 from harness import shard, workers
 from harness.errors import HarnessError, OutputError, internal_error_line, log_internal_error, output_error
 from harness.fsio import writable_dir_problem
+from harness.progress import Progress
 from harness.session import HarnessSession, RunConfig
 from harness.spec import Case, load_suite, measure_value_problem
 
@@ -365,7 +366,8 @@ def _harness_session(config: pytest.Config) -> HarnessSession:
                 strict_baselines=config.getoption("strict_baselines"),
                 measure_overrides=overrides,
                 **gate,
-            )
+            ),
+            progress=Progress.for_pytest(config),
         )
         if state.get("recorder") is not None:
             state["recorder"].adapt(state["session"])  # an xdist worker writes its own results file
@@ -444,10 +446,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     session = config.stash[_STATE]["session"] if _STATE in config.stash else None
     if session is None or session.results is None or not session.results.cases:
         return
-    from harness.report.terminal import summary_lines
-
     terminalreporter.section("benchmark summary")
-    for line in summary_lines(session.results):
+    try:
+        from harness.report.terminal import summary_lines
+
+        lines = summary_lines(session.results)
+    except Exception as exc:  # a defect of the table must not hide where the results and reports are
+        lines = [f"harness: {internal_error_line(exc, log_internal_error(exc, session.config.report_dir))}"]
+    for line in lines:
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"results: {session.results_path}")
     state = config.stash[_STATE]

@@ -24,6 +24,7 @@ from harness.errors import CaseSkipped, HarnessError, log_internal_error, output
 from harness.gate import ALPHA, Verdict, confirm, judge, judge_build
 from harness.measure import measure
 from harness.models import PreparedModel, generate_inputs, plan_inputs, prepare
+from harness.progress import Progress
 from harness.results import CaseResult, RunResults, all_nonfinite
 from harness.spec import Case, MeasureSpec, Suite
 from harness.stats import summarize
@@ -91,8 +92,9 @@ def _reason(exc: BaseException, case_id: str = "", limit: int = 160) -> str:
 
 
 class HarnessSession:
-    def __init__(self, config: RunConfig) -> None:
+    def __init__(self, config: RunConfig, progress: Progress | None = None) -> None:
         self.config = config
+        self.progress = progress or Progress.silent()  # long phases: recipes, builds, the measuring pass
         self._backends: dict[str, Backend] = {}
         self._models: dict[tuple[str, ...], PreparedModel] = {}
         self._stores: dict[str, BaselineStore] = {}
@@ -202,8 +204,13 @@ class HarnessSession:
         plans = plan_inputs(model, case)  # shapes, dtypes and value ranges decided from the graph
         result.inputs = {name: plan.record() for name, plan in plans.items()}
         feeds = generate_inputs(model, case, plans)
-        model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
-        engine = backend.build(model, case)
+        if case.precision != "fp32":  # conversion or quantization with calibration: seconds to minutes, once
+            with self.progress.phase(f"{case.id}: {case.precision} recipe"):
+                model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
+        else:
+            model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
+        with self.progress.phase(f"{case.id}: build"):
+            engine = backend.build(model, case)
         result.build = {
             "build_time_ms": engine.build.build_time_ms,
             "engine_bytes": engine.build.engine_bytes,
@@ -257,15 +264,23 @@ class HarnessSession:
             options = {"uses_gpu": True} if uses_gpu else {}
             return guarded(variant, lambda: measure(runner, trial, batch, **options))
 
-        per_variant = measure_rounds(
-            openers,
-            spec,
-            rounds or spec.trials,
-            timed,
-            cpu_time=not uses_gpu,
-            split=split,
-            probe=split is None,
-        )
+        total_rounds = rounds or spec.trials
+        label = f"{case.suite.name}: measure {len(variants)} cases" if len(variants) > 1 else f"{case.id}: measure"
+        with self.progress.phase(label, total=total_rounds * len(variants)) as phase:
+
+            def on_trial(variant: int, round_: int, _: Any) -> None:
+                phase.advance(note=f"round {round_ + 1}/{total_rounds}, {variants[variant][0].id}")
+
+            per_variant = measure_rounds(
+                openers,
+                spec,
+                total_rounds,
+                timed,
+                on_trial=on_trial,
+                cpu_time=not uses_gpu,
+                split=split,
+                probe=split is None,
+            )
         return [TrialSet(v[0].batch_size, measurements) for v, measurements in zip(variants, per_variant, strict=True)]
 
     def measure_interleaved(
