@@ -8,6 +8,7 @@ chosen, so their heavy libraries stay optional.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -76,7 +77,9 @@ REGISTRY: dict[str, str] = {
 
 def get_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
     if name not in REGISTRY:
-        raise HarnessError(f"unknown backend '{name}'; choose one of {', '.join(sorted(REGISTRY))} with --backend")
+        near = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f"did you mean '{near[0]}'?" if near else f"choose one of {', '.join(sorted(REGISTRY))}"
+        raise HarnessError(f"unknown backend '{name}'; {hint}")
     module_name, factory = REGISTRY[name].split(":")
     module = importlib.import_module(module_name)
     backend: Backend = getattr(module, factory)(dict(options or {}))
