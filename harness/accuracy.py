@@ -2,9 +2,37 @@
 
 Per output: max absolute and relative error, an error quantile, the mismatch fraction under Polygraphy's rule (an
 element fails only when its absolute error exceeds ``atol`` AND its relative error exceeds ``rtol``), cosine
-similarity, and top-1 agreement when the output is classifier-shaped (a batch of score vectors). :func:`check` turns
-the numbers into failure lines against per-precision tolerances, and against the case's baseline, naming the output
-and the numbers; this module is the one place those rules live.
+similarity, and top-1 agreement when the output is classifier-shaped (a batch of score vectors). :func:`failures`
+turns the numbers into failures against per-precision limits, and against the case's baseline; each one names the
+output, the criterion (the suite key that sets its limit), the value and the limit. This module is the one place
+those rules live.
+
+Default limits come from the precision and from each output's scale. The absolute tolerance is relative to the output:
+``atol = atol_scale x max|fp32|`` (the largest finite value of the reference output), so logits in the thousands and
+probabilities in the thousandths are held to the same standard. ``atol_scale`` is four units in the last place of a
+float format at the output's largest value (u in the table; tf32 and fp16 are rounded up to 2e-3); numerical libraries
+judge reduced-precision results the same way, in multiples of the format's unit roundoff (torch.testing's per-dtype
+defaults; Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 2). Quantized precisions compound an error of
+one step of each quantized tensor's own range through every layer, so int8 allows 0.1 (a correctly calibrated
+SqueezeNet's flat softmax passes; 4 steps, 0.03, fails 12% of its elements) and fp8 0.25 (4 u).
+A suite's ``atol`` is an absolute limit in the output's units and replaces the scaled one.
+
+| precision  | unit roundoff u | atol_scale (x max abs fp32) | rtol | max_mismatch | min_cosine | min_top1 |
+|------------|-----------------|-----------------------------|------|--------------|------------|----------|
+| fp32       | 2^-24 = 6.0e-8  | 1e-5                        | 1e-4 | 0%           | 0.99999    | 100%     |
+| tf32       | 2^-11 = 4.9e-4  | 2e-3                        | 1e-2 | 1%           | 0.9999     | 100%     |
+| fp16       | 2^-11 = 4.9e-4  | 2e-3                        | 1e-2 | 2%           | 0.995      | 100%     |
+| bf16       | 2^-8 = 3.9e-3   | 1.6e-2                      | 5e-2 | 5%           | 0.98       | 90%      |
+| int8       | 1/127 = 7.9e-3  | 0.1                         | 0.1  | 5%           | 0.9        | 50%      |
+| fp8 (e4m3) | 2^-4 = 6.3e-2   | 0.25                        | 0.2  | 10%          | 0.85       | 50%      |
+
+fp32 against fp32 differs only in the order of floating-point sums between kernels, hence a limit far above its u.
+Against the case's baseline: the cosine may drop by ``max_cosine_drop`` (fp32-bf16 0.001, int8 0.02, fp8 0.03),
+top-1 by ``max_top1_drop`` (fp32/tf32/fp16 0, bf16 10%, int8 and fp8 50%), the mismatch fraction rise by
+``max_mismatch_rise`` (1%; int8 2%, fp8 5%). The cosine and top-1 limits are lenient enough for correct recipes on
+the zoo models with ``weights: random`` (cosine of the softmax output: fp16 >= 0.998, int8 0.95-0.997) and far above
+what broken recipes give (int8 calibrated on constant data: 0.04; int8 with the softmax quantized: 0.56, on
+SqueezeNet); tighten them in a suite (``accuracy: {int8: {min_cosine: 0.99}}``) for real models.
 
 Non-finite values are findings, never numbers to average: the error figures are computed on the elements where both
 sides are finite; a NaN or infinity the typed model produces where the reference is finite fails the check on its
@@ -22,15 +50,17 @@ import numpy as np
 
 from harness.errors import HarnessError
 
-# Defaults per precision, lenient enough for correct recipes on the zoo models with ``weights: random`` (cosine of
-# the softmax output: fp16 >= 0.998, int8 0.95-0.997) and far above what broken recipes give (int8 calibrated on
-# constant data: 0.04; int8 with the softmax quantized: 0.56, on SqueezeNet). Tighten them in a suite for real models.
-#   atol / rtol     Polygraphy's mismatch rule, per element
+# The suite keys of ``accuracy: {<precision>: {...}}``:
+#   atol_scale      absolute tolerance per element as a fraction of the output's largest |fp32| value
+#   atol            absolute tolerance per element in the output's units (replaces atol_scale when given)
+#   rtol            relative tolerance per element (an element mismatches when it exceeds both)
+#   quantile        which quantile of the absolute error is reported
 #   max_mismatch    allowed fraction of mismatching elements
 #   min_cosine      cosine similarity of each output, flattened
 #   min_top1        fraction of samples whose arg-max class agrees (classifier-shaped outputs only)
 #   max_cosine_drop / max_top1_drop / max_mismatch_rise   allowed change against the case's baseline
 ACCURACY_KEYS = (
+    "atol_scale",
     "atol",
     "rtol",
     "quantile",
@@ -45,7 +75,8 @@ ACCURACY_KEYS = (
 
 @dataclass(frozen=True)
 class Tolerance:
-    atol: float = 1e-3
+    atol_scale: float = 2e-3
+    atol: float | None = None  # absolute, in the output's units; None: atol_scale x max|fp32| of each output
     rtol: float = 1e-2
     quantile: float = 0.99  # which quantile of the absolute error is reported (error_quantile)
     max_mismatch: float = 0.01
@@ -55,17 +86,23 @@ class Tolerance:
     max_top1_drop: float = 0.0
     max_mismatch_rise: float = 0.01
 
-    def to_dict(self) -> dict[str, float]:
+    def atol_for(self, scale: float) -> float:
+        """The absolute tolerance for an output whose largest finite |fp32| value is ``scale``."""
+        return self.atol if self.atol is not None else self.atol_scale * scale
+
+    def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
 
 
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(atol=1e-5, rtol=1e-4, max_mismatch=0.0, min_cosine=0.99999),
-    "tf32": Tolerance(atol=1e-3, rtol=1e-2, min_cosine=0.9999),
-    "fp16": Tolerance(atol=1e-3, rtol=1e-2, max_mismatch=0.02, min_cosine=0.995),
-    "bf16": Tolerance(atol=5e-3, rtol=5e-2, max_mismatch=0.05, min_cosine=0.98, min_top1=0.9, max_top1_drop=0.1),
+    "fp32": Tolerance(atol_scale=1e-5, rtol=1e-4, max_mismatch=0.0, min_cosine=0.99999),
+    "tf32": Tolerance(atol_scale=2e-3, rtol=1e-2, min_cosine=0.9999),
+    "fp16": Tolerance(atol_scale=2e-3, rtol=1e-2, max_mismatch=0.02, min_cosine=0.995),
+    "bf16": Tolerance(
+        atol_scale=1.6e-2, rtol=5e-2, max_mismatch=0.05, min_cosine=0.98, min_top1=0.9, max_top1_drop=0.1
+    ),
     "int8": Tolerance(
-        atol=1e-2,
+        atol_scale=0.1,
         rtol=0.1,
         max_mismatch=0.05,
         min_cosine=0.9,
@@ -75,7 +112,7 @@ DEFAULT_TOLERANCES: dict[str, Tolerance] = {
         max_mismatch_rise=0.02,
     ),
     "fp8": Tolerance(
-        atol=2e-2,
+        atol_scale=0.25,
         rtol=0.2,
         max_mismatch=0.1,
         min_cosine=0.85,
@@ -144,6 +181,7 @@ class OutputAccuracy:
     compared: int = -1  # elements where the reference is finite (the others cannot be judged); -1: all of them
     nonfinite: int = 0  # of those, elements where the typed output is NaN or infinite: each one is a failure
     nonfinite_nan: int = 0  # how many of ``nonfinite`` are NaN (the rest are infinities)
+    atol: float | None = None  # the absolute tolerance applied to this output (Tolerance.atol_for its scale)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,9 +200,11 @@ def compare_output(name: str, actual: np.ndarray, reference: np.ndarray, tol: To
     broken = judged & ~np.isfinite(a)  # NaN / inf the typed model introduced
     both = judged & ~broken
     a, r = a[both], r[both]
+    scale = float(np.abs(r).max(initial=0.0))
+    atol = tol.atol_for(scale)
     abs_err = np.abs(a - r)
     rel_err = abs_err / np.maximum(np.abs(r), np.finfo(np.float64).tiny)
-    mismatch = (abs_err > tol.atol) & (rel_err > tol.rtol)
+    mismatch = (abs_err > atol) & (rel_err > tol.rtol)
     return OutputAccuracy(
         name=name,
         elements=int(actual.size),
@@ -176,10 +216,11 @@ def compare_output(name: str, actual: np.ndarray, reference: np.ndarray, tol: To
         mismatch_fraction=float(mismatch.mean()) if a.size else 0.0,
         cosine_similarity=_cosine(a, r) if a.size or not broken.any() else 0.0,
         top1_agreement=top1_agreement(actual, reference),
-        reference_abs_max=float(np.abs(r).max(initial=0.0)),
+        reference_abs_max=scale,
         compared=int(judged.sum()),
         nonfinite=int(broken.sum()),
         nonfinite_nan=int(np.isnan(np.asarray(actual, dtype=np.float64).reshape(-1)[broken]).sum()),
+        atol=atol,
     )
 
 
@@ -255,6 +296,24 @@ def compare(
     return {name: compare_output(name, outputs[name], reference[name], tol) for name in reference}
 
 
+@dataclass(frozen=True)
+class Failure:
+    """One failed criterion of one output: ``criterion`` is the suite key that sets the limit (``min_cosine``,
+    ``max_mismatch``, ``min_top1``, ``max_cosine_drop``, ``max_top1_drop``, ``max_mismatch_rise``) or ``finite``
+    for NaN / infinities the typed model introduced; ``brief`` is the short form a report cell shows
+    (``min_cosine 0.041 < 0.9``); ``line`` the full message."""
+
+    output: str
+    criterion: str
+    value: float
+    limit: float
+    brief: str
+    line: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def check(
     case_id: str,
     results: dict[str, OutputAccuracy],
@@ -262,63 +321,117 @@ def check(
     baseline: dict[str, dict[str, Any]] | None = None,
     precision: str = "",
 ) -> list[str]:
-    """Failure lines (empty when every output is within tolerance and did not drop against the baseline).
-    ``precision`` names the typed model in the line about NaN / infinities it introduced."""
-    lines: list[str] = []
+    """Failure lines (empty when every output is within tolerance and did not drop against the baseline)."""
+    return [f.line for f in failures(case_id, results, tol, baseline, precision)]
+
+
+def failures(
+    case_id: str,
+    results: dict[str, OutputAccuracy],
+    tol: Tolerance,
+    baseline: dict[str, dict[str, Any]] | None = None,
+    precision: str = "",
+) -> list[Failure]:
+    """Every failed criterion, output by output. ``precision`` names the typed model in the line about NaN /
+    infinities it introduced."""
+    out: list[Failure] = []
     for name, acc in results.items():
         head = f"{case_id}: output '{name}'"
         if acc.nonfinite:
             compared = acc.compared if acc.compared >= 0 else acc.elements
             counts = {"nan": acc.nonfinite_nan, "posinf": acc.nonfinite - acc.nonfinite_nan}
-            lines.append(
+            line = (
                 f"{case_id}: {precision or 'typed'} output '{name}': {acc.nonfinite} of {compared} values are NaN/inf "
                 f"where fp32 is finite ({_nonfinite_text(counts, infinite='inf')})"
             )
+            out.append(Failure(name, "finite", acc.nonfinite, 0, f"NaN/inf {acc.nonfinite} of {compared}", line))
             if acc.nonfinite >= compared:
                 continue  # not one value left to compare: the other rules would only repeat this line
         if acc.compared == 0:
             continue  # the reference has no finite value here; flagged on the case (harness.precision)
-        if acc.mismatch_fraction > tol.max_mismatch:
-            lines.append(
-                f"{head}: {acc.mismatch_fraction:.2%} of {acc.elements} elements exceed atol {tol.atol:g} and rtol "
-                f"{tol.rtol:g} (allowed {tol.max_mismatch:.2%}; max abs error {acc.max_abs_error:.3g}, "
-                f"max rel error {acc.max_rel_error:.3g})"
-            )
-        if acc.cosine_similarity < tol.min_cosine:
-            lines.append(
-                f"{head}: cosine similarity {acc.cosine_similarity:.6f} < {tol.min_cosine:g} "
-                f"(max abs error {acc.max_abs_error:.3g} on values up to {acc.reference_abs_max:.3g})"
-            )
-        if acc.top1_agreement is not None and acc.top1_agreement < tol.min_top1:
-            lines.append(f"{head}: top-1 agreement {acc.top1_agreement:.1%} < {tol.min_top1:.1%}")
+        out += _against_limits(head, name, acc, tol)
         before = (baseline or {}).get(name)
         if isinstance(before, dict):
-            lines += _against_baseline(head, acc, before, tol)
-    return lines
+            out += _against_baseline(head, name, acc, before, tol)
+    return out
 
 
-def _against_baseline(head: str, acc: OutputAccuracy, before: dict[str, Any], tol: Tolerance) -> list[str]:
+def _against_limits(head: str, name: str, acc: OutputAccuracy, tol: Tolerance) -> list[Failure]:
+    out = []
+    if acc.mismatch_fraction > tol.max_mismatch:
+        atol = acc.atol if acc.atol is not None else tol.atol_for(acc.reference_abs_max)
+        origin = f" ({tol.atol_scale:g} x max |fp32| {acc.reference_abs_max:.3g})" if tol.atol is None else ""
+        relation = f"{acc.mismatch_fraction:.2%} > {tol.max_mismatch:.2%}"
+        line = (
+            f"{head}: {acc.mismatch_fraction:.2%} of {acc.elements} elements exceed both atol {atol:.3g}{origin} and "
+            f"rtol {tol.rtol:g}, more than {tol.max_mismatch:.2%} (max_mismatch); max abs error "
+            f"{acc.max_abs_error:.3g}, max rel error {acc.max_rel_error:.3g}"
+        )
+        out.append(
+            Failure(name, "max_mismatch", acc.mismatch_fraction, tol.max_mismatch, f"max_mismatch {relation}", line)
+        )
+    if acc.cosine_similarity < tol.min_cosine:
+        value, limit = _distinct(acc.cosine_similarity, tol.min_cosine)
+        line = (
+            f"{head}: cosine similarity {value} < {limit} (min_cosine); max abs error {acc.max_abs_error:.3g} "
+            f"on values up to {acc.reference_abs_max:.3g}"
+        )
+        out.append(
+            Failure(name, "min_cosine", acc.cosine_similarity, tol.min_cosine, f"min_cosine {value} < {limit}", line)
+        )
+    if acc.top1_agreement is not None and acc.top1_agreement < tol.min_top1:
+        relation = f"{acc.top1_agreement:.1%} < {tol.min_top1:.1%}"
+        line = f"{head}: top-1 agreement {relation} (min_top1)"
+        out.append(Failure(name, "min_top1", acc.top1_agreement, tol.min_top1, f"min_top1 {relation}", line))
+    return out
+
+
+def _against_baseline(
+    head: str, name: str, acc: OutputAccuracy, before: dict[str, Any], tol: Tolerance
+) -> list[Failure]:
     """Drops against the baseline's numbers; a number the baseline lacks (or holds as NaN / null) is not compared."""
-    lines = []
+    out = []
     cosine = _finite(before.get("cosine_similarity"))
     if cosine is not None and cosine - acc.cosine_similarity > tol.max_cosine_drop:
-        lines.append(
-            f"{head}: cosine similarity {acc.cosine_similarity:.6f} vs baseline {cosine:.6f} "
-            f"(drop {cosine - acc.cosine_similarity:.6f} > {tol.max_cosine_drop:g})"
+        drop = cosine - acc.cosine_similarity
+        value, limit = _distinct(drop, tol.max_cosine_drop)
+        line = (
+            f"{head}: cosine similarity {acc.cosine_similarity:.6f} vs baseline {cosine:.6f}: drop {value} > {limit} "
+            "(max_cosine_drop)"
+        )
+        out.append(
+            Failure(name, "max_cosine_drop", drop, tol.max_cosine_drop, f"max_cosine_drop {value} > {limit}", line)
         )
     top1 = _finite(before.get("top1_agreement"))
     if acc.top1_agreement is not None and top1 is not None and top1 - acc.top1_agreement > tol.max_top1_drop:
-        lines.append(
-            f"{head}: top-1 agreement {acc.top1_agreement:.1%} vs baseline {top1:.1%} "
-            f"(drop {top1 - acc.top1_agreement:.1%} > {tol.max_top1_drop:.1%})"
+        drop = top1 - acc.top1_agreement
+        relation = f"{drop:.1%} > {tol.max_top1_drop:.1%}"
+        line = (
+            f"{head}: top-1 agreement {acc.top1_agreement:.1%} vs baseline {top1:.1%}: drop {relation} (max_top1_drop)"
         )
+        out.append(Failure(name, "max_top1_drop", drop, tol.max_top1_drop, f"max_top1_drop {relation}", line))
     mismatch = _finite(before.get("mismatch_fraction"))
     if mismatch is not None and acc.mismatch_fraction - mismatch > tol.max_mismatch_rise:
-        lines.append(
-            f"{head}: mismatch {acc.mismatch_fraction:.2%} vs baseline {mismatch:.2%} "
-            f"(rise {acc.mismatch_fraction - mismatch:.2%} > {tol.max_mismatch_rise:.2%})"
+        rise = acc.mismatch_fraction - mismatch
+        relation = f"{rise:.2%} > {tol.max_mismatch_rise:.2%}"
+        line = (
+            f"{head}: mismatch {acc.mismatch_fraction:.2%} vs baseline {mismatch:.2%}: rise {relation} "
+            "(max_mismatch_rise)"
         )
-    return lines
+        out.append(
+            Failure(name, "max_mismatch_rise", rise, tol.max_mismatch_rise, f"max_mismatch_rise {relation}", line)
+        )
+    return out
+
+
+def _distinct(value: float, limit: float) -> tuple[str, str]:
+    """Both numbers with the fewest significant digits (3 at least) that tell them apart: ``0.041`` vs ``0.9``,
+    ``0.99998`` vs ``0.99999``, never a failing ``1 < 1``."""
+    for digits in range(3, 10):
+        shown = f"{value:.{digits}g}", f"{limit:.{digits}g}"
+        if shown[0] != shown[1]:
+            return shown[0], f"{limit:g}" if float(f"{limit:g}") == limit else shown[1]
+    return f"{value!r}", f"{limit!r}"
 
 
 def _finite(value: Any) -> float | None:

@@ -118,8 +118,10 @@ def check_accuracy(
     before = ((baseline or {}).get("accuracy") or {}).get("outputs")
     if session.config.update_baselines or not isinstance(before, dict):
         before = None  # the run that records a baseline is not judged against the one it replaces
-    result.accuracy["failures"] = accuracy.check(case.id, numbers, tol, before, case.precision)
-    result.accuracy["passed"] = not result.accuracy["failures"]
+    failed = accuracy.failures(case.id, numbers, tol, before, case.precision)
+    result.accuracy["failures"] = [f.line for f in failed]
+    result.accuracy["failed_criteria"] = [f.to_dict() for f in failed]  # what the reports' accuracy cell names
+    result.accuracy["passed"] = not failed
 
 
 def _outputs(engine: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -99,16 +99,54 @@ def test_shape_change_and_missing_outputs_are_errors():
         compare({"y": np.ones(2)}, {"y": np.ones(2), "z": np.ones(2)}, Tolerance())
 
 
-def test_failure_lines_name_the_output_and_the_numbers():
+def test_failure_lines_name_the_output_the_criterion_and_its_limit():
     reference = np.array([[0.1, 0.7, 0.2]])
     actual = np.array([[0.6, 0.2, 0.2]])
     results = compare({"prob": actual}, {"prob": reference}, Tolerance(atol=0.01, rtol=0.01))
-    lines = check("m-int8-b1", results, Tolerance(atol=0.01, rtol=0.01, max_mismatch=0.1, min_cosine=0.99))
-    assert lines[0].startswith("m-int8-b1: output 'prob': 66.67% of 3 elements exceed atol 0.01 and rtol 0.01")
-    assert "max abs error 0.5" in lines[0]
-    assert any("cosine similarity 0.4" in line and "< 0.99" in line for line in lines)
-    assert any("top-1 agreement 0.0% < 100.0%" in line for line in lines)
+    tol = Tolerance(atol=0.01, rtol=0.01, max_mismatch=0.1, min_cosine=0.99)
+    lines = check("m-int8-b1", results, tol)
+    assert lines[0] == (
+        "m-int8-b1: output 'prob': 66.67% of 3 elements exceed both atol 0.01 and rtol 0.01, more than 10.00% "
+        "(max_mismatch); max abs error 0.5, max rel error 5"
+    )
+    assert lines[1].startswith("m-int8-b1: output 'prob': cosine similarity 0.492 < 0.99 (min_cosine); max abs")
+    assert lines[2] == "m-int8-b1: output 'prob': top-1 agreement 0.0% < 100.0% (min_top1)"
+    briefs = [(f.criterion, f.brief) for f in accuracy.failures("m-int8-b1", results, tol)]
+    assert briefs == [
+        ("max_mismatch", "max_mismatch 66.67% > 10.00%"),
+        ("min_cosine", "min_cosine 0.492 < 0.99"),
+        ("min_top1", "min_top1 0.0% < 100.0%"),
+    ]
     assert check("m-int8-b1", compare({"prob": reference}, {"prob": reference}, Tolerance()), Tolerance()) == []
+
+
+def test_a_failing_value_is_never_shown_equal_to_its_limit():
+    loose = Tolerance(atol=1.0, min_cosine=0.99999)
+    acc = compare({"y": np.array([1.0, 0.0045])}, {"y": np.array([1.0, 0.0])}, loose)
+    assert 0.99998 < acc["y"].cosine_similarity < 0.99999  # 0.99999 at 5 or 6 significant digits
+    (failure,) = accuracy.failures("c", acc, loose)
+    assert failure.brief == "min_cosine 0.9999899 < 0.99999"
+    assert (failure.output, failure.criterion, failure.limit) == ("y", "min_cosine", 0.99999)
+
+
+def test_default_atol_scales_with_the_output():
+    # The same fp16-sized relative error on logits in the thousands and on probabilities in the thousandths.
+    rng = np.random.default_rng(3)
+    for scale in (1e-3, 1.0, 1e3):
+        reference = rng.normal(size=(4, 100)) * scale
+        reference[0, :10] = 1e-6 * scale  # values near zero, where the relative error alone would explode
+        noisy = reference + rng.normal(size=reference.shape) * 2e-4 * scale
+        acc = compare_output("y", noisy, reference, tolerance_for("fp16"))
+        assert acc.atol == pytest.approx(tolerance_for("fp16").atol_scale * np.abs(reference).max())
+        assert acc.mismatch_fraction == 0.0, scale
+        broken = reference + rng.normal(size=reference.shape) * 0.05 * scale
+        assert compare_output("y", broken, reference, tolerance_for("fp16")).mismatch_fraction > 0.1, scale
+    # a suite's atol is absolute and replaces the scaled one; the failure line says which atol applied
+    reference = np.linspace(-1000.0, 1000.0, 50)
+    off = reference + 0.5
+    assert compare_output("y", off, reference, Tolerance(atol=0.1, rtol=0.0)).mismatch_fraction == 1.0
+    scaled = compare({"y": off + 150.0}, {"y": reference}, tolerance_for("int8"))
+    assert "exceed both atol 100 (0.1 x max |fp32| 1e+03) and rtol 0.1" in check("c", scaled, tolerance_for("int8"))[0]
 
 
 def test_drop_against_the_baseline_fails_even_within_the_absolute_tolerance():
@@ -118,7 +156,9 @@ def test_drop_against_the_baseline_fails_even_within_the_absolute_tolerance():
     assert check("c", results, loose) == []
     baseline = {"y": {"cosine_similarity": 1.0, "top1_agreement": None, "mismatch_fraction": 0.0}}
     lines = check("c", results, loose, baseline)
-    assert len(lines) == 1 and "vs baseline 1.000000 (drop" in lines[0] and "> 0.001" in lines[0]
+    assert (
+        len(lines) == 1 and "vs baseline 1.000000: drop" in lines[0] and lines[0].endswith("> 0.001 (max_cosine_drop)")
+    )
 
 
 def test_default_tolerances_per_precision_and_overrides():
@@ -197,7 +237,9 @@ def test_good_int8_passes_with_accuracy_and_bad_calibration_fails(pytester: pyte
     _write(pytester, np.full((4, 3, 224, 224), 0.5))
     result, data = _run(pytester)
     result.assert_outcomes(passed=1, failed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*squeezenet-int8-b2: output 'softmaxout_1': cosine similarity 0.0* < 0.9*"])
+    result.stdout.fnmatch_lines(
+        ["*squeezenet-int8-b2: output 'softmaxout_1': cosine similarity 0.0* < 0.9 (min_cosine)*"]
+    )
     bad = next(c for c in data["cases"] if c["id"] == "squeezenet-int8-b2")
     assert bad["status"] == "failed" and bad["accuracy"]["failures"]
 
@@ -222,7 +264,9 @@ def test_accuracy_drop_against_the_baseline_fails(pytester: pytest.Pytester):
     _write(pytester, np.full((4, 3, 224, 224), 0.5), loose)
     result, _ = _run(pytester, "-k", "int8")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*output 'softmaxout_1': cosine similarity 0.* vs baseline 0.9* (drop *"])
+    result.stdout.fnmatch_lines(
+        ["*output 'softmaxout_1': cosine similarity 0.* vs baseline 0.9*: drop * > 0.01 (max_cosine_drop)"]
+    )
 
 
 def test_speedups_pair_each_case_with_fp32_of_the_same_model_batch_and_shape():
