@@ -78,11 +78,28 @@ def format_change(change: float) -> str:
     return f"{change:+.1%}" if math.isfinite(change) else format_nonfinite(change)
 
 
+def format_ms(value: float | None) -> str:
+    """A time in ms as 3 significant digits at any size, never in exponent form: ``0.0123``, ``1.23``, ``12.3``,
+    ``123``, ``1230`` (``-`` for no value, ``NaN`` / ``inf`` for a number that is not finite). The one formatter of
+    latencies for the terminal table, summary.md and report.html, so a case shows the same number everywhere."""
+    import numpy as np
+
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return format_nonfinite(value)
+    text = np.format_float_positional(value, precision=3, unique=False, fractional=False, trim="k")
+    return text.rstrip(".")
+
+
 def format_value(metric: str, value: float) -> str:
+    """A metric's value with its unit: ``1.23 ms``, ``1,234.5 samples/s``, ``23.84 MiB``."""
     unit = METRICS[metric].unit if metric in METRICS else ""
     if not math.isfinite(value):
         return f"{format_nonfinite(value)} {unit}".strip()
-    if unit == "ms":
+    if unit == "ms" and metric.startswith("latency_"):
+        return f"{format_ms(value)} ms"
+    if unit == "ms":  # build times: whole tenths of a ms, as the build logs print them
         return f"{value:.3g} ms" if value < 100 else f"{value:.1f} ms"
     if unit == "samples/s":
         return f"{value:,.1f} samples/s"

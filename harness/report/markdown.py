@@ -94,6 +94,13 @@ def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
             lines.append(f"- … and {len(failures) - MAX_ROWS} more in the full report")
         lines.append("")
 
+    undecided = [(c, d) for c in view.cases if c.label != "ambiguous" for d in c.deltas if d.not_deciding]
+    if undecided:  # a delta past its tolerance that did not decide must not look like an overlooked regression
+        lines.append(f"**Beyond tolerance, not deciding ({len(undecided)}):**")
+        lines.append("")
+        lines += [f"- {escape(case.id)}: {escape(d.not_deciding)}" for case, d in undecided[:MAX_ROWS]]
+        lines.append("")
+
     flagged = [c for c in view.cases if c.nonfinite]
     if flagged:
         lines.append(f"**Non-finite fp32 outputs ({len(flagged)}):**")

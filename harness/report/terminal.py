@@ -2,23 +2,30 @@
 
 The verdict column says what failed (``error``, ``nonfinite``, ``accuracy``, ``regressed``, ...) and, where one word
 would hide it, why (harness.report.view.verdict_text), so the table agrees with the HTML and markdown reports.
+Latencies have 3 significant digits (harness.metrics.format_ms); a case whose comparison the speed probe corrected
+is marked ``*`` with a footnote, and the counts line says how many cases warned of a high latency CV.
 """
 
 from __future__ import annotations
 
 import math
 
-from harness.metrics import format_change, format_nonfinite
-from harness.report.view import nonfinite_phrases, outcome, verdict_text
+from harness.metrics import format_change, format_ms, format_nonfinite
+from harness.report.view import (
+    baseline_value,
+    cv_warned,
+    nonfinite_phrases,
+    outcome,
+    probe_correction,
+    verdict_text,
+)
 from harness.results import CaseResult, RunResults
+
+PROBE_MARK = "*"
 
 
 def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if not math.isfinite(value):
-        return format_nonfinite(value)
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    return format_ms(value)
 
 
 def _rate(value: float | None) -> str:
@@ -43,6 +50,14 @@ def _build_row(case: CaseResult) -> tuple[str, ...]:
     )
 
 
+def _counts_line(counts: dict[str, int], cv_warnings: int) -> str:
+    """``verdicts: 1 regressed, 5 unchanged; 2 CV warnings``."""
+    line = "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    if cv_warnings:
+        line += f"; {cv_warnings} CV warning{'s' if cv_warnings != 1 else ''}"
+    return line
+
+
 def summary_lines(results: RunResults) -> list[str]:
     env = results.environment
     backend = env.get("backend", {})
@@ -56,15 +71,14 @@ def summary_lines(results: RunResults) -> list[str]:
             rows.append(_build_row(case))
             continue
         m = case.metrics
-        base = (case.baseline or {}).get("metrics", {})
         latency = next((c for c in case.comparisons if c["metric"] == "latency_median_ms"), None)
         rows.append(
             (
-                case.id,
+                case.id + (f" {PROBE_MARK}" if probe_correction(case) else ""),
                 _ms(m.get("latency_median_ms")),
                 _ms(m.get("latency_p99_ms")),
                 _rate(m.get("throughput_sps")),
-                _ms(base.get("latency_median_ms")),
+                _ms(baseline_value(case, "latency_median_ms")),
                 format_change(latency["change"]) if latency else "-",
                 verdict_text(case),
             )
@@ -87,8 +101,14 @@ def summary_lines(results: RunResults) -> list[str]:
         fmt(header),
         fmt(tuple("-" * w for w in widths)),
         *map(fmt, rows),
-        "verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())),
+        _counts_line(counts, sum(1 for c in results.cases if cv_warned(c))),
     ]
+    corrected = [(c.id, probe_correction(c)) for c in results.cases if probe_correction(c)]
+    if corrected:  # the delta shown is at the baseline's runner speed, not the raw one: say so
+        lines.append(
+            f"{PROBE_MARK} compared at the baseline's runner speed (speed probe): "
+            + ", ".join(f"{case_id} ({how})" for case_id, how in corrected)
+        )
     flagged = [(c.id, nonfinite_phrases(c.reference_nonfinite)) for c in results.cases if c.reference_nonfinite]
     for case_id, phrases in flagged:  # a finding even where the case passed: the model computes NaN / inf here
         lines.append(f"non-finite fp32 outputs: {case_id}: {'; '.join(phrases)}")

@@ -18,6 +18,7 @@ from harness.metrics import (
     METRICS,
     brief_label,
     format_change,
+    format_ms,
     format_nonfinite,
     format_p_value,
     format_value,
@@ -79,7 +80,8 @@ def _detail(case: CaseResult, word: str) -> str:
     comparisons = [c for c in case.comparisons if _is_comparison(c)]
     if word == "accuracy":
         outputs = ((case.accuracy or {}).get("outputs") or {}).values()
-        parts = ["NaN/inf" if any(isinstance(o, dict) and o.get("nonfinite") for o in outputs) else ""]
+        nonfinite = any(isinstance(o, dict) and o.get("nonfinite") for o in outputs)
+        parts = ["NaN/inf" if nonfinite else failed_criterion(case.accuracy)]
         parts.append("regressed" if case.verdict == "regressed" else "")
         return ", ".join(p for p in parts if p)
     if word == "failed" and case.verdict == "new":
@@ -126,6 +128,57 @@ def _undecided(c: dict[str, Any]) -> str:
     return f"{text}: {why}" if why else text
 
 
+def not_deciding(c: dict[str, Any]) -> str:
+    """Why a comparison beyond its tolerance did not decide the verdict, for a footnote or a tooltip: ``throughput
+    +14.2% beyond 10%: not deciding; judged on CPU time``; "" when it is within tolerance or decided."""
+    if not _beyond_tolerance(c) or c.get("verdict") in ("regressed", "improved"):
+        return ""
+    text = _undecided(c)
+    head, _, why = text.partition(": ")
+    tolerance = float(c["tolerance"])
+    return f"{head} beyond {tolerance:.0%}: not deciding" + (f"; {why}" if why else "")
+
+
+_PROBE_NOTE = re.compile(r"the runner ran ([0-9.]+% (?:slower|faster)) \(speed probe\)")
+
+
+def probe_correction(case: CaseResult) -> str:
+    """``runner 4.1% slower``: how the speed probe corrected the case's comparisons (harness.gate notes it on each
+    comparison it scaled to the baseline's runner speed); "" when it did not."""
+    for c in case.comparisons:
+        found = _PROBE_NOTE.search(str(c.get("note") or "")) if isinstance(c, dict) else None
+        if found:
+            return f"runner {found.group(1)}"
+    return ""
+
+
+def cv_warned(case: CaseResult) -> bool:
+    """The case warned of a latency CV above trtexec's 2.5% (harness.measure, harness.trials)."""
+    return any(str(w).startswith("latency CV") for w in case.warnings)
+
+
+def baseline_value(case: CaseResult, metric: str) -> float | None:
+    """The baseline value a case's change was computed against (the gate's comparison), else the recorded one."""
+    compared = next((c for c in case.comparisons if _is_comparison(c) and c["metric"] == metric), None)
+    for value in (
+        (compared or {}).get("baseline"),
+        ((case.baseline or {}).get("metrics") or {}).get(metric),
+    ):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def failed_criterion(accuracy: Any) -> str:
+    """``min_cosine 0.041 < 0.9`` (``+2 more`` when several failed): the accuracy criteria an accuracy record
+    failed (harness.accuracy.Failure), worst first as recorded; "" for a record without them."""
+    failed = (accuracy or {}).get("failed_criteria") if isinstance(accuracy, dict) else None
+    briefs = [str(f["brief"]) for f in failed or [] if isinstance(f, dict) and f.get("brief")]
+    if not briefs:
+        return ""
+    return briefs[0] + (f" (+{len(briefs) - 1} more)" if len(briefs) > 1 else "")
+
+
 def slug(text: str, limit: int = 40) -> str:
     """A file-name-safe, unique form of any text (model names may hold ``<``, ``/`` or spaces)."""
     base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "x"
@@ -145,9 +198,19 @@ class Delta:
     verdict: str
     extra: dict[str, Any] = field(default_factory=dict)  # anything else the gate recorded (p-value, interval...)
 
+    compared: float | None = None  # the gate's own current value (per-trial median, probe-scaled) when it differs
+
     @property
     def current_text(self) -> str:
         return format_value(self.metric, self.current)
+
+    @property
+    def not_deciding(self) -> str:
+        """``throughput +14.2% beyond 10%: not deciding; judged on CPU time``, or ""."""
+        return not_deciding(
+            {"metric": self.metric, "change": self.change, "tolerance": self.tolerance, "verdict": self.verdict}
+            | self.extra
+        )
 
     @property
     def baseline_text(self) -> str:
@@ -174,6 +237,8 @@ class Delta:
             parts.append(sizes if isinstance(p_value, (int, float)) else f"{sizes}: too few to tell from noise")
         if self.extra.get("note"):
             parts.append(str(self.extra["note"]))
+        if self.compared is not None:
+            parts.append(f"compared as {format_value(self.metric, self.compared)}: the median of the trials' values")
         return "; ".join(parts)
 
     @property
@@ -257,6 +322,15 @@ class CaseView:
     @property
     def verdict_text(self) -> str:
         return verdict_text(self.case)
+
+    @property
+    def accuracy_failure(self) -> str:
+        """``min_cosine 0.041 < 0.9``: the accuracy criterion the case failed, "" when none is recorded."""
+        return failed_criterion(self.case.accuracy)
+
+    @property
+    def probe_correction(self) -> str:
+        return probe_correction(self.case)
 
     @property
     def outcome(self) -> str:
@@ -363,7 +437,7 @@ def build_view(results: RunResults, baseline_source: str | None = None) -> Repor
                 batch_size=params.get("batch_size") if isinstance(params.get("batch_size"), int) else None,
                 shape=str(params.get("shape") or ""),
                 suite=str(params.get("suite", "")),
-                deltas=[_delta(c) for c in case.comparisons if _is_comparison(c)],
+                deltas=[_delta(c, case.metrics) for c in case.comparisons if _is_comparison(c)],
                 speedup_vs_fp32=speedup.get(case.id),
                 accuracy=accuracy_text,
                 accuracy_failed=accuracy_failed,
@@ -388,14 +462,22 @@ def _float(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
-def _delta(data: dict[str, Any]) -> Delta:
+def _delta(data: dict[str, Any], measured: dict[str, Any]) -> Delta:
+    """One comparison, showing as "current" the case's measured value (the one every table shows for the case); the
+    gate's own current value, which may be a median of trial values scaled to the baseline's runner speed, is kept
+    as ``compared`` where it reads differently."""
     metric = str(data["metric"])
     known = {"metric", "current", "baseline", "change", "tolerance", "verdict"}
     tolerance = data.get("tolerance")
+    gate_value = _float(data["current"])
+    own = measured.get(metric)
+    current = float(own) if isinstance(own, (int, float)) and not isinstance(own, bool) else gate_value
+    differs = math.isfinite(gate_value) and format_value(metric, gate_value) != format_value(metric, current)
     return Delta(
         metric=metric,
         label=METRICS[metric].label if metric in METRICS else metric,
-        current=_float(data["current"]),
+        compared=gate_value if differs else None,
+        current=current,
         baseline=_float(data["baseline"]),
         change=_float(data["change"]),
         tolerance=float(tolerance) if isinstance(tolerance, (int, float)) and math.isfinite(tolerance) else 0.0,
@@ -444,6 +526,9 @@ def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
     if rel_err and not abs_err:
         parts.append(f"rel {max(rel_err):.2g}")
     verdict = "FAIL" if failed else ("pass" if parts or "passed" in accuracy else "")
+    criterion = failed_criterion(accuracy)
+    if criterion:
+        verdict = f"FAIL: {criterion}"
     text = " · ".join(p for p in [verdict, *parts] if p)
     return text, failed
 
@@ -634,14 +719,8 @@ def _throttle_reasons(telemetry: dict[str, Any]) -> list[str]:
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds with sensible digits: 0.0123, 4.56, 87.0, 301.7."""
-    if value is None:
-        return "–"
-    if not math.isfinite(value):
-        return format_nonfinite(value)
-    if value < 1:
-        return f"{value:.4f}"
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+    """Milliseconds with 3 significant digits (harness.metrics.format_ms): 0.0123, 4.56, 87.0, 302, 1230."""
+    return "–" if value is None else format_ms(value)
 
 
 def whole(value: float | None) -> str:
