@@ -17,7 +17,7 @@ import yaml
 
 from harness import shard, workers
 from harness.errors import HarnessError, OutputError, internal_error_line, log_internal_error, output_error
-from harness.fsio import writable_dir_problem
+from harness.fsio import locked, writable_dir_problem
 from harness.progress import Progress
 from harness.session import HarnessSession, RunConfig
 from harness.spec import Case, load_suite, measure_value_problem
@@ -287,6 +287,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for suite in suites:
             session.backend_for(suite)
         check_output_folders(session)
+        config.stash[_STATE]["report_claim"] = claim_report_dir(session)
         if not session.config.update_baselines:
             for suite in suites:
                 key = session.environment(session.backend_for(suite))["key"]
@@ -308,6 +309,24 @@ def check_output_folders(session: HarnessSession) -> None:
         problem = writable_dir_problem(folder)
         if problem:
             raise OutputError(f"{option} {folder}: {problem}; point {option} at a writable folder")
+
+
+def claim_report_dir(session: HarnessSession) -> Any:
+    """Hold ``results.json`` of this run for the whole session, so a second run started into the same --report-dir
+    (two shards or jobs on one runner) is refused at once instead of replacing this run's file with its own. The
+    lock is the kernel's (harness.fsio.locked): a killed run never leaves it behind."""
+    from filelock import Timeout
+
+    claim = locked(session.results_path, timeout_s=0)
+    try:
+        claim.acquire()
+    except Timeout:
+        folder = session.results_path.parent
+        raise OutputError(
+            f"--report-dir {folder}: another harness run is writing {session.results_path.name} there now; "
+            "give each concurrent run its own --report-dir (and merge them with harness merge)"
+        ) from None
+    return claim
 
 
 def _internal_exit(config: pytest.Config, exc: BaseException) -> None:
@@ -467,3 +486,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"baselines updated under {session.config.baseline_dir / session.results.environment['key']}"
         )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Let go of the report folder (claim_report_dir): a later session in this process may write there again."""
+    claim = config.stash.get(_STATE, {}).get("report_claim") if _STATE in config.stash else None
+    if claim is not None:
+        claim.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import subprocess
+import time
 from pathlib import Path
 
 from fault_project import make_project, pytest_args
@@ -62,3 +63,37 @@ def test_two_pytest_shards_updating_one_baseline_folder_at_once_end_with_every_c
     assert sorted(json.loads(baseline.read_text())["cases"]) == [
         "mlp-fp32-b1", "mlp-fp32-b2", "mlp2-fp32-b1", "mlp2-fp32-b2"
     ]  # fmt: skip
+
+
+def test_a_second_run_into_the_same_report_folder_is_refused_while_the_first_keeps_its_results(tmp_path):
+    """Two runs into one --report-dir would each replace the other's results.json: the second is refused at once."""
+    from filelock import Timeout
+
+    from harness.fsio import locked
+
+    root = make_project(tmp_path / "project")
+    first = subprocess.Popen(
+        pytest_args(root, "--min-duration-ms", "4000", "--no-reports"),
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    results = root / "reports" / "results.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the first run holds its results file
+        probe = locked(results, timeout_s=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            break
+        probe.release()
+        time.sleep(0.2)
+    second = subprocess.run(pytest_args(root, "--no-reports"), cwd=root, capture_output=True, text=True, timeout=120)
+    out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, out
+    text = second.stdout + second.stderr
+    assert second.returncode == 4, text
+    assert "another harness run is writing results.json there now" in text and "Traceback" not in text
+    cases = json.loads(results.read_text())["cases"]
+    assert sorted(c["id"] for c in cases) == ["mlp-fp32-b1", "mlp-fp32-b2", "mlp2-fp32-b1", "mlp2-fp32-b2"]
