@@ -132,3 +132,35 @@ def test_sorting_and_no_network_in_a_driven_browser(report, tmp_path):
         finally:
             browser.close()
     assert problems == []
+
+
+def test_main_table_fits_1280_px_without_horizontal_scroll(tmp_path):
+    """Long model names, many cases, every optional column: the main table and the page stay within a 1280 px
+    window (secondary facts sit under "more" in the case cell), and every header is on screen."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright drives the browser: pip install -e .[dev]")
+    models = [
+        "bert-base-uncased-finetuned-sst2-long-sequence-variant",
+        "resnet50_v1.5_torchvision_imagenet_with_a_long_name",
+        "squeezenet1.1",
+        "<script>alert(1)</script>",
+    ]
+    files = write_reports(sample_results(60, models=models, samples_per_case=60), tmp_path / "wide")
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(files.html.as_uri())
+            table, wrap = page.eval_on_selector("#cases-table", "t => [t.scrollWidth, t.parentElement.clientWidth]")
+            assert table <= wrap, f"main table {table} px wide in a {wrap} px container"
+            page_width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert page_width[0] <= page_width[1], "the page scrolls sideways"
+            right_edges = page.eval_on_selector_all(
+                "#cases-table th", "hs => hs.map(h => h.getBoundingClientRect().right)"
+            )
+            assert len(right_edges) >= 10 and max(right_edges) <= 1280
+            # the collapsed facts are one click away
+            first = page.locator("#cases-table tbody tr").first
+            first.locator("details.more summary").click()
+            assert "p90" in first.inner_text() and "engine" in first.inner_text()
+        finally:
+            browser.close()
