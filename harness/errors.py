@@ -58,9 +58,8 @@ def output_error(exc: OSError, path: str | os.PathLike[str], option: str = "") -
 def log_internal_error(exc: BaseException, folder: str | os.PathLike[str] | None = None) -> Path:
     """Append ``exc``'s traceback to ``<folder>/harness-error.log`` (a temporary folder when that cannot be
     written) and return the log's path, so a defect of the harness costs the user one line, not the evidence."""
-    text = (
-        f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} pid {os.getpid()}\n"
-        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} pid {os.getpid()}\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
     )
     for base in ([Path(folder)] if folder is not None else []) + [Path(tempfile.gettempdir())]:
         log = base / ERROR_LOG
@@ -78,6 +77,5 @@ def internal_error_line(exc: BaseException, log: Path) -> str:
     """The one line shown for a defect of the harness: what broke and where the traceback is."""
     first = str(exc).splitlines()[0] if str(exc) else ""
     return (
-        f"internal error: {type(exc).__name__}: {first} (traceback in {log}; "
-        "please report it with that file attached)"
+        f"internal error: {type(exc).__name__}: {first} (traceback in {log}; please report it with that file attached)"
     )

@@ -18,7 +18,7 @@ from fault_project import FAST, SUITE, env_with, folders, harness, make_project,
 
 pytest_plugins = ["pytester"]
 
-FAULT_PLUGIN = '''
+FAULT_PLUGIN = """
 import errno, os
 import harness.fsio as fsio
 
@@ -34,7 +34,7 @@ def _faulty(path, data):
     return _real(path, data)
 
 fsio.atomic_write_bytes = _faulty
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> Path:
-    # 15 %: whole runs of this shared 2-core VM drift by up to ~13 % (docs/evidence/gate-calibration-dev-vm.md); the simulated
-    # slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
+    # 15 %: whole runs of a shared 2-core VM drift by up to ~13 % (docs/evidence/gate-calibration-dev-vm.md); the
+    # simulated slowdown below is well beyond it, so the test checks the gate's logic, not the machine's luck.
     return two_model_project(pytester, "15%")
 
 
