@@ -9,20 +9,21 @@ those rules live.
 
 Default limits come from the precision and from each output's scale. The absolute tolerance is relative to the output:
 ``atol = atol_scale x max|fp32|`` (the largest finite value of the reference output), so logits in the thousands and
-probabilities in the thousandths are held to the same standard. ``atol_scale`` is four units in the last place of a
-float format at the output's largest value (u in the table; tf32 and fp16 are rounded up to 2e-3); numerical libraries
-judge reduced-precision results the same way, in multiples of the format's unit roundoff (torch.testing's per-dtype
-defaults; Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 2). Quantized precisions compound an error of
-one step of each quantized tensor's own range through every layer, so int8 allows 0.1 (a correctly calibrated
-SqueezeNet's flat softmax passes; 4 steps, 0.03, fails 12% of its elements) and fp8 0.25 (4 u).
+probabilities in the thousandths are held to the same standard. ``atol_scale`` is a multiple of the float format's
+unit roundoff (u in the table), as numerical libraries judge reduced-precision results (torch.testing's per-dtype
+defaults; Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 2): about 20 u for tf32 and fp16 (1e-2) and
+13 u for bf16 (5e-2), because a deep network compounds one rounding per layer (a ResNet-50's fp16 softmax had 5-8%
+of its elements beyond 4 u, none of them a real fault). Quantized precisions compound an error of one step of each
+quantized tensor's own range through every layer, so int8 allows 0.1 (a correctly calibrated SqueezeNet's flat
+softmax passes; 4 steps, 0.03, fails 12% of its elements) and fp8 0.25 (4 u).
 A suite's ``atol`` is an absolute limit in the output's units and replaces the scaled one.
 
 | precision  | unit roundoff u | atol_scale (x max abs fp32) | rtol | max_mismatch | min_cosine | min_top1 |
 |------------|-----------------|-----------------------------|------|--------------|------------|----------|
 | fp32       | 2^-24 = 6.0e-8  | 1e-5                        | 1e-4 | 0%           | 0.99999    | 100%     |
-| tf32       | 2^-11 = 4.9e-4  | 2e-3                        | 1e-2 | 1%           | 0.9999     | 100%     |
-| fp16       | 2^-11 = 4.9e-4  | 2e-3                        | 1e-2 | 2%           | 0.995      | 100%     |
-| bf16       | 2^-8 = 3.9e-3   | 1.6e-2                      | 5e-2 | 5%           | 0.98       | 90%      |
+| tf32       | 2^-11 = 4.9e-4  | 1e-2                        | 1e-2 | 1%           | 0.9999     | 100%     |
+| fp16       | 2^-11 = 4.9e-4  | 1e-2                        | 1e-2 | 2%           | 0.995      | 100%     |
+| bf16       | 2^-8 = 3.9e-3   | 5e-2                        | 5e-2 | 5%           | 0.98       | 90%      |
 | int8       | 1/127 = 7.9e-3  | 0.1                         | 0.1  | 5%           | 0.9        | 50%      |
 | fp8 (e4m3) | 2^-4 = 6.3e-2   | 0.25                        | 0.2  | 10%          | 0.85       | 50%      |
 
@@ -96,11 +97,9 @@ class Tolerance:
 
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol_scale=1e-5, rtol=1e-4, max_mismatch=0.0, min_cosine=0.99999),
-    "tf32": Tolerance(atol_scale=2e-3, rtol=1e-2, min_cosine=0.9999),
-    "fp16": Tolerance(atol_scale=2e-3, rtol=1e-2, max_mismatch=0.02, min_cosine=0.995),
-    "bf16": Tolerance(
-        atol_scale=1.6e-2, rtol=5e-2, max_mismatch=0.05, min_cosine=0.98, min_top1=0.9, max_top1_drop=0.1
-    ),
+    "tf32": Tolerance(atol_scale=1e-2, rtol=1e-2, min_cosine=0.9999),
+    "fp16": Tolerance(atol_scale=1e-2, rtol=1e-2, max_mismatch=0.02, min_cosine=0.995),
+    "bf16": Tolerance(atol_scale=5e-2, rtol=5e-2, max_mismatch=0.05, min_cosine=0.98, min_top1=0.9, max_top1_drop=0.1),
     "int8": Tolerance(
         atol_scale=0.1,
         rtol=0.1,
