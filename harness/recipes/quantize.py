@@ -82,7 +82,11 @@ def quantize(
     }[method]
     if precision == "fp8":  # onnxruntime derives float8 scales only from its Distribution calibrator
         calibrate = CalibrationMethod.Distribution
-    # The calibrators print progress on stdout; keep the pytest output to the harness's own lines.
+    # The calibrators print progress on stdout, and their ONNX Runtime sessions log warnings about the model (unused
+    # initializers, ...) to stderr: keep the terminal to the harness's own lines; a failure still raises.
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(3)
     with tempfile.TemporaryDirectory(prefix="harness-quant-") as tmp, contextlib.redirect_stdout(io.StringIO()):
         source = Path(tmp) / "float.onnx"
         target = Path(tmp) / "qdq.onnx"
