@@ -2,8 +2,9 @@
 
 On a terminal one line is rewritten in place (pytest's own terminal writer, so it never fights pytest's output); in a
 CI log, where carriage returns pile up into one unreadable line, a phase prints a plain line at most every
-``log_every_s`` seconds and one when it ends. Phases shorter than ``min_seconds`` leave nothing behind, and ``-q``
-silences all of it. The layout follows tqdm's: ``label [done/total] note, N s left``.
+``log_every_s`` seconds and one when it ends. Phases shorter than ``min_seconds`` (a terminal) or ``log_min_seconds``
+(a log, where every line stays: a 2 s engine build per case would double a suite's log) leave nothing behind, and
+``-q`` silences all of it. The layout follows tqdm's: ``label [done/total] note, N s left``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Phase:
         self.note = ""
         self.started = progress.clock()
         self._last_shown = self.started
+        self.logged = False  # a plain progress line was written (a log): the phase then always says how it ended
 
     def advance(self, steps: int = 1, note: str = "") -> None:
         self.done += steps
@@ -65,6 +67,7 @@ class Progress:
         *,
         quiet: bool = False,
         min_seconds: float = 1.0,
+        log_min_seconds: float = 5.0,
         log_every_s: float = 10.0,
         refresh_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
@@ -73,6 +76,7 @@ class Progress:
         self._rewrite = rewrite
         self.quiet = quiet
         self.min_seconds = min_seconds
+        self.log_min_seconds = log_min_seconds
         self.log_every_s = log_every_s
         self.refresh_s = refresh_s
         self.clock = clock
@@ -155,6 +159,7 @@ class Progress:
         elif now - phase._last_shown >= self.log_every_s:
             self._write_line(phase.line())
             phase._last_shown = now
+            phase.logged = True
 
     def _finish(self, phase: Phase, failed: bool) -> None:
         if self.quiet:
@@ -163,7 +168,8 @@ class Progress:
             self._rewrite("")
             self._live = False
         elapsed = phase.elapsed()
-        if elapsed < self.min_seconds and not failed:
+        shortest = self.min_seconds if self._rewrite is not None else self.log_min_seconds
+        if elapsed < shortest and not failed and not phase.logged:
             return
         count = f" ({phase.done}/{phase.total})" if phase.total else ""
         outcome = "stopped" if failed else "done"

