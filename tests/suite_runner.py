@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from harness.backends import trt_compat
+from harness.errors import HarnessError
 from harness.models import zoo_dir
 
 # The module `pytest benchmarks` collects (benchmarks/test_benchmarks.py), for pytester projects.
@@ -39,3 +42,27 @@ def two_model_project(pytester: pytest.Pytester, tolerance: str) -> Path:
         f"tolerance: {tolerance}\n"
     )
     return pytester.path
+
+
+def model_project(pytester: pytest.Pytester, models: Path, suite: str) -> Path:
+    """A pytester project running ``suite`` on copies of the ONNX files in ``models``."""
+    pytester.makepyfile(test_bench=BENCH_MODULE)
+    for file in models.glob("*.onnx"):
+        shutil.copy(file, pytester.path / file.name)
+    (pytester.path / "suite.yaml").write_text(suite)
+    return pytester.path
+
+
+def cases(root: Path) -> dict[str, dict]:
+    """The cases of ``root``'s last run (reports/results.json), by id."""
+    data = json.loads((root / "reports" / "results.json").read_text())
+    return {c["id"]: c for c in data["cases"]}
+
+
+def tensorrt_missing() -> str | None:
+    """Why no TensorRT (or TensorRT-RTX) can be loaded here, or None: the skip reason of the engine-build tests."""
+    try:
+        trt_compat.find("auto")
+    except HarnessError as exc:
+        return str(exc)
+    return None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from suite_runner import BENCH_MODULE, run_suite
+from suite_runner import BENCH_MODULE, cases, run_suite
 
 from harness.ab import ABConfig, base_model_path
 from harness.errors import HarnessError
@@ -51,10 +50,6 @@ def branches(pytester: pytest.Pytester, tmp_path: Path) -> tuple[Path, Path]:
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return run_suite(pytester, *FAST, *args)
-
-
-def cases(root: Path) -> dict[str, dict]:
-    return {c["id"]: c for c in json.loads((root / "reports" / "results.json").read_text())["cases"]}
 
 
 def test_a_model_about_10_percent_slower_than_the_base_branch_fails_in_one_job(pytester, branches):

@@ -4,16 +4,11 @@ int8 calibration feeds batches the model accepts, and TensorRT's profiles follow
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 import real_models
-from suite_runner import BENCH_MODULE, isolated_args, run_suite
-
-from harness.backends import trt_compat
-from harness.errors import HarnessError
+from suite_runner import cases, isolated_args, model_project, run_suite, tensorrt_missing
 
 pytest_plugins = ["pytester"]
 
@@ -31,21 +26,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def project(pytester: pytest.Pytester, models: Path, suite: str) -> Path:
-    pytester.makepyfile(test_bench=BENCH_MODULE)
-    for file in models.glob("*.onnx"):
-        shutil.copy(file, pytester.path / file.name)
-    (pytester.path / "suite.yaml").write_text(suite)
-    return pytester.path
-
-
-def cases(root: Path) -> dict[str, dict]:
-    data = json.loads((root / "reports" / "results.json").read_text())
-    return {c["id"]: c for c in data["cases"]}
-
-
 def test_a_batch_axis_named_n_takes_the_case_batch_and_a_shape_set_may_not_size_it(pytester, models):
-    root = project(
+    root = model_project(
         pytester,
         models,
         "suite: n\nmodels:\n  - {name: gpt2, path: gpt2.onnx}\n"
@@ -66,7 +48,7 @@ def test_a_batch_axis_named_n_takes_the_case_batch_and_a_shape_set_may_not_size_
 
 
 def test_fixed_batch_exports_of_any_size_become_dynamic_and_calibrate(pytester, models):
-    root = project(
+    root = model_project(
         pytester,
         models,
         "suite: fixed\nmodels:\n  - {name: cnn1, path: cnn1.onnx}\n  - {name: cnn8, path: cnn8.onnx}\n"
@@ -85,7 +67,7 @@ def test_fixed_batch_exports_of_any_size_become_dynamic_and_calibrate(pytester, 
 
 def test_a_graph_that_pins_its_batch_says_which_batch_runs_and_calibrates_at_it(pytester, models):
     # transformers' mask code, traced at batch 2, bakes the batch into arithmetic no rewrite can follow.
-    root = project(
+    root = model_project(
         pytester,
         models,
         "suite: pinned\nmodels:\n  - {name: bert, path: bert2.onnx}\nprecisions: [fp32, int8]\nbatch_sizes: [1, 2]\n"
@@ -102,17 +84,9 @@ def test_a_graph_that_pins_its_batch_says_which_batch_runs_and_calibrates_at_it(
         assert "set batch_sizes: [2] for models[0], or export it with a dynamic batch axis" in message
 
 
-def _trt_reason() -> str | None:
-    try:
-        trt_compat.find("auto")
-    except HarnessError as exc:
-        return str(exc)
-    return None
-
-
-@pytest.mark.skipif(_trt_reason() is not None, reason=f"no TensorRT here: {_trt_reason()}")
+@pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")
 def test_tensorrt_build_only_profiles_follow_the_case_batch(pytester, models):
-    root = project(
+    root = model_project(
         pytester,
         models,
         "suite: trt\nmodels:\n  - {name: gpt2, path: gpt2.onnx, precisions: [fp32]}\n"

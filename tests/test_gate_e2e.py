@@ -8,7 +8,7 @@ from pathlib import Path
 from statistics import median
 
 import pytest
-from suite_runner import run_suite, two_model_project
+from suite_runner import cases, run_suite, two_model_project
 
 from harness.session import HarnessSession
 
@@ -26,11 +26,6 @@ def project(pytester: pytest.Pytester) -> Path:
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return run_suite(pytester, *FAST, *args)
-
-
-def cases(root: Path) -> dict[str, dict]:
-    data = json.loads((root / "reports" / "results.json").read_text())
-    return {c["id"]: c for c in data["cases"]}
 
 
 def baseline_file(root: Path) -> Path:

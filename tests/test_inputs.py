@@ -4,8 +4,6 @@ suite key that changes it. End to end on real-shaped models exported from ``tran
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import onnx
 import pytest
 import real_models
 from onnx import TensorProto, helper, numpy_helper
-from suite_runner import BENCH_MODULE, run_suite
+from suite_runner import cases, model_project, run_suite
 
 from harness.models import generate_inputs, plan_inputs, prepare
 from harness.spec import load_suite
@@ -31,19 +29,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     real_models.resnet(folder / "resnet.onnx")
     real_models.multi(folder / "multi.onnx")
     return folder
-
-
-def project(pytester: pytest.Pytester, models: Path, suite: str) -> Path:
-    pytester.makepyfile(test_bench=BENCH_MODULE)
-    for file in models.glob("*.onnx"):
-        shutil.copy(file, pytester.path / file.name)
-    (pytester.path / "suite.yaml").write_text(suite)
-    return pytester.path
-
-
-def cases(root: Path) -> dict[str, dict]:
-    data = json.loads((root / "reports" / "results.json").read_text())
-    return {c["id"]: c for c in data["cases"]}
 
 
 REAL_SUITE = """suite: real
@@ -65,7 +50,7 @@ backends: {onnxruntime: {intra_op_threads: 1}}
 
 
 def test_real_models_run_at_every_precision_without_a_hand_written_range(pytester, models):
-    root = project(pytester, models, REAL_SUITE)
+    root = model_project(pytester, models, REAL_SUITE)
     outcome = run_suite(pytester, *FAST)
     outcome.assert_outcomes(passed=12)
     found = cases(root)
@@ -93,7 +78,7 @@ def test_a_suite_range_outside_the_table_names_the_input_its_range_and_the_key(p
     too_wide = "{name: gpt2, path: gpt2.onnx, inputs: {input_ids: {range: [0, 500]}}}"
     suite = REAL_SUITE.replace("{name: gpt2, path: gpt2.onnx}", too_wide)
     suite = suite.replace("precisions: [fp32, fp16, int8]", "precisions: [fp32]")
-    root = project(pytester, models, suite)
+    root = model_project(pytester, models, suite)
     outcome = run_suite(pytester, *FAST)
     outcome.assert_outcomes(passed=3, failed=1)
     case = cases(root)["gpt2-fp32-b2-s16"]

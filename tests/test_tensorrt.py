@@ -14,6 +14,7 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from suite_runner import tensorrt_missing
 
 from harness.backends import trt_compat
 from harness.backends.base import get_backend
@@ -22,16 +23,7 @@ from harness.errors import HarnessError
 from harness.models import prepare
 from harness.spec import load_suite
 
-
-def _trt_reason() -> str | None:
-    try:
-        trt_compat.find("auto")
-    except HarnessError as exc:
-        return str(exc)
-    return None
-
-
-needs_trt = pytest.mark.skipif(_trt_reason() is not None, reason=f"no TensorRT here: {_trt_reason()}")
+needs_trt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")
 
 
 def _suite(tmp_path: Path, body: str) -> Path:

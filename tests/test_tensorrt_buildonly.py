@@ -9,10 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from suite_runner import BENCH_MODULE, isolated_args
-
-from harness.backends import trt_compat
-from harness.errors import HarnessError
+from suite_runner import BENCH_MODULE, cases, isolated_args, tensorrt_missing
 
 pytest_plugins = ["pytester"]
 
@@ -20,15 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "benchmarks" / "suites" / "zoo-trt.yaml"
 
 
-def _reason() -> str | None:
-    try:
-        trt_compat.find("auto")
-    except HarnessError as exc:
-        return str(exc)
-    return None
-
-
-pytestmark = pytest.mark.skipif(_reason() is not None, reason=f"no TensorRT here: {_reason()}")
+pytestmark = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")
 
 
 @pytest.fixture
@@ -44,11 +33,6 @@ def run(pytester: pytest.Pytester, suite: Path, *args: str) -> pytest.RunResult:
         "-p", "harness.pytest_plugin", "--backend", "tensorrt", "--build-only", "--suite", str(suite),
         *isolated_args(root), "--no-reports", *args,
     )  # fmt: skip
-
-
-def cases(root: Path) -> dict[str, dict]:
-    data = json.loads((root / "reports" / "results.json").read_text())
-    return {c["id"]: c for c in data["cases"]}
 
 
 def test_zoo_suite_builds_every_engine_and_the_second_run_is_served_from_the_cache(pytester, project):
