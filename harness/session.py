@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,10 +205,9 @@ class HarnessSession:
         plans = plan_inputs(model, case)  # shapes, dtypes and value ranges decided from the graph
         result.inputs = {name: plan.record() for name, plan in plans.items()}
         feeds = generate_inputs(model, case, plans)
-        if case.precision != "fp32":  # conversion or quantization with calibration: seconds to minutes, once
-            with self.progress.phase(f"{case.id}: {case.precision} recipe"):
-                model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
-        else:
+        # Conversion, or quantization with calibration: seconds to minutes, once; fp32 is the model as it is.
+        converts = case.precision != "fp32"
+        with self.progress.phase(f"{case.id}: {case.precision} recipe") if converts else nullcontext():
             model = precision.typed_for_case(case, backend, model, Path(self.config.cache_dir), result)
         with self.progress.phase(f"{case.id}: build"):
             engine = backend.build(model, case)
