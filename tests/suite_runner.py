@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import trt_compat
-from harness.errors import HarnessError
-from harness.models import zoo_dir
+from harness.core.errors import HarnessError
+from harness.models.prepare import zoo_dir
+from harness.trt import compat as trt_compat
 
 # The module `pytest benchmarks` collects (benchmarks/test_benchmarks.py), for pytester projects.
 BENCH_MODULE = "def test_case(harness_case, harness_check):\n    harness_check(harness_case)\n"

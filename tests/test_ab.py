@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from suite_runner import BENCH_MODULE, cases, run_suite
 
-from harness.ab import ABConfig, base_model_path
-from harness.errors import HarnessError
-from harness.models import zoo_dir
-from harness.spec import load_suite
+from harness.core.errors import HarnessError
+from harness.models.prepare import zoo_dir
+from harness.run.ab import ABConfig, base_model_path
+from harness.spec.suite import load_suite
 
 pytest_plugins = ["pytester"]
 

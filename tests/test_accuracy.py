@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from suite_runner import BENCH_MODULE
 
-from harness import accuracy
-from harness.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
-from harness.errors import HarnessError
-from harness.results import all_nonfinite
+from harness.core.errors import HarnessError
+from harness.core.results import all_nonfinite
+from harness.judge import accuracy
+from harness.judge.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
 
 pytest_plugins = ["pytester"]
 
@@ -270,7 +270,7 @@ def test_accuracy_drop_against_the_baseline_fails(pytester: pytest.Pytester):
 
 
 def test_speedups_pair_each_case_with_fp32_of_the_same_model_batch_and_shape():
-    from harness.results import CaseResult, RunResults, speedups
+    from harness.core.results import CaseResult, RunResults, speedups
 
     def case(model: str, precision: str, batch: int, sps: float) -> CaseResult:
         params = {"suite": "s", "model": model, "precision": precision, "batch_size": batch, "shape": None}
@@ -285,11 +285,11 @@ def test_speedups_pair_each_case_with_fp32_of_the_same_model_batch_and_shape():
 
 
 def test_onnxruntime_skips_what_it_cannot_execute_with_the_reason(tmp_path):
-    from harness import precision
     from harness.backends.base import get_backend
-    from harness.errors import CaseSkipped
-    from harness.results import CaseResult
-    from harness.spec import load_suite
+    from harness.core.errors import CaseSkipped
+    from harness.core.results import CaseResult
+    from harness.run import precision
+    from harness.spec.suite import load_suite
 
     (tmp_path / "s.yaml").write_text(
         "suite: s\nmodels: [{name: m, onnx_zoo: light_squeezenet}]\nprecisions: [bf16, fp8, tf32, fp16]\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.calibrate import TOLERANCE_GRID, quietest
-from harness.cli import main
-from harness.trials import measure_rounds
+from harness.calibrate.command import TOLERANCE_GRID, quietest
+from harness.cli.main import main
+from harness.measure.trials import measure_rounds
 
 SUITE = "suite: cal\nmodels:\n  - name: net\n    onnx_zoo: light_squeezenet\nbatch_sizes: [1]\n"
 
@@ -93,7 +93,7 @@ def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, caps
 
 @pytest.mark.parametrize(("flag", "interleave"), [([], True), (["--no-interleave"], False)])  # CPU: on by default
 def test_trials_are_laid_out_in_time_as_pytest_lays_them_out(suite, tmp_path, capsys, monkeypatch, flag, interleave):
-    import harness.calibrate as calibrate
+    import harness.calibrate.command as calibrate
 
     calls: list[tuple[int, int]] = []  # (variants measured together, rounds) in the order measured
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from suite_runner import BENCH_MODULE, run_suite
 
+from harness.core.results import CaseResult, RunResults
 from harness.report.terminal import summary_lines
 from harness.report.view import outcome, verdict_text
-from harness.results import CaseResult, RunResults
 
 pytest_plugins = ["pytester"]
 
@@ -103,7 +103,7 @@ def test_a_case_failing_in_the_interleaved_pass_is_dropped_and_the_others_stay_i
 GATE_FAILS = """
 import pytest
 
-from harness.session import HarnessSession
+from harness.run.session import HarnessSession
 
 
 @pytest.fixture(autouse=True)

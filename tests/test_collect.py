@@ -1,4 +1,5 @@
-"""pytest collects suite files directly (harness.collect): which YAML files are suites, how --suite, a bench module and
+"""pytest collects suite files directly (harness.pytest_plugin.collect): which YAML files are suites, how --suite, a
+bench module and
 a folder walk share the work, and the hint when there is nothing to run."""
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import onnxruntime  # noqa: F401  imported once here: pytester's in-process runs
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.collect import HINT
-from harness.shard import item_key
+from harness.pytest_plugin.collect import HINT
+from harness.pytest_plugin.shard import item_key
 from tests.suite_runner import BENCH_MODULE
 
 pytest_plugins = ["pytester"]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fault_project import make_project, pytest_args
 
-from harness.baseline import BaselineStore
-from harness.results import CaseResult
+from harness.core.results import CaseResult
+from harness.judge.baselines import BaselineStore
 
 ENV = {"key": "k", "date": "2026-01-01"}
 
@@ -69,7 +69,7 @@ def test_a_second_run_into_the_same_report_folder_is_refused_while_the_first_kee
     """Two runs into one --report-dir would each replace the other's results.json: the second is refused at once."""
     from filelock import Timeout
 
-    from harness.fsio import locked
+    from harness.core.fsio import locked
 
     root = make_project(tmp_path / "project")
     first = subprocess.Popen(

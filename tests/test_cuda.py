@@ -1,4 +1,5 @@
-"""harness.cuda: error handling everywhere; buffers, events, timers and graphs on a real GPU (marked ``gpu``)."""
+"""harness.machine.cuda: error handling everywhere; buffers, events, timers and graphs on a real GPU (marked
+``gpu``)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import types
 import numpy as np
 import pytest
 
-from harness import cuda
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.machine import cuda
 
 GPU_REASON = cuda.available()
 gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"needs a CUDA GPU: {GPU_REASON}")
 
 
 def test_import_harness_does_not_load_cuda_python():
-    code = "import sys, harness, harness.cuda; print(any(m.startswith('cuda.') for m in sys.modules))"
+    code = "import sys, harness, harness.machine.cuda; print(any(m.startswith('cuda.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -20,7 +20,7 @@ pytest_plugins = ["pytester"]
 
 FAULT_PLUGIN = """
 import errno, os
-import harness.fsio as fsio
+import harness.core.fsio as fsio
 
 _real = fsio.atomic_write_bytes
 _written = {"n": 0}
@@ -169,7 +169,10 @@ def _record_baselines(pytester: pytest.Pytester) -> Path:
 BASELINE_DAMAGE = {
     "truncated": (lambda text: text[: len(text) // 2], "not valid JSON"),
     "other-suite": (lambda text: text.replace('"suite": "faults"', '"suite": "other"'), "holds the baselines of suite"),
-    "wrong-schema": (lambda text: text.replace("harness.baseline/2", "harness.baseline/9"), "not a baseline file"),
+    "wrong-schema": (
+        lambda text: text.replace("harness.baseline/2", "harness.baseline/9"),
+        "not a baseline file",
+    ),
     "nan-metric": (lambda text: _edit_metric(text, "NaN"), "latency_median_ms: expected a finite number, got nan"),
     "text-metric": (lambda text: _edit_metric(text, '"fast"'), "latency_median_ms: expected a finite number"),
     "not-utf8": (lambda text: text.replace('"faults"', '"fa\udcffults"', 1), "not a baseline file"),
@@ -309,7 +312,7 @@ def test_a_defect_of_the_harness_is_one_line_and_a_log_with_the_traceback(tmp_pa
         "import sys, harness.report as r\n"
         "def broken(*a, **k):\n    raise RuntimeError('renderer exploded')\n"
         "r.write_reports = broken\n"
-        "from harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        "from harness.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
     )
     (tmp_path / "results.json").write_text(json.dumps({"schema": "harness.results/1", "environment": {}, "cases": []}))
     code, out, err = run([shutil.which("python3") or "python3", "-c", script, "report", "results.json"], tmp_path)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.gate import (
+from harness.judge.gate import (
     Comparison,
     Verdict,
     _mann_whitney_counts,

@@ -10,7 +10,7 @@ from statistics import median
 import pytest
 from suite_runner import cases, run_suite, two_model_project
 
-from harness.session import HarnessSession
+from harness.run.session import HarnessSession
 
 pytest_plugins = ["pytester"]
 

@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 
-from harness.gate import Verdict, judge
-from harness.probe import probe_model, probe_ms
+from harness.judge.gate import Verdict, judge
+from harness.measure.probe import probe_model, probe_ms
 
 TOLERANCE = {"default": 0.10}
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from harness.calibrate import TARGETS, render, verdict_line
-from harness.cli import main
+from harness.calibrate.command import TARGETS, render, verdict_line
+from harness.cli.main import main
 
 
 def test_the_verdict_line_names_each_missed_target_with_the_right_sign():

@@ -13,8 +13,8 @@ import real_models
 from onnx import TensorProto, helper, numpy_helper
 from suite_runner import cases, model_project, run_suite
 
-from harness.models import generate_inputs, plan_inputs, prepare
-from harness.spec import load_suite
+from harness.models.prepare import generate_inputs, plan_inputs, prepare
+from harness.spec.suite import load_suite
 
 pytest_plugins = ["pytester"]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from suite_runner import BENCH_MODULE
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.merge import find_results, merge
-from harness.models import zoo_dir
-from harness.results import CaseResult, RunResults
+from harness.cli.main import main
+from harness.core.errors import HarnessError
+from harness.core.results import CaseResult, RunResults
+from harness.models.prepare import zoo_dir
+from harness.run.merge import find_results, merge
 
 pytest_plugins = ["pytester"]
 

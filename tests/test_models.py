@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.errors import HarnessError
-from harness.models import generate_inputs, load_onnx, make_batch_dynamic, prepare, zoo_dir
-from harness.spec import load_suite
+from harness.core.errors import HarnessError
+from harness.models.prepare import generate_inputs, load_onnx, make_batch_dynamic, prepare, zoo_dir
+from harness.spec.suite import load_suite
 
 
 def suite_for(tmp_path: Path, model_lines: str, extra: str = "") -> object:

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from suite_runner import BENCH_MODULE, run_suite
 
-from harness.fsio import dumps_json, loads_json, read_json, write_json
-from harness.gate import judge
-from harness.results import CaseResult, RunResults
+from harness.core.fsio import dumps_json, loads_json, read_json, write_json
+from harness.core.results import CaseResult, RunResults
+from harness.judge.gate import judge
 
 pytest_plugins = ["pytester"]
 

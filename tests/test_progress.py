@@ -1,10 +1,10 @@
-"""harness.progress: live on a terminal, sparse plain lines in CI logs, nothing under -q or for short phases."""
+"""harness.core.progress: live on a terminal, sparse plain lines in CI logs, nothing under -q or for short phases."""
 
 import io
 
 import pytest
 
-from harness.progress import Progress
+from harness.core.progress import Progress
 
 
 class Clock:

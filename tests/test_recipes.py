@@ -14,13 +14,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from harness import precision
-from harness.errors import HarnessError, SuiteError
-from harness.models import load_onnx, prepare, real_inputs
+from harness.core.errors import HarnessError, SuiteError
+from harness.models.prepare import load_onnx, prepare, real_inputs
 from harness.recipes import typed_model
 from harness.recipes.calibration import generated_calibration, load_calibration
 from harness.recipes.weights import constant_weights
-from harness.spec import load_suite
+from harness.run import precision
+from harness.spec.suite import load_suite
 
 SUITE = """
 suite: recipes

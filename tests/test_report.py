@@ -11,13 +11,13 @@ import subprocess
 import sys
 
 import pytest
+from report_sample import sample_results
 
-from harness import cli
+from harness.cli import main as cli
+from harness.core.results import CaseResult, RunResults
 from harness.report import write_reports
 from harness.report.markdown import escape
-from harness.report.sample import sample_results
 from harness.report.view import build_view, label_of, slug
-from harness.results import CaseResult, RunResults
 
 EVIL = "<script>alert(1)</script>"
 
@@ -294,7 +294,7 @@ def test_baseline_option_judges_again(tmp_path, results):
 
 def test_baseline_option_refuses_unknown_files(tmp_path, small):
     results = small
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     (tmp_path / "x.json").write_text("[]")
     with pytest.raises(HarnessError, match="neither a results file"):
@@ -341,7 +341,7 @@ def test_results_file_is_read_only_through_records(tmp_path, small):
     results.write(tmp_path / "results.json")
     code = (
         "import sys; sys.modules['onnxruntime'] = None; sys.modules['tensorrt'] = None; sys.modules['torch'] = None\n"
-        "from harness.cli import main; raise SystemExit(main(['report', sys.argv[1]]))"
+        "from harness.cli.main import main; raise SystemExit(main(['report', sys.argv[1]]))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "results.json")], capture_output=True, text=True, timeout=300

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_sample import sample_results
 
 from harness.report import write_reports
-from harness.report.sample import sample_results
 
 CHROMIUM = next(
     (

@@ -10,9 +10,9 @@ import pytest
 
 from harness.backends import base
 from harness.backends.base import BuildInfo
-from harness.measure import measure
-from harness.session import HarnessSession, RunConfig
-from harness.spec import MeasureSpec, load_suite
+from harness.measure.loop import measure
+from harness.run.session import HarnessSession, RunConfig
+from harness.spec.suite import MeasureSpec, load_suite
 
 
 class SleepRunner:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.shard import Shard, durations_document, load_durations, parse_shard, partition
+from harness.core.errors import HarnessError
+from harness.pytest_plugin.shard import Shard, durations_document, load_durations, parse_shard, partition
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import SuiteError
-from harness.spec import load_suite
+from harness.core.errors import SuiteError
+from harness.spec.suite import load_suite
 
 MODEL = "  - name: squeezenet\n    onnx_zoo: light_squeezenet\n"
 

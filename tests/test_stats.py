@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.stats import compact_quantiles, nearest_rank, summarize
+from harness.core.stats import compact_quantiles, nearest_rank, summarize
 
 
 def test_nearest_rank_picks_measured_values():

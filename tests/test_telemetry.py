@@ -1,4 +1,4 @@
-"""harness.telemetry: 'unavailable' without NVML, summaries and flags from readings, the hook in measure()."""
+"""harness.machine.telemetry: 'unavailable' without NVML, summaries and flags from readings, the hook in measure()."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import types
 
 import pytest
 
-from harness import telemetry
-from harness.measure import measure
-from harness.spec import MeasureSpec
+from harness.machine import telemetry
+from harness.measure.loop import measure
+from harness.spec.suite import MeasureSpec
 
 
 class FakeNVML(types.SimpleNamespace):
@@ -98,7 +98,7 @@ def test_without_a_driver_telemetry_is_unavailable(fake_nvml):
 
 
 def test_availability_is_in_the_environment_fingerprint(fake_nvml, monkeypatch):
-    from harness.environment import fingerprint
+    from harness.machine.environment import fingerprint
 
     fake_nvml()
     assert telemetry.availability() == {"status": "ok", "gpus": 1}
@@ -231,7 +231,7 @@ def test_real_nvml_reads_the_gpu():
     ],
 )
 def test_visible_gpus_follow_cuda_visible_devices_by_index_or_uuid(monkeypatch, visible, expected):
-    from harness.environment import _visible_indices
+    from harness.machine.environment import _visible_indices
 
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -16,12 +16,12 @@ import pytest
 from onnx import TensorProto, helper
 from suite_runner import tensorrt_missing
 
-from harness.backends import trt_compat
 from harness.backends.base import get_backend
-from harness.engine_cache import EngineCache, cache_key, format_size, parse_size
-from harness.errors import HarnessError
-from harness.models import prepare
-from harness.spec import load_suite
+from harness.backends.engine_cache import EngineCache, cache_key, format_size, parse_size
+from harness.core.errors import HarnessError
+from harness.models.prepare import prepare
+from harness.spec.suite import load_suite
+from harness.trt import compat as trt_compat
 
 needs_trt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")
 
@@ -60,7 +60,7 @@ def test_an_empty_tensorrt_namespace_does_not_count_as_tensorrt():
 
 
 def test_asking_for_full_tensorrt_without_it_says_what_to_install():
-    code = "from harness.backends import trt_compat\ntrt_compat.find('tensorrt')\n"
+    code = "from harness.trt import compat as trt_compat\ntrt_compat.find('tensorrt')\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
         import tensorrt
@@ -238,13 +238,13 @@ def test_an_unsupported_op_names_the_node_and_the_op(tmp_path):
 
 @needs_trt
 def test_a_truncated_onnx_file_is_reported_as_such(tmp_path):
-    from harness.backends.tensorrt import parse_onnx
+    from harness.trt.backend import parse_onnx
 
     source = prepare(_cases(tmp_path)[0].model, tmp_path / "cache").path
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     api = trt_compat.find("auto")
-    builder = api.module.Builder(__import__("harness.backends.tensorrt", fromlist=["_logger"])._logger())
+    builder = api.module.Builder(__import__("harness.trt.backend", fromlist=["_logger"])._logger())
     parser = api.module.OnnxParser(builder.create_network(0), builder.logger)
     with pytest.raises(HarnessError, match="not a complete ONNX model \\(the file is truncated or damaged\\)"):
         parse_onnx(parser, truncated, api)
@@ -325,7 +325,7 @@ def test_workspaces_in_a_suite_are_validated(tmp_path):
 def test_the_backend_is_registered_and_its_absence_is_explained(monkeypatch):
     from harness.backends.base import REGISTRY
 
-    assert REGISTRY["tensorrt"] == "harness.backends.tensorrt:create"
+    assert REGISTRY["tensorrt"] == "harness.trt.backend:create"
     monkeypatch.setattr(trt_compat, "_loaded", None)
     monkeypatch.setattr(trt_compat, "_import", lambda name: None)
     with pytest.raises(HarnessError, match="tensorrt-rtx-cu13-libs"):
@@ -368,7 +368,7 @@ class _Config:
 
 
 def _full_tensorrt_backend(tmp_path: Path):
-    from harness.backends.tensorrt import TensorRTBackend
+    from harness.trt.backend import TensorRTBackend
 
     module = types.SimpleNamespace(IBuilderConfig=_Config, BuilderFlag=types.SimpleNamespace(FP16=1))
     api = trt_compat.TrtApi(module=module, flavour=trt_compat.TENSORRT, import_name="tensorrt", version="10.13.0.35")
@@ -417,9 +417,9 @@ def test_hardware_compatibility_is_refused_on_tensorrt_rtx():
 
 @needs_trt
 def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_path, monkeypatch):
-    from harness import cuda
-    from harness.errors import CaseSkipped
-    from harness.models import generate_inputs
+    from harness.core.errors import CaseSkipped
+    from harness.machine import cuda
+    from harness.models.prepare import generate_inputs
 
     case = _cases(tmp_path)[0]
     model = prepare(case.model, tmp_path / "cache")
@@ -439,7 +439,7 @@ def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_pat
 
 @needs_trt
 def test_a_failed_build_quotes_tensorrt_s_error(tmp_path):
-    from harness.backends.tensorrt import Profile
+    from harness.trt.backend import Profile
 
     case = _cases(tmp_path)[0]
     model = prepare(case.model, tmp_path / "cache")

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.backends import tensorrt_runner
 from harness.backends.base import BuildInfo
 from harness.backends.trtexec import read_layer_info, read_profile, read_times
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.trt import runner as tensorrt_runner
 
 pytest_plugins = ["pytester"]
 
@@ -28,7 +28,7 @@ class Clock:
 
 
 class FakeCuda:
-    """Just enough of harness.cuda: each recorded event takes the stream's current time; work advances it."""
+    """Just enough of harness.machine.cuda: each recorded event takes the stream's current time; work advances it."""
 
     class CudaError(HarnessError):
         pass
@@ -232,7 +232,7 @@ def fakes(monkeypatch):
         cuda = FakeCuda(capture_fails)
         monkeypatch.setattr(tensorrt_runner, "cuda", cuda)
         monkeypatch.setattr(tensorrt_runner, "trt", fake_trt(cuda.clock))
-        monkeypatch.setattr("harness.backends.tensorrt._logger", lambda: None)
+        monkeypatch.setattr("harness.trt.backend._logger", lambda: None)
         return cuda
 
     return install
@@ -308,8 +308,8 @@ def test_a_shape_outside_the_profile_and_an_unloadable_engine_are_clear_errors(f
 
 # -- for real, where TensorRT runs ---------------------------------------------------------------------------------
 def _gpu_reason() -> str | None:
-    from harness import cuda
-    from harness.backends import trt_compat
+    from harness.machine import cuda
+    from harness.trt import compat as trt_compat
 
     reason = cuda.available()
     if reason:
@@ -353,7 +353,7 @@ def test_suite_runs_on_the_gpu_with_trtexec_style_files(pytester):
 
 
 def test_enqueue_bound_and_transfer_bound_runs_are_flagged_like_trtexec():
-    from harness.measure import Measurement
+    from harness.measure.loop import Measurement
 
     def run(**extra: list[float]) -> list[str]:
         m = Measurement(batch_size=1, latency_ms=[1.0] * 20, wall_ms=20.0, warmup_iterations=1, warmup_ms=1.0)
@@ -367,7 +367,7 @@ def test_enqueue_bound_and_transfer_bound_runs_are_flagged_like_trtexec():
 
 
 def test_tensorrt_rtx_contexts_use_built_in_graphs_and_keep_the_runtime_cache(fakes, tmp_path, monkeypatch):
-    from harness.engine_cache import EngineCache
+    from harness.backends.engine_cache import EngineCache
 
     cuda = fakes()
     module = tensorrt_runner.trt

@@ -7,7 +7,7 @@ import importlib.metadata
 
 import pytest
 
-from harness.backends import trt_typecheck
+from harness.trt import typecheck as trt_typecheck
 
 
 def _missing() -> str | None:

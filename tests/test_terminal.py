@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.metrics import format_ms, format_value
+from harness.core.metrics import format_ms, format_value
+from harness.core.results import CaseResult, RunResults
 from harness.report.markdown import render_markdown
 from harness.report.terminal import summary_lines
 from harness.report.view import build_view, verdict_text
-from harness.results import CaseResult, RunResults
 
 ENV = {"backend": {"name": "onnxruntime", "version": "1.2"}, "cpu": {"model": "cpu"}, "key": "k"}
 PROBE_NOTE = "at the baseline's runner speed: the runner ran 4.1% slower (speed probe); measured 1.30 ms"

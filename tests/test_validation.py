@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from harness.baseline import baseline_problem
-from harness.errors import SuiteError
-from harness.spec import load_suite, measure_value_problem
+from harness.core.errors import SuiteError
+from harness.judge.baselines import baseline_problem
+from harness.spec.suite import load_suite, measure_value_problem
 
 BASE = "suite: s\nmodels:\n  - name: m\n    onnx_zoo: light_squeezenet\n"
 

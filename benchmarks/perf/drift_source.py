@@ -1,6 +1,6 @@
 """Where the run-to-run noise of a CPU case comes from on this runner: the process, or the host at that time.
 
-Against a stored baseline the gate (harness.gate) compares two runs, each measuring a case's trials within a few
+Against a stored baseline the gate (harness.judge.gate) compares two runs, each measuring a case's trials within a few
 seconds, so whatever differs between the two runs and is shared by all trials of one of them is invisible to its
 statistics. Two causes are told apart here by measuring one case in blocks of gate trials (``trials`` trials on
 fresh runners, the speed probe around each, as ``pytest --no-interleave`` measures a case), ``--gap-s`` apart,
@@ -49,9 +49,9 @@ def main() -> int:
         print("needs os.fork (Linux or macOS)", file=sys.stderr)
         return 2
 
-    from harness.results import CaseResult
-    from harness.session import HarnessSession, RunConfig
-    from harness.spec import load_suite
+    from harness.core.results import CaseResult
+    from harness.run.session import HarnessSession, RunConfig
+    from harness.spec.suite import load_suite
 
     session = HarnessSession(RunConfig(backend="onnxruntime", cache_dir=Path(args.cache_dir)))
     case = next((c for c in load_suite(args.suite).cases() if c.id == args.case), None)
@@ -62,8 +62,8 @@ def main() -> int:
     spec = session.measure_spec(case.suite)
 
     def block() -> list[tuple[float, float]]:
-        from harness.measure import measure
-        from harness.trials import measure_rounds
+        from harness.measure.loop import measure
+        from harness.measure.trials import measure_rounds
 
         (trials,) = measure_rounds(
             [lambda: engine.runner(feeds)],

@@ -1,10 +1,11 @@
 """Fidelity of the harness's GPU timing, on a real GPU (not collected by pytest; run it as a script).
 
 1. GPU time of a workload of known cost (chains of fp16 matrix products, FLOPs known), as the harness reports it
-   (torch backend runner -> harness.measure, CUDA events through harness.cuda) against a bare CUDA-event loop around
+   (torch backend runner -> harness.measure.loop, CUDA events through harness.machine.cuda) against a bare CUDA-event
+   loop around
    the same work written with torch.cuda.Event alone, in alternating rounds so that clock and temperature drift hit
    both alike. Target: within 1 %.
-2. Host overhead per inference, with and without CUDA graphs: median host latency measured by harness.measure
+2. Host overhead per inference, with and without CUDA graphs: median host latency measured by harness.measure.loop
    minus median GPU time, and the median enqueue time (host time to submit one inference). Target with graphs:
    <= 5 us.
 3. Between-run spread of a suite: given two or more results.json files of the same suite on the same machine,
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from harness.backends.base import get_backend  # noqa: E402
-from harness.measure import measure  # noqa: E402
-from harness.spec import MeasureSpec, load_suite  # noqa: E402
+from harness.measure.loop import measure  # noqa: E402
+from harness.spec.suite import MeasureSpec, load_suite  # noqa: E402
 
 SPEC = MeasureSpec(warmup_ms=300, min_duration_ms=1500, min_iterations=200)
 BARE_ITERATIONS = 400
@@ -98,7 +99,8 @@ def _feeds(name: str, batch: int) -> dict[str, np.ndarray]:
 
 
 class HarnessSide:
-    """The torch backend's runner for one case, measured by harness.measure (CUDA events through harness.cuda)."""
+    """The torch backend's runner for one case, measured by harness.measure.loop (CUDA events through
+    harness.machine.cuda)."""
 
     def __init__(self, case: Any, mode: str, spec: MeasureSpec = SPEC) -> None:
         engine = get_backend("torch", {"mode": mode}).build(None, case)  # type: ignore[arg-type]
@@ -125,7 +127,7 @@ class BareSide:
     def __init__(self, case: Any, mode: str) -> None:
         import torch
 
-        from harness.models import load_torch_factory
+        from harness.models.prepare import load_torch_factory
 
         self.torch = torch
         net, _ = load_torch_factory(case.model.location)
@@ -203,7 +205,7 @@ def launch_costs() -> list[dict[str, Any]]:
 
     import torch
 
-    from harness import cuda
+    from harness.machine import cuda
 
     x = torch.zeros(1, device="cuda")
     stream = torch.cuda.Stream()
@@ -218,8 +220,8 @@ def launch_costs() -> list[dict[str, Any]]:
     event = torch.cuda.Event(enable_timing=True)
     calls = {
         "torch CUDAGraph.replay()": graph.replay,
-        "harness.cuda Graph.launch() of the same graph": lambda: raw.launch(stream.cuda_stream),
-        "harness.cuda Timer.start() (cudaEventRecord)": timer.start,
+        "harness.machine.cuda Graph.launch() of the same graph": lambda: raw.launch(stream.cuda_stream),
+        "harness.machine.cuda Timer.start() (cudaEventRecord)": timer.start,
         "torch.cuda.Event.record()": lambda: event.record(stream),
         "time.perf_counter_ns()": time.perf_counter_ns,
     }
@@ -269,9 +271,9 @@ def enqueue_probe() -> list[dict[str, Any]]:
 
     import torch
 
-    from harness import cuda
-    from harness.models import load_torch_factory
-    from harness.telemetry import Sampler
+    from harness.machine import cuda
+    from harness.machine.telemetry import Sampler
+    from harness.models.prepare import load_torch_factory
 
     rows = []
     for factory, batch in (("resnet50", 1), ("resnet50", 8), ("resnet50", 32), ("bert_base", 1), ("bert_base", 32)):

@@ -4,7 +4,7 @@ does, and each candidate source is either varied inside a process or recorded be
     python3 benchmarks/perf/gpu_spread.py --processes 8 --out spread.json
 
 Each process (``--child``) builds the GPU suite's ResNet-50 class at fp16 batch 1 and BERT-base class at fp16
-batch 8 with the harness's torch backend (CUDA-graph mode) and measures trials with harness.measure, as long as
+batch 8 with the harness's torch backend (CUDA-graph mode) and measures trials with harness.measure.loop, as long as
 one of a gate's 3 trials of the suite's settings. Conditions:
 
 - ``resnet`` / ``bert``: as the gate runs them today (cuDNN benchmark mode: algorithms timed once per process);
@@ -107,7 +107,7 @@ SPEC = {"warmup_ms": 200.0, "min_duration_ms": 500.0, "min_iterations": 50, "tri
 def _engine(torch, location: str, batch: int):
     from harness.backends.base import BuildInfo
     from harness.backends.torch import TorchEngine
-    from harness.models import load_torch_factory
+    from harness.models.prepare import load_torch_factory
 
     net, examples = load_torch_factory(location)
     device = torch.device("cuda", 0)
@@ -133,9 +133,9 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
     started = time.perf_counter()
     import torch
 
-    from harness.measure import measure
-    from harness.spec import MeasureSpec
-    from harness.trials import trial_spec
+    from harness.measure.loop import measure
+    from harness.measure.trials import trial_spec
+    from harness.spec.suite import MeasureSpec
 
     spec = MeasureSpec(**SPEC)
     resnet, resnet_feeds = _engine(torch, "benchmarks.models.torch_zoo:resnet50", 1)

@@ -2,8 +2,8 @@
 
 TensorRT's runtime is replaced by a stand-in whose ``execute_async_v3`` enqueues real GPU work on the stream it is
 given (four memsets and a device-to-device copy of one 16 MiB input); everything else is the real thing:
-``harness.backends.tensorrt_runner`` with ``harness.cuda`` (device and pinned buffers, copies, events, CUDA-graph
-capture and replay) and ``harness.measure``. It checks, with CUDA graphs on and off and with transfers included:
+``harness.trt.runner`` with ``harness.machine.cuda`` (device and pinned buffers, copies, events, CUDA-graph
+capture and replay) and ``harness.measure.loop``. It checks, with CUDA graphs on and off and with transfers included:
 
 - the outputs come back (the copy makes the output equal to the input);
 - the runner's GPU time against a bare CUDA-event loop around the same work;
@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from harness import cuda  # noqa: E402
-from harness.backends import tensorrt_runner  # noqa: E402
+from harness.trt import runner as tensorrt_runner  # noqa: E402
 from harness.backends.base import BuildInfo  # noqa: E402
 from harness.backends.trtexec import read_layer_info, read_profile, read_times  # noqa: E402
-from harness.measure import measure  # noqa: E402
-from harness.spec import MeasureSpec  # noqa: E402
-from harness.stats import summarize  # noqa: E402
+from harness.core.stats import summarize  # noqa: E402
+from harness.measure.loop import measure  # noqa: E402
+from harness.spec.suite import MeasureSpec  # noqa: E402
 
 ELEMENTS = 4 * 1024 * 1024  # one input row of float32: 16 MiB
 
@@ -112,7 +112,7 @@ def install_stand_in() -> None:
         nptype=lambda dtype: np.float32,
         LayerInformationFormat=types.SimpleNamespace(JSON="json"),
     )
-    import harness.backends.tensorrt as backend_module
+    import harness.trt.backend as backend_module
 
     backend_module._logger = lambda: None  # type: ignore[assignment]
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.models import PreparedModel
-from harness.spec import Case
+from harness.core.errors import HarnessError
+from harness.models.prepare import PreparedModel
+from harness.spec.suite import Case
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Backend(Protocol):
 # HarnessError naming the extra to install.
 REGISTRY: dict[str, str] = {
     "onnxruntime": "harness.backends.onnxruntime:create",
-    "tensorrt": "harness.backends.tensorrt:create",
+    "tensorrt": "harness.trt.backend:create",
     "trtexec": "harness.backends.trtexec:create",
     "torch": "harness.backends.torch:create",
 }

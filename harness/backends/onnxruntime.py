@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.backends.base import BuildInfo, check_options
-from harness.errors import CaseSkipped, HarnessError
-from harness.models import PreparedModel, condensed, rejected_inputs
-from harness.spec import Case
+from harness.core.errors import CaseSkipped, HarnessError
+from harness.models.prepare import PreparedModel, condensed, rejected_inputs
+from harness.spec.suite import Case
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "intra_op_threads": int,

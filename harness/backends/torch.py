@@ -1,7 +1,7 @@
 """PyTorch backend: runs a suite model given as ``torch: package.module:factory`` natively on an NVIDIA GPU.
 
 This is the framework side of the framework-versus-engine comparison: the same factory is exported to ONNX for
-the ONNX-based backends (harness.models.prepare_torch) and run here as PyTorch code.
+the ONNX-based backends (harness.models.prepare.prepare_torch) and run here as PyTorch code.
 
 Options (suite ``backends: {torch: {...}}`` or ``--backend-option``):
 
@@ -14,9 +14,10 @@ Options (suite ``backends: {torch: {...}}`` or ``--backend-option``):
 Precisions: ``fp32`` (TF32 off in matmul and cuDNN: true fp32), ``tf32`` (TF32 allowed in both), ``fp16`` and
 ``bf16`` (weights and floating inputs cast; integer inputs such as token ids stay as they are).
 
-Timing: every inference is bracketed by CUDA events on the runner's stream (harness.cuda.Timer when cuda-python is
+Timing: every inference is bracketed by CUDA events on the runner's stream (harness.machine.cuda.Timer when cuda-python
+is
 installed, torch.cuda.Event otherwise); ``step`` returns ``gpu_compute_ms`` (GPU time between the events) and
-``enqueue_ms`` (host time to submit the work). The host latency measured around ``step`` by harness.measure minus
+``enqueue_ms`` (host time to submit the work). The host latency measured around ``step`` by harness.measure.loop minus
 ``gpu_compute_ms`` is the host overhead per inference.
 """
 
@@ -28,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import BuildInfo, check_options
-from harness.errors import CaseSkipped, HarnessError
-from harness.models import PreparedModel, load_torch_factory
-from harness.spec import Case
+from harness.core.errors import CaseSkipped, HarnessError
+from harness.models.prepare import PreparedModel, load_torch_factory
+from harness.spec.suite import Case
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {"mode": str, "compile_mode": str, "device": int}
 MODES = ("graphs", "eager", "compile")
@@ -177,7 +178,7 @@ class _TorchTimer:
 
 
 def _timer(torch: Any, stream: Any) -> Any:
-    from harness import cuda
+    from harness.machine import cuda
 
     if cuda.available() is None:
         return cuda.Timer(stream.cuda_stream)
@@ -190,7 +191,7 @@ def _raw_launcher(graph: Any, stream: Any) -> Any:
     offsets for graphs that draw random numbers, which inference graphs do not); the GPU work is the same."""
     if graph is None or not hasattr(graph, "raw_cuda_graph_exec"):
         return None
-    from harness import cuda
+    from harness.machine import cuda
 
     if cuda.available() is not None:
         return None

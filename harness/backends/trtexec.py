@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from harness.backends.base import BuildInfo, check_options
-from harness.engine_cache import EngineCache, cache_key, parse_size
-from harness.errors import CaseSkipped, HarnessError
-from harness.fsio import atomic_write_bytes, atomic_write_text
-from harness.models import PreparedModel, input_shape
-from harness.spec import Case, MeasureSpec
+from harness.backends.engine_cache import EngineCache, cache_key, parse_size
+from harness.core.errors import CaseSkipped, HarnessError
+from harness.core.fsio import atomic_write_bytes, atomic_write_text
+from harness.models.prepare import PreparedModel, input_shape
+from harness.spec.suite import Case, MeasureSpec
 
 TIME_FIELDS = (
     "startEnqMs",
@@ -379,7 +379,7 @@ class TrtexecRunner:
         self.engine = engine
 
     def measure(self, spec: MeasureSpec, batch_size: int) -> Any:
-        from harness.measure import Measurement
+        from harness.measure.loop import Measurement
 
         engine = self.engine
         folder = engine.backend.artifact_dir or engine.path.parent

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CaseSkipped, HarnessError, output_error
-from harness.fsio import atomic_write_bytes, locked, write_json
-from harness.models import PreparedModel, condensed, load_onnx, sha256_bytes
+from harness.core.errors import CaseSkipped, HarnessError, output_error
+from harness.core.fsio import atomic_write_bytes, locked, write_json
+from harness.models.prepare import PreparedModel, condensed, load_onnx, sha256_bytes
 
 RECIPE_VERSION = 1  # bump when a recipe changes what it produces, so cached variants are remade
 AS_IS = ("fp32", "tf32")

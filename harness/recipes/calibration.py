@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 METHODS = ("minmax", "entropy", "percentile")
 

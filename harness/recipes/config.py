@@ -6,7 +6,7 @@
     recipes:                                                  # options per precision, suite level or per model
       fp16: {keep_io_types: true, block_ops: [Softmax]}
       int8: {per_channel: true, exclude_ops: [Softmax]}
-    accuracy: {int8: {min_cosine: 0.99}}                      # tolerances, see harness.accuracy
+    accuracy: {int8: {min_cosine: 0.99}}                      # tolerances, see harness.judge.accuracy
     reference_backend: onnxruntime                            # suite level: where the fp32 reference runs
     models:
       - {name: squeezenet, onnx_zoo: light_squeezenet, weights: random}   # or random:SEED

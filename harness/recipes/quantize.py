@@ -18,8 +18,8 @@ from typing import Any
 
 import onnx
 
-from harness.errors import HarnessError
-from harness.models import fixed_batch_of
+from harness.core.errors import HarnessError
+from harness.models.prepare import fixed_batch_of
 from harness.recipes.calibration import METHODS, CalibrationData
 from harness.recipes.floats import SENSITIVE_OPS as FLOAT_SENSITIVE_OPS
 

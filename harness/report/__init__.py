@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.fsio import atomic_write_bytes, atomic_write_text, write_json
-from harness.results import RunResults
+from harness.core.fsio import atomic_write_bytes, atomic_write_text, write_json
+from harness.core.results import RunResults
 
 HTML_NAME, MARKDOWN_NAME, BENCHMARK_NAME, PLOTS_DIR = "report.html", "summary.md", "benchmark.json", "plots"
 
@@ -49,7 +49,7 @@ def write_reports(
 
     ``results`` is a :class:`RunResults` or the path of a results.json. ``baseline``, when given, replaces the
     baselines recorded in the results: another run's results.json, a baseline file, or a baseline directory
-    (see :mod:`harness.report.rebase`); verdicts are then judged again by :mod:`harness.gate`.
+    (see :mod:`harness.report.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`.
     """
     from harness.report.export import to_pytest_benchmark
     from harness.report.html import render_html

@@ -14,7 +14,7 @@ import math
 import platform
 from typing import Any
 
-from harness.results import CaseResult, RunResults
+from harness.core.results import CaseResult, RunResults
 
 PROJECT = "trt-perf-harness"
 FALLBACK_VERSION = "5.1.0"  # the schema version written when pytest-benchmark is not importable

@@ -2,7 +2,7 @@
 
 The baseline may be another run's results.json, a baseline file (``baselines/<key>/<suite>.json``) or a baseline
 directory (``baselines/``, the key taken from the results' environment). Each measured case gets that baseline's
-entry and a fresh verdict from :func:`harness.gate.judge` (per-trial values on both sides where recorded) with the
+entry and a fresh verdict from :func:`harness.judge.gate.judge` (per-trial values on both sides where recorded) with the
 tolerances the case was gated with (10% when none were recorded). Nothing is measured again.
 """
 
@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.fsio import read_json
-from harness.results import SCHEMA as RESULTS_SCHEMA
-from harness.results import CaseResult, RunResults
+from harness.core.errors import HarnessError
+from harness.core.fsio import read_json
+from harness.core.results import SCHEMA as RESULTS_SCHEMA
+from harness.core.results import CaseResult, RunResults
 
 BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 adds per-trial values
 
@@ -71,7 +71,7 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
                 )
         return {(suite, case_id): stored for case_id, stored in cases.items()}
     if schema == RESULTS_SCHEMA:
-        from harness.stats import compact_quantiles
+        from harness.core.stats import compact_quantiles
 
         out = {}
         for case in RunResults.from_dict(data, str(path)).cases:
@@ -97,7 +97,7 @@ def _trials(entry: dict[str, Any] | None) -> dict[str, list[float]] | None:
 
 def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
     """A copy of ``results`` judged against the baseline at ``path``; the input is left unchanged."""
-    from harness.gate import judge
+    from harness.judge.gate import judge
 
     entries, description = load_entries(path, results)
     by_id: dict[str, list[dict[str, Any]]] = {}

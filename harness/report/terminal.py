@@ -2,7 +2,7 @@
 
 The verdict column says what failed (``error``, ``nonfinite``, ``accuracy``, ``regressed``, ...) and, where one word
 would hide it, why (harness.report.view.verdict_text), so the table agrees with the HTML and markdown reports.
-Latencies have 3 significant digits (harness.metrics.format_ms); a case whose comparison the speed probe corrected
+Latencies have 3 significant digits (harness.core.metrics.format_ms); a case whose comparison the speed probe corrected
 is marked ``*`` with a footnote, and the counts line says how many cases warned of a high latency CV.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from harness.metrics import format_change, format_ms, format_nonfinite
+from harness.core.metrics import format_change, format_ms, format_nonfinite
+from harness.core.results import CaseResult, RunResults
 from harness.report.view import (
     baseline_value,
     cv_warned,
@@ -19,7 +20,6 @@ from harness.report.view import (
     probe_correction,
     verdict_text,
 )
-from harness.results import CaseResult, RunResults
 
 PROBE_MARK = "*"
 

@@ -2,7 +2,7 @@
 
 The HTML page, the markdown summary and the plots all read this view, so a number (a delta, a speed-up, a count)
 is computed in one place and every report agrees with the others. The view reads only result records
-(:mod:`harness.results`); fields that other stages add later (accuracy, telemetry, trials) are shown when present
+(:mod:`harness.core.results`); fields that other stages add later (accuracy, telemetry, trials) are shown when present
 and skipped when absent, so an older results file still renders.
 """
 
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.metrics import (
+from harness.core.metrics import (
     METRICS,
     brief_label,
     format_change,
@@ -23,7 +23,7 @@ from harness.metrics import (
     format_p_value,
     format_value,
 )
-from harness.results import CaseResult, RunResults, all_nonfinite
+from harness.core.results import CaseResult, RunResults, all_nonfinite
 
 # Display order: what a reviewer must act on first. "failed" is a case that errored (or failed for a reason other
 # than a regression, e.g. --strict-baselines or accuracy); "passed" is a measured case without a verdict.
@@ -49,7 +49,7 @@ def outcome(case: CaseResult) -> str:
     """What happened to a case, in the word a reader acts on: what failed (``error``, ``nonfinite``, ``accuracy``,
     ``regressed``, ``ambiguous`` with --fail-on-ambiguous, ``failed``), else the gate's verdict or pytest's status.
 
-    ``nonfinite``: an output of the fp32 reference held no finite value (harness.precision); ``accuracy``: the
+    ``nonfinite``: an output of the fp32 reference held no finite value (harness.run.precision); ``accuracy``: the
     typed outputs failed their tolerance, NaN / infinities the precision introduced included."""
     if case.verdict == "missing":
         return "missing"
@@ -143,7 +143,7 @@ _PROBE_NOTE = re.compile(r"the runner ran ([0-9.]+% (?:slower|faster)) \(speed p
 
 
 def probe_correction(case: CaseResult) -> str:
-    """``runner 4.1% slower``: how the speed probe corrected the case's comparisons (harness.gate notes it on each
+    """``runner 4.1% slower``: how the speed probe corrected the case's comparisons (harness.judge.gate notes it on each
     comparison it scaled to the baseline's runner speed); "" when it did not."""
     for c in case.comparisons:
         found = _PROBE_NOTE.search(str(c.get("note") or "")) if isinstance(c, dict) else None
@@ -153,7 +153,7 @@ def probe_correction(case: CaseResult) -> str:
 
 
 def cv_warned(case: CaseResult) -> bool:
-    """The case warned of a latency CV above trtexec's 2.5% (harness.measure, harness.trials)."""
+    """The case warned of a latency CV above trtexec's 2.5% (harness.measure.loop, harness.measure.trials)."""
     return any(str(w).startswith("latency CV") for w in case.warnings)
 
 
@@ -171,7 +171,7 @@ def baseline_value(case: CaseResult, metric: str) -> float | None:
 
 def failed_criterion(accuracy: Any) -> str:
     """``min_cosine 0.041 < 0.9`` (``+2 more`` when several failed): the accuracy criteria an accuracy record
-    failed (harness.accuracy.Failure), worst first as recorded; "" for a record without them."""
+    failed (harness.judge.accuracy.Failure), worst first as recorded; "" for a record without them."""
     failed = (accuracy or {}).get("failed_criteria") if isinstance(accuracy, dict) else None
     briefs = [str(f["brief"]) for f in failed or [] if isinstance(f, dict) and f.get("brief")]
     if not briefs:
@@ -487,11 +487,11 @@ def _delta(data: dict[str, Any], measured: dict[str, Any]) -> Delta:
 
 
 def _speedups(cases: list[CaseResult]) -> dict[str, float]:
-    """Case id -> throughput speed-up vs the fp32 case of the same model, batch and shape (harness.results owns the
+    """Case id -> throughput speed-up vs the fp32 case of the same model, batch and shape (harness.core.results owns the
     rule; results.json stores the same list under "speedups")."""
     try:
-        from harness.results import speedups
-    except ImportError:  # an older harness.results: no speed-ups rather than a second definition here
+        from harness.core.results import speedups
+    except ImportError:  # an older harness.core.results: no speed-ups rather than a second definition here
         return {}
     return {s["id"]: float(s["speedup_vs_fp32"]) for s in speedups(cases)}
 
@@ -534,7 +534,8 @@ def accuracy_cell(accuracy: Any) -> tuple[str, bool]:
 
 
 def input_rows(inputs: Any) -> list[dict[str, str]]:
-    """The ``inputs`` record of a case (harness.results.CaseResult.inputs) as text cells; malformed parts show ``?``."""
+    """The ``inputs`` record of a case (harness.core.results.CaseResult.inputs) as text cells; malformed parts show
+    ``?``."""
     if not isinstance(inputs, dict):
         return []
     rows = []
@@ -719,7 +720,7 @@ def _throttle_reasons(telemetry: dict[str, Any]) -> list[str]:
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds with 3 significant digits (harness.metrics.format_ms): 0.0123, 4.56, 87.0, 302, 1230."""
+    """Milliseconds with 3 significant digits (harness.core.metrics.format_ms): 0.0123, 4.56, 87.0, 302, 1230."""
     return "–" if value is None else format_ms(value)
 
 

@@ -1,0 +1,1 @@
+"""The `harness` command line (:mod:`harness.cli.main`) and its `init` command."""

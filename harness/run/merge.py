@@ -1,0 +1,307 @@
+"""Merge the results of several pytest sessions (CI shards, pytest-xdist workers) into one results file.
+
+Merging is where a lost shard would otherwise go unnoticed, so it checks what each part says about itself: every
+session records in ``runs`` its shard (``I/N`` and the items it owned), its pytest exit status and its gate outcome.
+The merged run's gate is ``incomplete`` when something that should be there is not: a shard, a case a session
+selected, or a session's end (a part without a run record was written by a session that was killed, or by an
+xdist worker whose controller died, so nothing proves it ran every case it had); it is ``failed`` when a part
+failed its gate or a case failed. Cases are never silently dropped or overwritten: two parts holding the same case
+is an error. Exit status of ``harness merge``: 0 passed, 1 failed, 3 incomplete, 2 unusable input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.core.errors import HarnessError
+from harness.core.results import RunResults
+
+RESULTS_NAME = "results.json"
+
+
+EXIT_STATUS = {"passed": 0, "failed": 1, "incomplete": 3}
+
+
+@dataclass
+class MergeOutcome:
+    results: RunResults
+    sources: list[str]
+    problems: list[str] = field(default_factory=list)  # reasons the merged run fails (missing shard, failed gate)
+    incomplete: list[str] = field(default_factory=list)  # the problems that say something is missing
+
+    @property
+    def gate_passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def gate(self) -> str:
+        """``incomplete`` when a part, a session's end or a case is missing; ``failed``; or ``passed``."""
+        return "incomplete" if self.incomplete else "failed" if self.problems else "passed"
+
+
+def find_results(inputs: Iterable[str | Path], exclude: Path | None = None) -> list[Path]:
+    """Results files named on the command line; a folder stands for every ``results.json`` below it (sorted)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob(RESULTS_NAME) if p.is_file())
+            if not matches:
+                raise HarnessError(f"{path}: no {RESULTS_NAME} below this folder; pass the downloaded shard artifacts")
+            found.extend(matches)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise HarnessError(f"{path}: no such results file or folder")
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for path in found:
+        resolved = path.resolve()
+        if resolved in seen or (exclude is not None and resolved == exclude.resolve()):
+            continue
+        seen.add(resolved)
+        unique.append(path)
+    if not unique:
+        raise HarnessError("nothing to merge: every input is the output file itself; pass the shard results")
+    return unique
+
+
+def merge(parts: Sequence[tuple[str, RunResults]], expect_shards: int | None = None) -> MergeOutcome:
+    """Combine ``(source name, results)`` pairs; raise for parts that cannot belong to one run."""
+    if not parts:
+        raise HarnessError("nothing to merge; pass at least one results file")
+    keys: dict[Any, str] = {}
+    for name, part in parts:
+        if part.cases or part.environment.get("key"):
+            keys.setdefault(part.environment.get("key"), name)
+    if len(keys) > 1:
+        listed = ", ".join(f"{key} ({name})" for key, name in keys.items())
+        raise HarnessError(
+            f"the parts ran under different baseline keys: {listed}; give the shards' runners one GPU model and "
+            "backend (runner labels), or merge each key on its own"
+        )
+    environment = next((p.environment for _, p in parts if p.cases), parts[0][1].environment)
+    merged = RunResults(environment=dict(environment))
+    owner: dict[str, str] = {}
+    for name, part in parts:
+        merged.suites.update(part.suites)
+        for case in part.cases:
+            if case.id in owner:
+                raise HarnessError(
+                    f"case '{case.id}' is in both {owner[case.id]} and {name}; the shards overlap: run every shard "
+                    "with the same --shard N, the same suites and the same --shard-durations file"
+                )
+            owner[case.id] = name
+            merged.cases.append(case)
+        merged.runs.extend({**run, "source": run.get("source", name)} for run in part.runs)
+    merged.cases.sort(key=_matrix_order)  # shards interleave the matrix; a report reads better in its order
+    unfinished = [name for name, part in parts if not part.runs]
+    outcome = MergeOutcome(results=merged, sources=[name for name, _ in parts])
+    outcome.incomplete = missing(merged, expect_shards, unfinished)
+    outcome.problems = outcome.incomplete + failures(merged)
+    return outcome
+
+
+def check(results: RunResults, expect_shards: int | None = None, unfinished: Sequence[str] = ()) -> list[str]:
+    """Why a merged run must not pass: what is missing (:func:`missing`), then what failed (:func:`failures`)."""
+    return missing(results, expect_shards, unfinished) + failures(results)
+
+
+def missing(results: RunResults, expect_shards: int | None = None, unfinished: Sequence[str] = ()) -> list[str]:
+    """What the merged run lacks: shards, cases a session selected but never recorded, and the ends of the
+    sessions in ``unfinished`` (sources without a run record)."""
+    problems: list[str] = []
+    shards = [run["shard"] for run in results.runs if isinstance(run.get("shard"), dict)]
+    counts = {int(s["count"]) for s in shards}
+    if expect_shards is not None:
+        counts.add(expect_shards)
+    if len(counts) > 1:
+        problems.append(
+            f"the parts were cut into different shard counts ({', '.join(map(str, sorted(counts)))}); "
+            "use one --shard I/N count for every job"
+        )
+    elif counts:
+        count = counts.pop()
+        present = {int(s["index"]) for s in shards}
+        absent = [i for i in range(1, count + 1) if i not in present]
+        if absent:
+            problems.append(
+                f"no results from shard {', '.join(f'{i}/{count}' for i in absent)}: the job failed before "
+                "writing results or its artifact was not downloaded; see that job's log"
+            )
+    have = {case.id for case in results.cases}
+    lost = sorted({item for s in shards for item in s.get("items", []) if item not in have})
+    if lost:
+        problems.append(f"{len(lost)} case(s) selected by a shard have no result: {_some(lost)}")
+    selected = {item for run in results.runs for item in run.get("items") or () if isinstance(item, str)}
+    unrecorded = sorted(selected - have - set(lost))
+    if unrecorded:
+        problems.append(f"{len(unrecorded)} case(s) selected by a session have no result: {_some(unrecorded)}")
+    if unfinished:
+        problems.append(
+            f"{_some(list(unfinished), 4)}: written by a session that did not finish (no run record: killed, or an "
+            "xdist worker whose controller died), so cases it had not reached may be missing; rerun those cases"
+        )
+    return problems
+
+
+def failures(results: RunResults) -> list[str]:
+    """What failed in the merged run: a part's gate, or a case."""
+    problems: list[str] = []
+    for run in results.runs:
+        if run.get("gate") == "failed":
+            shard = run.get("shard")
+            where = f"shard {shard['index']}/{shard['count']}" if isinstance(shard, dict) else "a session"
+            problems.append(
+                f"{where} ({run.get('source', '?')}) failed its gate: pytest exit status {run.get('exit_status')}"
+            )
+    bad = [c.id for c in results.cases if c.status in ("failed", "error")]
+    if bad:
+        problems.append(f"{len(bad)} case(s) failed: {_some(bad)}")
+    return problems
+
+
+def _matrix_order(case: Any) -> tuple[Any, ...]:
+    p = case.params
+    batch = p.get("batch_size")
+    return (
+        str(p.get("suite", "")),
+        str(p.get("model", "")),
+        str(p.get("precision", "")),
+        batch if isinstance(batch, int) else 0,
+        str(p.get("shape") or ""),
+        case.id,
+    )
+
+
+def _some(ids: list[str], limit: int = 8) -> str:
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def durations_of(results: RunResults) -> dict[str, float]:
+    """Seconds each case took, for ``--shard-durations`` (cases that never ran are left out)."""
+    return {c.id: float(c.duration_s) for c in results.cases if c.duration_s and c.duration_s > 0}
+
+
+def write_baselines(results: RunResults, baseline_dir: Path) -> list[Path]:
+    """Record every measured case as the new baseline under the results' key, one file per suite (atomic)."""
+    from harness.judge.baselines import BaselineStore
+
+    key = results.environment.get("key")
+    if not key:
+        raise HarnessError("the results hold no baseline key; they were not written by a benchmark run")
+    store = BaselineStore(Path(baseline_dir), str(key))
+    by_suite: dict[str, list[Any]] = {}
+    for case in results.cases:
+        if case.metrics and case.status != "error":
+            by_suite.setdefault(str(case.params.get("suite")), []).append(case)
+    return [store.update(suite, cases, results.environment) for suite, cases in sorted(by_suite.items())]
+
+
+# -- the ``harness merge`` command ----------------------------------------------------------------------------------
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("inputs", nargs="+", help="results files, or folders holding them (e.g. downloaded artifacts)")
+    parser.add_argument("--report-dir", default="reports", help="where the merged results and report go")
+    parser.add_argument("-o", "--output", default=None, help="merged results file (default: REPORT_DIR/results.json)")
+    parser.add_argument(
+        "--expect-shards", type=int, default=None, metavar="N", help="fail unless shards 1..N all reported"
+    )
+    parser.add_argument(
+        "--durations-out",
+        default=None,
+        metavar="FILE",
+        help="also write case durations for --shard-durations; {key} in FILE becomes the results' baseline key",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="judge the merged cases against this instead of their recorded baselines: another run's results.json "
+        "or a baseline folder (e.g. a TensorRT upgrade check: the candidate against the shipped version)",
+    )
+    parser.add_argument("--update-baselines", action="store_true", help="record the merged cases as the new baselines")
+    parser.add_argument("--baseline-dir", default="baselines", help="baseline store for --update-baselines")
+    parser.add_argument("--no-report", action="store_true", help="write the merged results file only")
+    parser.add_argument(
+        "--no-gate", action="store_true", help="exit 0 even when a shard is missing or failed (problems still shown)"
+    )
+
+
+def run(args: Any) -> int:
+    """Merge, write results / report / summary, and return 1 when the merged run fails its gate."""
+    import os
+
+    from harness.cli.main import require_writable
+    from harness.core.fsio import write_json
+    from harness.pytest_plugin.shard import durations_document
+    from harness.report.terminal import summary_lines
+
+    report_dir = Path(args.report_dir)
+    output = Path(args.output) if args.output else report_dir / RESULTS_NAME
+    files = find_results(args.inputs, exclude=output)
+    # Every folder this command writes is checked before it writes anything (one line, exit 2).
+    require_writable(output.parent, "-o/--output" if args.output else "--report-dir")
+    if not args.no_report:
+        require_writable(report_dir, "--report-dir")
+    if args.update_baselines:
+        require_writable(Path(args.baseline_dir), "--baseline-dir")
+    outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
+    if args.baseline:
+        from harness.report.rebase import apply_baseline
+
+        outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
+        outcome.problems = outcome.incomplete + failures(outcome.results)
+        print(f"judged against {source}")
+    results = outcome.results
+    results.write(output)
+    print(f"merged {len(files)} file(s), {len(results.cases)} case(s) -> {output}")
+    if args.durations_out:
+        target = str(args.durations_out).replace("{key}", str(results.environment.get("key") or "unknown"))
+        write_json(target, durations_document(durations_of(results)))
+        print(f"durations of {len(durations_of(results))} case(s) -> {target}")
+    if args.update_baselines:
+        for path in write_baselines(results, Path(args.baseline_dir)):
+            print(f"baselines updated: {path}")
+    if not args.no_report:
+        summary = write_report(results, report_dir, outcome.problems, source=str(output), gate=outcome.gate)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:  # appended, not replaced: other steps of the job write there too
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(summary.read_text(encoding="utf-8").rstrip("\n") + "\n")
+            print(f"summary appended to $GITHUB_STEP_SUMMARY ({step_summary})")
+    for line in summary_lines(results) if results.cases else []:
+        print(line)
+    for problem in outcome.problems:
+        print(f"gate: {problem}")
+    print(f"gate: {outcome.gate if outcome.gate != 'failed' else 'FAILED'}")
+    return 0 if args.no_gate else EXIT_STATUS[outcome.gate]
+
+
+def write_report(
+    results: RunResults, report_dir: Path, problems: list[str], source: str | None = None, gate: str | None = None
+) -> Path:
+    """The report of the merged results through :mod:`harness.report`, plus the merge's own findings in the
+    markdown summary; returns the summary's path (what goes to ``$GITHUB_STEP_SUMMARY`` and the PR comment)."""
+    from harness.core.fsio import atomic_write_text
+    from harness.report import write_reports
+    from harness.report.markdown import escape
+
+    summary = report_dir / "summary.md"
+    try:
+        write_reports(results, report_dir, source=source)
+    except Exception as exc:  # a broken report must not hide the merged gate: a plain summary keeps CI readable
+        from harness.report.terminal import summary_lines
+
+        lines = summary_lines(results) if results.cases else ["no case results"]
+        note = f"\nThe report could not be written: {escape(f'{type(exc).__name__}: {exc}')}\n"
+        atomic_write_text(summary, "## Benchmark results\n\n```\n" + "\n".join(lines) + "\n```\n" + note)
+    text = summary.read_text(encoding="utf-8") if summary.is_file() else "## Benchmark results\n"
+    verdict = f"**{gate}**" if gate == "incomplete" else "passed" if not problems else "**failed**"
+    section = "".join(
+        [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {escape(p)}\n" for p in problems)]
+    )
+    atomic_write_text(summary, text.rstrip("\n") + "\n" + section)
+    return summary
