@@ -27,13 +27,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness import cuda  # noqa: E402
-from harness.trt import runner as tensorrt_runner  # noqa: E402
 from harness.backends.base import BuildInfo  # noqa: E402
 from harness.backends.trtexec import read_layer_info, read_profile, read_times  # noqa: E402
 from harness.core.stats import summarize  # noqa: E402
+from harness.machine import cuda  # noqa: E402
 from harness.measure.loop import measure  # noqa: E402
 from harness.spec.suite import MeasureSpec  # noqa: E402
+from harness.trt import runner as tensorrt_runner  # noqa: E402
 
 ELEMENTS = 4 * 1024 * 1024  # one input row of float32: 16 MiB
 
