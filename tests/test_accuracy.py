@@ -289,7 +289,7 @@ def test_onnxruntime_skips_what_it_cannot_execute_with_the_reason(tmp_path):
     from harness.core.errors import CaseSkipped
     from harness.core.results import CaseResult
     from harness.run import precision
-    from harness.spec.suite import load_suite
+    from harness.suite.schema import load_suite
 
     (tmp_path / "s.yaml").write_text(
         "suite: s\nmodels: [{name: m, onnx_zoo: light_squeezenet}]\nprecisions: [bf16, fp8, tf32, fp16]\n"

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from suite_runner import cases, model_project, run_suite
 
 from harness.models.prepare import generate_inputs, plan_inputs, prepare
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 
 pytest_plugins = ["pytester"]
 

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from harness.core.errors import HarnessError
 from harness.models.prepare import generate_inputs, load_onnx, make_batch_dynamic, prepare, zoo_dir
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 
 
 def suite_for(tmp_path: Path, model_lines: str, extra: str = "") -> object:

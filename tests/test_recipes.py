@@ -20,7 +20,7 @@ from harness.recipes import typed_model
 from harness.recipes.calibration import generated_calibration, load_calibration
 from harness.recipes.weights import constant_weights
 from harness.run import precision
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 
 SUITE = """
 suite: recipes

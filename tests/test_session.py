@@ -12,7 +12,7 @@ from harness.backends import base
 from harness.backends.base import BuildInfo
 from harness.measure.loop import measure
 from harness.run.session import HarnessSession, RunConfig
-from harness.spec.suite import MeasureSpec, load_suite
+from harness.suite.schema import MeasureSpec, load_suite
 
 
 class SleepRunner:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import SuiteError
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 
 MODEL = "  - name: squeezenet\n    onnx_zoo: light_squeezenet\n"
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness.machine import telemetry
 from harness.measure.loop import measure
-from harness.spec.suite import MeasureSpec
+from harness.suite.schema import MeasureSpec
 
 
 class FakeNVML(types.SimpleNamespace):

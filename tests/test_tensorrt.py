@@ -20,7 +20,7 @@ from harness.backends.base import get_backend
 from harness.backends.engine_cache import EngineCache, cache_key, format_size, parse_size
 from harness.core.errors import HarnessError
 from harness.models.prepare import prepare
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 from harness.trt import compat as trt_compat
 
 needs_trt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")

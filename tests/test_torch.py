@@ -13,7 +13,7 @@ from suite_runner import BENCH_MODULE
 from harness.backends.base import get_backend
 from harness.core.errors import CaseSkipped, HarnessError, SuiteError
 from harness.models.prepare import generate_inputs, load_torch_factory, prepare
-from harness.spec.suite import load_suite
+from harness.suite.schema import load_suite
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from harness.backends.trtexec import (
     write_times,
 )
 from harness.core.errors import HarnessError
-from harness.spec.suite import MeasureSpec
+from harness.suite.schema import MeasureSpec
 
 pytest_plugins = ["pytester"]
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.backends.base import get_backend  # noqa: E402
 from harness.measure.loop import measure  # noqa: E402
-from harness.spec.suite import MeasureSpec, load_suite  # noqa: E402
+from harness.suite.schema import MeasureSpec, load_suite  # noqa: E402
 
 SPEC = MeasureSpec(warmup_ms=300, min_duration_ms=1500, min_iterations=200)
 BARE_ITERATIONS = 400

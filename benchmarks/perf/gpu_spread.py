@@ -135,7 +135,7 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
 
     from harness.measure.loop import measure
     from harness.measure.trials import trial_spec
-    from harness.spec.suite import MeasureSpec
+    from harness.suite.schema import MeasureSpec
 
     spec = MeasureSpec(**SPEC)
     resnet, resnet_feeds = _engine(torch, "benchmarks.models.torch_zoo:resnet50", 1)

@@ -32,7 +32,7 @@ from harness.backends.trtexec import read_layer_info, read_profile, read_times  
 from harness.core.stats import summarize  # noqa: E402
 from harness.machine import cuda  # noqa: E402
 from harness.measure.loop import measure  # noqa: E402
-from harness.spec.suite import MeasureSpec  # noqa: E402
+from harness.suite.schema import MeasureSpec  # noqa: E402
 from harness.trt import runner as tensorrt_runner  # noqa: E402
 
 ELEMENTS = 4 * 1024 * 1024  # one input row of float32: 16 MiB

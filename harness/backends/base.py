@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.models.prepare import PreparedModel
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 
 
 @dataclass

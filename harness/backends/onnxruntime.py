@@ -16,7 +16,7 @@ import numpy as np
 from harness.backends.base import BuildInfo, check_options
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.models.prepare import PreparedModel, condensed, rejected_inputs
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {
     "intra_op_threads": int,

@@ -31,7 +31,7 @@ import numpy as np
 from harness.backends.base import BuildInfo, check_options
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.models.prepare import PreparedModel, load_torch_factory
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 
 OPTIONS: dict[str, type | tuple[type, ...]] = {"mode": str, "compile_mode": str, "device": int}
 MODES = ("graphs", "eager", "compile")

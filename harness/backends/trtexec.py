@@ -33,7 +33,7 @@ from harness.backends.engine_cache import EngineCache, cache_key, parse_size
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes, atomic_write_text
 from harness.models.prepare import PreparedModel, input_shape
-from harness.spec.suite import Case, MeasureSpec
+from harness.suite.schema import Case, MeasureSpec
 
 TIME_FIELDS = (
     "startEnqMs",

@@ -189,7 +189,7 @@ def _measure(args: argparse.Namespace, factors: tuple[float, ...], runs: int, pr
     from harness.measure.loop import measure
     from harness.pytest_plugin import _parse_option
     from harness.run.session import HarnessSession, RunConfig
-    from harness.spec.suite import load_suite
+    from harness.suite.schema import load_suite
 
     overrides = {
         k: v

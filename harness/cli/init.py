@@ -63,7 +63,7 @@ class Starter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.spec.suite import backend_name_problem
+    from harness.suite.schema import backend_name_problem
 
     problem = backend_name_problem(args.backend)
     if problem:
@@ -205,7 +205,7 @@ def _sizes(starter: Starter) -> str:
 
 def _validated(text: str, output: Path) -> int:
     """Load the suite text the way a run will (paths relative to ``output``); return its number of cases."""
-    from harness.spec.suite import load_suite
+    from harness.suite.schema import load_suite
 
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".yaml", dir=output.parent)

@@ -49,7 +49,7 @@ def _validate_args(parser: argparse.ArgumentParser) -> None:
 
 @command("validate", "check suite files and list their cases", _validate_args)
 def validate(args: argparse.Namespace) -> int:
-    from harness.spec.suite import load_suite
+    from harness.suite.schema import load_suite
 
     for path in args.suites:
         suite = load_suite(path)

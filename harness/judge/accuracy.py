@@ -135,7 +135,7 @@ def parse_tolerances(raw: Any, where: str) -> dict[str, dict[str, float]]:
     """Validate a suite's ``accuracy:`` mapping: precision (or ``default``) -> {key: number}. One-line errors."""
     import difflib
 
-    from harness.spec.suite import PRECISIONS
+    from harness.suite.schema import PRECISIONS
 
     if not isinstance(raw, dict):
         raise HarnessError(

@@ -16,7 +16,7 @@ from typing import Any
 from harness.backends.base import Runner
 from harness.core.stats import summarize
 from harness.machine.telemetry import Sampler
-from harness.spec.suite import MeasureSpec
+from harness.suite.schema import MeasureSpec
 
 CV_WARN = 0.025  # trtexec warns when the coefficient of variation exceeds 2.5 %
 ENQUEUE_BOUND = 0.8  # trtexec: enqueue-bound when the median enqueue time exceeds 80 % of the median GPU compute

@@ -36,7 +36,7 @@ from harness.backends.base import Runner
 from harness.core.stats import nearest_rank
 from harness.measure.loop import Measurement
 from harness.measure.probe import probe_ms
-from harness.spec.suite import MeasureSpec
+from harness.suite.schema import MeasureSpec
 
 MIN_TRIAL_ITERATIONS = 3
 # Per-trial values kept for the gate and the baseline (the gate compares these across runs). On CPU backends also

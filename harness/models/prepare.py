@@ -34,7 +34,7 @@ from onnx import helper, numpy_helper
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes
 from harness.models.graph import InputHint, input_hints, inputs_feeding, looks_like_mask
-from harness.spec.suite import Case, InputSpec, ModelSpec
+from harness.suite.schema import Case, InputSpec, ModelSpec
 
 BATCH_DIM = "batch"
 DYNAMIC_FORMAT = "2"  # bump when make_batch_dynamic changes what it writes, so cached rewrites are redone

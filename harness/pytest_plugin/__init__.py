@@ -20,7 +20,7 @@ from harness.core.fsio import locked, writable_dir_problem
 from harness.core.progress import Progress
 from harness.pytest_plugin import shard, workers
 from harness.run.session import HarnessSession, RunConfig
-from harness.spec.suite import Case, load_suite, measure_value_problem
+from harness.suite.schema import Case, load_suite, measure_value_problem
 
 _STATE = pytest.StashKey[dict[str, Any]]()
 # Suite files collected as tests (pytest my_suite.yaml, pytest benchmarks/). Imported by pytest, not by this module,

@@ -34,12 +34,12 @@ from typing import Any
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.spec.suite import Case, load_suite
+from harness.suite.schema import Case, load_suite
 
 SUITE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_PATTERNS = ("*.yaml", "*.yml")
 HINT = "no harness suite found: run `harness init model.onnx` or `pytest path/to/suite.yaml`"
-# A suite starts its top level with these keys (harness.spec.suite); checked on the text so a large YAML file that is
+# A suite starts its top level with these keys (harness.suite.schema); checked on the text so a large YAML file that is
 # not a
 # suite costs no parse.
 _SUITE_KEY = re.compile(r"^suite\s*:", re.MULTILINE)

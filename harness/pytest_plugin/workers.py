@@ -30,7 +30,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.results import RunResults
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 
 if TYPE_CHECKING:
     from harness.pytest_plugin.shard import ShardPlugin

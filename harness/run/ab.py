@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from harness.backends.base import Backend
     from harness.core.results import CaseResult
     from harness.run.session import HarnessSession
-    from harness.spec.suite import Case
+    from harness.suite.schema import Case
 
 # Pairs per A/B job (and again for its confirmation). Each variant's measuring budget (min_duration_ms) is split
 # into this many trials, so a job costs what two ordinary runs of the case cost. Why so many short trials: the level

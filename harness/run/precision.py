@@ -26,7 +26,7 @@ from harness.core.fsio import atomic_write_bytes, write_json
 from harness.core.results import all_nonfinite
 from harness.judge import accuracy
 from harness.models.prepare import PreparedModel, generate_inputs, load_onnx, sha256_bytes
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 
 WEIGHT_SAMPLES = 2  # inputs the data-dependent rescale of random weights runs on
 

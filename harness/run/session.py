@@ -30,7 +30,7 @@ from harness.measure.loop import measure
 from harness.measure.trials import SlowedRunner, TrialSet, measure_rounds
 from harness.models.prepare import PreparedModel, generate_inputs, plan_inputs, prepare
 from harness.run import precision
-from harness.spec.suite import Case, MeasureSpec, Suite
+from harness.suite.schema import Case, MeasureSpec, Suite
 
 
 @dataclass

@@ -28,7 +28,7 @@ from harness.backends.base import BuildInfo, check_options
 from harness.backends.engine_cache import DEFAULT_MAX_BYTES, EngineCache, cache_key, parse_size
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.models.prepare import PreparedModel, TensorInfo, batch_names, check_batch, generate_inputs, input_shape
-from harness.spec.suite import Case
+from harness.suite.schema import Case
 from harness.trt import compat as trt_compat
 
 if TYPE_CHECKING:
