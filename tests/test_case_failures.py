@@ -12,7 +12,7 @@ from suite_runner import BENCH_MODULE, run_suite
 
 from harness.core.results import CaseResult, RunResults
 from harness.report.terminal import summary_lines
-from harness.report.view import outcome, verdict_text
+from harness.view.verdicts import outcome, verdict_text
 
 pytest_plugins = ["pytester"]
 

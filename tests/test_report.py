@@ -17,7 +17,9 @@ from harness.cli import main as cli
 from harness.core.results import CaseResult, RunResults
 from harness.report import write_reports
 from harness.report.markdown import escape
-from harness.report.view import build_view, label_of, slug
+from harness.view.cells import slug
+from harness.view.report_view import build_view
+from harness.view.verdicts import label_of
 
 EVIL = "<script>alert(1)</script>"
 
@@ -222,7 +224,7 @@ def test_fields_added_by_other_stages_are_shown(tmp_path):
 
 
 def test_clock_notes():
-    from harness.report.view import environment_rows
+    from harness.view.environment import environment_rows
 
     unavailable = {"status": "unavailable", "reason": "NVML could not start"}
     cpu_run = dict(environment_rows({"uses_gpu": False, "telemetry": unavailable}))

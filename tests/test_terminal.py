@@ -9,7 +9,8 @@ from harness.core.metrics import format_ms, format_value
 from harness.core.results import CaseResult, RunResults
 from harness.report.markdown import render_markdown
 from harness.report.terminal import summary_lines
-from harness.report.view import build_view, verdict_text
+from harness.view.report_view import build_view
+from harness.view.verdicts import verdict_text
 
 ENV = {"backend": {"name": "onnxruntime", "version": "1.2"}, "cpu": {"model": "cpu"}, "key": "k"}
 PROBE_NOTE = "at the baseline's runner speed: the runner ran 4.1% slower (speed probe); measured 1.30 ms"

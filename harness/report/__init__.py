@@ -1,8 +1,9 @@
 """Renderings of result records: terminal table, HTML page with PNG plots, markdown summary, pytest-benchmark JSON.
 
 :func:`write_reports` is the one entry point (used by the pytest plugin at the end of a session and by
-``harness report``). The reports read result records only; they never measure and never import a backend.
-Heavy imports (matplotlib, Jinja2, numpy) happen inside the functions that need them.
+``harness report``). What the reports show is computed by :mod:`harness.view`; the modules here only render it.
+They read result records only; they never measure and never import a backend. matplotlib and Jinja2 are imported
+inside the functions that draw or render, so the terminal table does not load them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from pathlib import Path
 
 from harness.core.fsio import atomic_write_bytes, atomic_write_text, write_json
 from harness.core.results import RunResults
+from harness.report.export import to_pytest_benchmark
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.report.plots import render_plots
+from harness.view.rebase import apply_baseline
+from harness.view.report_view import build_view
 
 HTML_NAME, MARKDOWN_NAME, BENCHMARK_NAME, PLOTS_DIR = "report.html", "summary.md", "benchmark.json", "plots"
 
@@ -49,21 +56,13 @@ def write_reports(
 
     ``results`` is a :class:`RunResults` or the path of a results.json. ``baseline``, when given, replaces the
     baselines recorded in the results: another run's results.json, a baseline file, or a baseline directory
-    (see :mod:`harness.report.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`.
+    (see :mod:`harness.view.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`.
     """
-    from harness.report.export import to_pytest_benchmark
-    from harness.report.html import render_html
-    from harness.report.markdown import render_markdown
-    from harness.report.plots import render_plots
-    from harness.report.view import build_view
-
     if not isinstance(results, RunResults):
         source = source or str(results)
         results = RunResults.read(Path(results))
     baseline_source = None
     if baseline is not None:
-        from harness.report.rebase import apply_baseline
-
         results, baseline_source = apply_baseline(results, Path(baseline))
     out = Path(out_dir)
     view = build_view(results, baseline_source)

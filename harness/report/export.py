@@ -14,10 +14,12 @@ import math
 import platform
 from typing import Any
 
+from pytest_benchmark import __version__ as PYTEST_BENCHMARK_VERSION
+from pytest_benchmark.stats import Stats
+
 from harness.core.results import CaseResult, RunResults
 
 PROJECT = "trt-perf-harness"
-FALLBACK_VERSION = "5.1.0"  # the schema version written when pytest-benchmark is not importable
 
 
 def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +65,6 @@ def _finite_samples(samples_ms: Any) -> list[float]:
 
 
 def _stats(samples_ms: list[float]) -> dict[str, Any]:
-    from pytest_benchmark.stats import Stats
-
     stats = Stats()
     for value in samples_ms:
         stats.update(value / 1e3)
@@ -110,10 +110,6 @@ def _benchmark(case: CaseResult, suite: str) -> dict[str, Any]:
 
 def to_pytest_benchmark(results: RunResults) -> dict[str, Any]:
     """The whole run as one pytest-benchmark document (``datetime`` is when the run was fingerprinted)."""
-    try:
-        from pytest_benchmark import __version__ as version
-    except ImportError:  # pragma: no cover - a core dependency; kept so a report never fails for its sake
-        version = FALLBACK_VERSION
     env = results.environment
     benchmarks = [
         _benchmark(case, str(case.params.get("suite", "")))
@@ -125,5 +121,5 @@ def to_pytest_benchmark(results: RunResults) -> dict[str, Any]:
         "commit_info": _commit_info(env),
         "benchmarks": benchmarks,
         "datetime": env.get("date") or "",
-        "version": version,
+        "version": PYTEST_BENCHMARK_VERSION,
     }

@@ -14,7 +14,9 @@ from typing import Any
 
 import harness
 from harness.report.plots import Plot
-from harness.report.view import LABELS, ReportView, ms, size, sps, whole
+from harness.view.cells import ms, size, sps, whole
+from harness.view.report_view import ReportView
+from harness.view.verdicts import LABELS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -33,7 +35,7 @@ def _num(value: Any) -> str:
 
 
 def _environment() -> Any:
-    import jinja2
+    import jinja2  # here, not at the top: the terminal table (harness.report.terminal) must not load Jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from harness.report.view import ReportView, inputs_line
+from harness.view.cells import inputs_line
+from harness.view.report_view import ReportView
 
 MAX_ROWS = 50  # a PR comment must stay readable; the full list is in report.html
 

@@ -11,18 +11,22 @@ image and its caption say which cases lost points.
 from __future__ import annotations
 
 import io
-import math
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from harness.report.view import CaseView, ReportView, slug
+import numpy as np
+
+from harness.view.cases import CaseView
+from harness.view.cells import slug
+from harness.view.report_view import ReportView
+from harness.view.series import PRECISION_ORDER, baseline_spread, finite, latency, not_finite_ids, precision_series
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-# Fixed colours for the usual precisions so fp16 is the same colour on every plot of every report.
-PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8", "int4", "fp4")
 FIGSIZE = (6.4, 3.9)  # inches; 640 x 390 px at DPI, legible at 100 % zoom
 DPI = 100
 MAX_DISTRIBUTIONS = 16  # latency-distribution plots per report; the rest are listed, not drawn (keeps it fast)
@@ -41,6 +45,7 @@ class Plot:
 
 
 def _style(index: int, name: str) -> dict[str, Any]:
+    """Colour and marker of a series; the usual precisions keep theirs, so fp16 is the same colour on every plot."""
     if name in PRECISION_ORDER:
         index = PRECISION_ORDER.index(name)
     return {"color": OKABE_ITO[index % len(OKABE_ITO)], "marker": MARKERS[index % len(MARKERS)]}
@@ -56,6 +61,8 @@ def _compact(value: float, _position: Any = None) -> str:
 def _figure(height: float = FIGSIZE[1], left_px: float = 72, bottom_px: float = 48) -> tuple[Any, Any]:
     """A figure with fixed margins in pixels: a layout engine would cost more than the drawing (reports must stay
     fast at hundreds of plots), and the labels here have known sizes."""
+    # matplotlib is imported where a figure is drawn: importing harness.report (the terminal table at the end of a
+    # pytest session, harness merge) must not load it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -88,22 +95,6 @@ def _short(text: str, limit: int = 60) -> str:
     return text.replace("$", r"\$")
 
 
-def _series(cases: Iterable[CaseView]) -> dict[str, list[CaseView]]:  # batch_size is never None in a series
-    """Cases grouped by precision (and shape when a model has several), each sorted by batch size."""
-    cases = [c for c in cases if c.batch_size is not None and c.case.metrics]
-    shapes = {c.shape for c in cases}
-    groups: dict[str, list[CaseView]] = {}
-    for case in cases:
-        name = case.precision + (f" {case.shape}" if len(shapes) > 1 and case.shape else "")
-        groups.setdefault(name, []).append(case)
-
-    def order(name: str) -> tuple[int, str]:
-        head = name.split()[0]
-        return (PRECISION_ORDER.index(head) if head in PRECISION_ORDER else len(PRECISION_ORDER), name)
-
-    return {k: sorted(groups[k], key=lambda c: c.batch_size or 0) for k in sorted(groups, key=order)}
-
-
 def _batch_axis(ax: Any, batches: list[int]) -> None:
     ax.set_xlabel("batch size (samples)")
     values = sorted(set(batches))
@@ -112,33 +103,6 @@ def _batch_axis(ax: Any, batches: list[int]) -> None:
     ax.set_xticks(values)
     ax.set_xticklabels([str(v) for v in values])
     ax.minorticks_off()
-
-
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it can be drawn (a finite number), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _latency(case: CaseView, key: str) -> float | None:
-    stats = case.case.stats.get("latency_ms") or {}
-    value = stats.get(key)
-    if value is None:
-        value = case.metric({"median": "latency_median_ms", "p99": "latency_p99_ms"}.get(key, ""))
-    return _finite(value)
-
-
-def _not_drawn(cases: list[CaseView]) -> list[str]:
-    """Ids of cases holding a plotted number that is not finite (their points are left out)."""
-    out = []
-    for case in cases:
-        stats = case.case.stats.get("latency_ms") or {}
-        values = [stats.get(k) for k in ("min", "median", "p99")]
-        values += [case.case.metrics.get(k) for k in ("latency_median_ms", "latency_p99_ms", "throughput_sps")]
-        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-            out.append(case.id)
-    return out
 
 
 def _note_not_drawn(fig: Any, ids: list[str]) -> str:
@@ -153,18 +117,18 @@ def _note_not_drawn(fig: Any, ids: list[str]) -> str:
 
 def _top(lines: Any, axis: int) -> float:
     """The largest x (axis 0) or y (axis 1) value drawn, so limits leave room above it; 1.0 when nothing is."""
-    values = [float(v) for line in lines for v in line.get_data()[axis] if _finite(v) is not None]
+    values = [float(v) for line in lines for v in line.get_data()[axis] if finite(v) is not None]
     return max(values) if values and max(values) > 0 else 1.0
 
 
 def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
-    series = _series(cases)
+    series = precision_series(cases)
     if not series:
         return None
     fig, ax = _figure()
     batches = []
     for index, (name, group) in enumerate(series.items()):
-        points = [(c.batch_size, _latency(c, "median"), _latency(c, "p99")) for c in group]
+        points = [(c.batch_size, latency(c, "median"), latency(c, "p99")) for c in group]
         points = [p for p in points if p[1] is not None]
         if not points:
             continue
@@ -188,11 +152,11 @@ def latency_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
 
 
 def throughput_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
-    series = _series(cases)
+    series = precision_series(cases)
     fig, ax = _figure()
     batches: list[int] = []
     for index, (name, group) in enumerate(series.items()):
-        points = [(int(c.batch_size or 0), _finite(c.metric("throughput_sps"))) for c in group]
+        points = [(int(c.batch_size or 0), finite(c.metric("throughput_sps"))) for c in group]
         points = [p for p in points if p[1] is not None]
         if points:
             batches += [p[0] for p in points]
@@ -208,11 +172,11 @@ def throughput_vs_batch(model: str, cases: list[CaseView]) -> Any | None:
 
 
 def throughput_vs_latency(model: str, cases: list[CaseView]) -> Any | None:
-    series = _series(cases)
+    series = precision_series(cases)
     fig, ax = _figure()
     drawn = False
     for index, (name, group) in enumerate(series.items()):
-        points = [(_latency(c, "p99"), _finite(c.metric("throughput_sps")), c.batch_size) for c in group]
+        points = [(latency(c, "p99"), finite(c.metric("throughput_sps")), c.batch_size) for c in group]
         points = [p for p in points if p[0] is not None and p[1] is not None]
         if not points:
             continue
@@ -237,7 +201,7 @@ def speedup_vs_fp32(model: str, cases: list[CaseView]) -> Any | None:
     others = [c for c in cases if c.precision != "fp32" and c.speedup_vs_fp32 is not None and c.batch_size]
     if not others:
         return None
-    series = _series(others)
+    series = precision_series(others)
     batches = sorted({c.batch_size for c in others if c.batch_size is not None})
     fig, ax = _figure()
     width = 0.8 / max(1, len(series))
@@ -259,28 +223,11 @@ def speedup_vs_fp32(model: str, cases: list[CaseView]) -> Any | None:
     return fig
 
 
-def _baseline_spread(case: CaseView) -> tuple[float, float, float] | None:
-    """(min, median, p99) latency of the baseline, from its statistics or its quantile sketch."""
-    baseline = case.case.baseline or {}
-    stats = (baseline.get("stats") or {}).get("latency_ms") or {}
-    sketch = baseline.get("latency_quantiles_ms")
-    median = (baseline.get("metrics") or {}).get("latency_median_ms")
-    candidates = [(stats.get("min"), stats.get("median"), stats.get("p99"))]
-    if isinstance(sketch, list) and len(sketch) >= 3:
-        candidates.append((sketch[0], sketch[len(sketch) // 2], sketch[-2]))
-    candidates.append((median, median, median))
-    for lo, mid, hi in candidates:  # the first complete, finite spread
-        lo, mid, hi = _finite(lo), _finite(mid), _finite(hi)
-        if lo is not None and mid is not None and hi is not None:
-            return lo, mid, hi
-    return None
-
-
 def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
     rows = []
     for case in cases:
-        base = _baseline_spread(case)
-        lo, mid, hi = (_latency(case, "min"), _latency(case, "median"), _latency(case, "p99"))
+        base = baseline_spread(case)
+        lo, mid, hi = (latency(case, "min"), latency(case, "median"), latency(case, "p99"))
         if base is not None and lo is not None and mid is not None and hi is not None:
             rows.append((case, base, (lo, mid, hi)))
     if not rows:
@@ -330,9 +277,7 @@ def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
 
 def latency_distribution(case: CaseView) -> Any | None:
     """Empirical CDF of this run's per-iteration latency against the baseline's quantile sketch."""
-    import numpy as np
-
-    samples = [v for v in (_finite(s) for s in case.case.samples.get("latency_ms") or []) if v is not None]
+    samples = [v for v in (finite(s) for s in case.case.samples.get("latency_ms") or []) if v is not None]
     if not samples:
         return None
     fig, ax = _figure()
@@ -343,14 +288,14 @@ def latency_distribution(case: CaseView) -> Any | None:
     sketch = (case.case.baseline or {}).get("latency_quantiles_ms")
     if isinstance(sketch, list) and len(sketch) >= 2:
         levels = np.linspace(0, 1, len(sketch))
-        points = [(_finite(v), level) for v, level in zip(sketch, levels, strict=True)]
+        points = [(finite(v), level) for v, level in zip(sketch, levels, strict=True)]
         kept = [(v, level) for v, level in points if v is not None]
         if kept:
             name = "baseline" if len(kept) == len(points) else "baseline (NaN/inf not drawn)"
             xs, ys = zip(*kept, strict=True)
             ax.plot(xs, ys, color=OKABE_ITO[6], marker="s", markersize=3, linewidth=1.2, label=name)
     for name, key, style in (("current p50", "median", "-"), ("current p99", "p99", ":")):
-        value = _latency(case, key)
+        value = latency(case, key)
         if value is not None:
             ax.axvline(value, color=OKABE_ITO[3], linestyle=style, linewidth=0.8, alpha=0.8, label=name)
     ax.set_xlabel("latency per batch (ms)")
@@ -379,7 +324,7 @@ def _model_plots(task: tuple[str, list[CaseView]]) -> list[Plot]:
     """Every plot of one model (a top-level function: it runs in worker processes too)."""
     model, cases = task
     out = []
-    not_drawn = _not_drawn(cases)
+    not_drawn = not_finite_ids(cases)
     for kind, title, draw in MODEL_PLOTS:
         fig = draw(model, cases)
         if fig is not None:
@@ -429,9 +374,6 @@ def render_plots(view: ReportView, workers: int | None = None) -> tuple[list[Plo
     tasks += [("distribution", [case]) for case in shown[:MAX_DISTRIBUTIONS]]
     workers = _workers(len(tasks)) if workers is None else workers
     if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 return [plot for plots in pool.map(_run, tasks) for plot in plots], left_out

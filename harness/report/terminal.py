@@ -1,7 +1,7 @@
 """The table printed at the end of a pytest session.
 
 The verdict column says what failed (``error``, ``nonfinite``, ``accuracy``, ``regressed``, ...) and, where one word
-would hide it, why (harness.report.view.verdict_text), so the table agrees with the HTML and markdown reports.
+would hide it, why (harness.view.verdicts.verdict_text), so the table agrees with the HTML and markdown reports.
 Latencies have 3 significant digits (harness.core.metrics.format_ms); a case whose comparison the speed probe corrected
 is marked ``*`` with a footnote, and the counts line says how many cases warned of a high latency CV.
 """
@@ -12,14 +12,8 @@ import math
 
 from harness.core.metrics import format_change, format_ms, format_nonfinite
 from harness.core.results import CaseResult, RunResults
-from harness.report.view import (
-    baseline_value,
-    cv_warned,
-    nonfinite_phrases,
-    outcome,
-    probe_correction,
-    verdict_text,
-)
+from harness.view.cells import nonfinite_phrases
+from harness.view.verdicts import baseline_value, cv_warned, outcome, probe_correction, verdict_text
 
 PROBE_MARK = "*"
 

@@ -250,7 +250,7 @@ def run(args: Any) -> int:
         require_writable(Path(args.baseline_dir), "--baseline-dir")
     outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
     if args.baseline:
-        from harness.report.rebase import apply_baseline
+        from harness.view.rebase import apply_baseline
 
         outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
         outcome.problems = outcome.incomplete + failures(outcome.results)

@@ -17,6 +17,8 @@ from harness.core.errors import HarnessError
 from harness.core.fsio import read_json
 from harness.core.results import SCHEMA as RESULTS_SCHEMA
 from harness.core.results import CaseResult, RunResults
+from harness.core.stats import compact_quantiles
+from harness.judge.gate import judge
 
 BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 adds per-trial values
 
@@ -71,8 +73,6 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
                 )
         return {(suite, case_id): stored for case_id, stored in cases.items()}
     if schema == RESULTS_SCHEMA:
-        from harness.core.stats import compact_quantiles
-
         out = {}
         for case in RunResults.from_dict(data, str(path)).cases:
             if not case.metrics:
@@ -97,8 +97,6 @@ def _trials(entry: dict[str, Any] | None) -> dict[str, list[float]] | None:
 
 def apply_baseline(results: RunResults, path: Path) -> tuple[RunResults, str]:
     """A copy of ``results`` judged against the baseline at ``path``; the input is left unchanged."""
-    from harness.judge.gate import judge
-
     entries, description = load_entries(path, results)
     by_id: dict[str, list[dict[str, Any]]] = {}
     for (_suite, case_id), stored in entries.items():
