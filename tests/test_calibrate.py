@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from harness.calibrate.command import TOLERANCE_GRID, quietest
+from harness.calibrate import evaluating, rendering
+from harness.calibrate.evaluating import TOLERANCE_GRID, quietest
 from harness.cli.main import main
 from harness.measure.trials import measure_rounds
 
@@ -93,7 +97,7 @@ def test_the_injected_slowdown_is_what_the_runner_measures(suite, tmp_path, caps
 
 @pytest.mark.parametrize(("flag", "interleave"), [([], True), (["--no-interleave"], False)])  # CPU: on by default
 def test_trials_are_laid_out_in_time_as_pytest_lays_them_out(suite, tmp_path, capsys, monkeypatch, flag, interleave):
-    import harness.calibrate.command as calibrate
+    import harness.calibrate.measuring as measuring
 
     calls: list[tuple[int, int]] = []  # (variants measured together, rounds) in the order measured
 
@@ -101,7 +105,7 @@ def test_trials_are_laid_out_in_time_as_pytest_lays_them_out(suite, tmp_path, ca
         calls.append((len(variants), rounds))
         return measure_rounds(variants, spec, rounds, *args, **kwargs)
 
-    monkeypatch.setattr(calibrate, "measure_rounds", recording)
+    monkeypatch.setattr(measuring, "measure_rounds", recording)
     args = [
         "calibrate", str(suite), "--runs", "3", "--in-process", "--trials", "3", "--warmup-ms", "10",
         "--min-duration-ms", "30", "--min-iterations", "3", "--factors", "1.5", "--cache-dir", str(tmp_path / "cache"),
@@ -169,3 +173,19 @@ def test_quietest_is_the_smallest_tolerance_whose_false_alarms_meet_the_target()
     assert (0.03, ()) not in seen  # the evaluation at the calibration's own tolerance is reused
     assert seen[-1] == (0.08, (1.05, 1.1))  # detection is judged only where the false alarms are met
     assert quietest(lambda tol, f: _figures_at({"twin": 0.5}), _figures_at({"twin": 0.5}), 0.03, (), aa="twin") is None
+
+
+def test_evaluating_and_rendering_work_on_saved_figures_without_the_run_or_a_backend():
+    """--from-json judges saved trials: the evaluation and the text never import the run, a backend or TensorRT."""
+    forbidden = ("harness.run", "harness.backends", "harness.trt", "harness.pytest_plugin", "harness.measure.loop")
+    for module in (evaluating, rendering):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m.startswith(forbidden)}, module.__name__
+    code = (
+        "import sys, harness.calibrate.evaluating, harness.calibrate.rendering\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('harness.run', 'harness.trt', 'harness.pytest_plugin'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

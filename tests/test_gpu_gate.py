@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from harness.calibrate.command import TARGETS, render, verdict_line
+from harness.calibrate.evaluating import TARGETS
+from harness.calibrate.rendering import render, verdict_line
 from harness.cli.main import main
 
 

@@ -18,15 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import onnx
 import yaml
 
 from harness.core.errors import HarnessError
 from harness.core.fsio import atomic_write_text
+from harness.models.graph import real_inputs, tensor_info
+from harness.models.sources import check_sources
+from harness.suite.backend_options import backend_name_problem
+from harness.suite.load import load_suite
 
 DEFAULT_OUTPUT = "suite.yaml"
 DYNAMIC_BATCH_SIZES = (1, 8)
 PRECISIONS = ("fp32", "fp16")
-BATCH = "batch"  # the dim name harness.models.prepare.input_shape fills with the case's batch size
+BATCH = "batch"  # the dim name harness.models.inputs.input_shape fills with the case's batch size
 # Sizes for symbolic dims, by what their name says; the first pattern that matches wins.
 _SIZE_GUESSES: tuple[tuple[re.Pattern[str], str, int], ...] = (
     (re.compile(r"seq|len|token|time|step|position|sentence|word", re.IGNORECASE), "seq", 128),
@@ -63,8 +68,6 @@ class Starter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.suite.schema import backend_name_problem
-
     problem = backend_name_problem(args.backend)
     if problem:
         raise HarnessError(f"--backend {args.backend}: {problem}")
@@ -88,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
 
 def read_starter(path: Path) -> Starter:
     """The batch sizes, shape set and input shapes a first suite for the ONNX model at ``path`` needs."""
-    from harness.models.prepare import real_inputs, tensor_info
-
     graph = _load_graph(path)
     infos = [tensor_info(vi) for vi in real_inputs(graph)]
     if not infos:
@@ -127,8 +128,6 @@ def _dim(dim: int | str | None, position: int, shared: bool, batch_dim: Any, sha
 
 
 def _load_graph(path: Path) -> Any:
-    import onnx
-
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "not found"
         raise HarnessError(f"{path}: {what}; give the path of an ONNX model file (.onnx)")
@@ -205,13 +204,13 @@ def _sizes(starter: Starter) -> str:
 
 def _validated(text: str, output: Path) -> int:
     """Load the suite text the way a run will (paths relative to ``output``); return its number of cases."""
-    from harness.suite.schema import load_suite
-
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".yaml", dir=output.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        return len(load_suite(tmp).cases())
+        suite = load_suite(tmp)
+        check_sources(suite)
+        return len(suite.cases())
     finally:
         Path(tmp).unlink(missing_ok=True)

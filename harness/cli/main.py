@@ -1,58 +1,52 @@
 """``harness`` command line: work on suites and saved results without pytest.
 
-Each subcommand is a small function registered in :data:`COMMANDS`. Nothing ends in a traceback: a user's mistake
-or a refused write (disk full, read-only folder) is one line on stderr and exit status 2; a defect of the harness is
-one line saying where its traceback was logged, and exit status 70 (``EX_SOFTWARE`` of sysexits.h).
+The subcommands are listed once, in :data:`COMMANDS`: each is a help line, the function that adds its arguments and
+the function that runs it. ``init``, ``merge`` and ``calibrate`` live in their own modules (``add_arguments`` and
+``run``); the short ones are here. Nothing ends in a traceback: a user's mistake or a refused write (disk full,
+read-only folder) is one line on stderr and exit status 2; a defect of the harness is one line saying where its
+traceback was logged, and exit status 70 (``EX_SOFTWARE`` of sysexits.h).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
+from harness import __version__
+from harness.backends import get_backend
+from harness.calibrate import command as calibrate
+from harness.cli import init, merge
 from harness.core.errors import HarnessError, internal_error_line, log_internal_error, output_error
+from harness.core.fsio import require_writable
+from harness.machine.environment import fingerprint
+from harness.models.sources import check_sources
+from harness.report import append_step_summary, write_reports
+from harness.suite.load import load_suite
 
 Run = Callable[[argparse.Namespace], int]
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Run]] = {}
 
 
-def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[Run], Run]:
-    """Register ``run(args) -> exit status`` under ``name``; ``configure(parser)`` adds its arguments."""
-
-    def register(run: Run) -> Run:
-        COMMANDS[name] = (help_text, configure, run)
-        return run
-
-    return register
-
-
-def _init_args(parser: argparse.ArgumentParser) -> None:
-    from harness.cli.init import add_arguments
-
-    add_arguments(parser)
-
-
-@command("init", "write a starter suite for an ONNX model and print the command that runs it", _init_args)
-def init(args: argparse.Namespace) -> int:
-    from harness.cli.init import run
-
-    return run(args)
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Run
 
 
 def _validate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suites", nargs="+", help="suite YAML files")
 
 
-@command("validate", "check suite files and list their cases", _validate_args)
 def validate(args: argparse.Namespace) -> int:
-    from harness.suite.schema import load_suite
-
     for path in args.suites:
         suite = load_suite(path)
+        check_sources(suite)
         cases = suite.cases()
         print(f"{path}: suite '{suite.name}', {len(cases)} cases")
         for case in cases:
@@ -64,27 +58,10 @@ def _key_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="onnxruntime")
 
 
-@command("key", "print this machine's baseline key for a backend", _key_args)
 def key(args: argparse.Namespace) -> int:
-    from harness.backends import get_backend
-    from harness.machine.environment import fingerprint
-
     backend = get_backend(args.backend)
-    print(fingerprint(backend.name, backend.version(), uses_gpu=bool(getattr(backend, "uses_gpu", False)))["key"])
+    print(fingerprint(backend.name, backend.version(), uses_gpu=backend.uses_gpu)["key"])
     return 0
-
-
-def _merge_args(parser: argparse.ArgumentParser) -> None:
-    from harness.run.merge import add_arguments
-
-    add_arguments(parser)
-
-
-@command("merge", "merge shard or worker results into one results file, report and summary", _merge_args)
-def merge(args: argparse.Namespace) -> int:
-    from harness.run.merge import run
-
-    return run(args)
 
 
 def _report_args(parser: argparse.ArgumentParser) -> None:
@@ -103,10 +80,7 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@command("report", "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args)
 def report(args: argparse.Namespace) -> int:
-    from harness.report import append_step_summary, write_reports
-
     results = Path(args.results)
     if results.is_dir():
         results = results / "results.json"
@@ -122,50 +96,45 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate_args(parser: argparse.ArgumentParser) -> None:
-    from harness.calibrate.command import add_arguments
-
-    add_arguments(parser)
-
-
-@command(
-    "calibrate",
-    "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",
-    _calibrate_args,
+# The subcommands, in the order `harness --help` lists them; read-only, so nothing adds a command elsewhere.
+COMMANDS: Mapping[str, Command] = MappingProxyType(
+    {
+        "init": Command(
+            "write a starter suite for an ONNX model and print the command that runs it", init.add_arguments, init.run
+        ),
+        "validate": Command("check suite files and list their cases", _validate_args, validate),
+        "key": Command("print this machine's baseline key for a backend", _key_args, key),
+        "merge": Command(
+            "merge shard or worker results into one results file, report and summary", merge.add_arguments, merge.run
+        ),
+        "report": Command(
+            "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args, report
+        ),
+        "calibrate": Command(
+            "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",
+            calibrate.add_arguments,
+            calibrate.run,
+        ),
+    }
 )
-def calibrate(args: argparse.Namespace) -> int:
-    from harness.calibrate.command import run
-
-    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness import __version__
-
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Work on benchmark suites and saved results without pytest (benchmarks run with: pytest SUITE).",
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, configure, _run) in COMMANDS.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
     return parser
-
-
-def require_writable(folder: Path, option: str) -> None:
-    """Refuse an output folder that cannot take files before any work is done (one line naming the option)."""
-    from harness.core.fsio import writable_dir_problem
-
-    problem = writable_dir_problem(folder)
-    if problem:
-        raise HarnessError(f"{option} {folder}: {problem}; point {option} at a writable folder")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command][2](args)
+        return COMMANDS[args.command].run(args)
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

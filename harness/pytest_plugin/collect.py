@@ -27,14 +27,17 @@ import glob
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.core.errors import HarnessError
-from harness.suite.schema import Case, load_suite
+from harness.core.errors import HarnessError, OutputError
+from harness.models.sources import check_sources
+from harness.pytest_plugin.state import session_of, state_of
+from harness.run.session import HarnessSession
+from harness.suite.load import load_suite
+from harness.suite.schema import Case
 
 SUITE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_PATTERNS = ("*.yaml", "*.yml")
@@ -45,21 +48,6 @@ HINT = "no harness suite found: run `harness init model.onnx` or `pytest path/to
 _SUITE_KEY = re.compile(r"^suite\s*:", re.MULTILINE)
 _MODELS_KEY = re.compile(r"^models\s*:", re.MULTILINE)
 _SNIFF_BYTES = 1 << 20  # a suite file is a few kilobytes; larger YAML found in a folder walk is not read
-
-
-@dataclass
-class _State:
-    errors: list[str] = field(default_factory=list)  # suite files that could not be loaded, one line each
-    nothing_collected: bool = False  # set when collection ended with no item at all
-
-
-_STATE = pytest.StashKey[_State]()
-
-
-def _state(config: pytest.Config) -> _State:
-    if _STATE not in config.stash:
-        config.stash[_STATE] = _State()
-    return config.stash[_STATE]
 
 
 def case_of(item: pytest.Item) -> Case | None:
@@ -122,8 +110,9 @@ class SuiteFile(pytest.File):
     def collect(self) -> list[CaseItem]:
         try:
             suite = load_suite(self.path)
+            check_sources(suite)
         except HarnessError as exc:  # reported as one line with the others before anything runs
-            _state(self.config).errors.append(str(exc))
+            state_of(self.config).suite_errors.append(str(exc))
             return []
         return [CaseItem.from_parent(self, name=case.id, case=case) for case in suite.cases()]
 
@@ -136,27 +125,42 @@ class CaseItem(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        # The plugin module holds the run's session; it names this module in pytest_plugins, so it is loaded first.
-        from harness import pytest_plugin
-
-        pytest_plugin.check_case(pytest_plugin._harness_session(self.config), self.case)
+        check_case(session_of(self.config), self.case)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.case.suite.name}: {self.case.id}"
+
+
+def check_case(harness_session: HarnessSession, case: Case) -> None:
+    """Run a case and turn its result into the test outcome: fail on regression or error, skip with the reason."""
+    try:
+        result = harness_session.run_case(case)
+    except OutputError as exc:
+        # The disk or the folder refused a write: every later case would fail the same way. What was finished
+        # is on disk (results.json is rewritten atomically after each case); stop with the one line.
+        pytest.exit(f"harness: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+    for warning in result.warnings:
+        print(f"warning: {case.id}: {warning}")
+    if result.status == "skipped":
+        pytest.skip(result.message)
+    if result.status in ("failed", "error"):
+        pytest.fail(result.message, pytrace=False)
+    if result.message:
+        print(result.message)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k, -m and --shard choose among the items
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse suite files that could not be loaded; add the ``--suite`` files when no bench module runs them; run
     every suite once."""
-    state = _state(config)
+    state = state_of(config)
     bench_module = any("harness_case" in getattr(item, "fixturenames", ()) for item in items)
     items[:] = [item for item in items if not _is_empty_bench_item(item)]
     if config.getoption("suite", None) and not bench_module:
         collected = {item.case.suite.path for item in items if isinstance(item, CaseItem)}
         items.extend(_suite_option_items(session, config, skip=collected))
-    if state.errors:
-        raise pytest.UsageError(*dict.fromkeys(state.errors))
+    if state.suite_errors:
+        raise pytest.UsageError(*dict.fromkeys(state.suite_errors))
     items[:], twice = _each_suite_once(items)
     if twice:  # counted by the terminal as collected: say where they went
         config.hook.pytest_deselected(items=twice)
@@ -219,5 +223,5 @@ def _each_suite_once(items: list[pytest.Item]) -> tuple[list[pytest.Item], list[
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """Plain ``pytest`` where nothing at all was collected: say how to get a suite, instead of a bare
     ``collected 0 items``."""
-    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _state(config).nothing_collected:
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and state_of(config).nothing_collected:
         terminalreporter.write_line(HINT, yellow=True)

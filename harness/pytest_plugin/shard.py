@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from harness.core.errors import HarnessError
+from harness.pytest_plugin.collect import case_of
+from harness.run.durations import DURATIONS_SCHEMA
 
-DURATIONS_SCHEMA = "harness.durations/1"
 _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 DEFAULT_DURATION_S = 1.0
 
@@ -71,11 +72,6 @@ def load_durations(path: str | Path) -> dict[str, float]:
     )
 
 
-def durations_document(durations: Mapping[str, float]) -> dict[str, Any]:
-    """The ``harness.durations/1`` form: small, sorted, diffable; safe to commit beside the workflows."""
-    return {"schema": DURATIONS_SCHEMA, "durations_s": {k: round(v, 3) for k, v in sorted(durations.items())}}
-
-
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
@@ -103,8 +99,6 @@ def partition(ids: Sequence[str], count: int, durations: Mapping[str, float] | N
 
 def item_key(item: pytest.Item) -> str:
     """What durations are recorded under: the case id for a benchmark case, else the pytest node id."""
-    from harness.pytest_plugin.collect import case_of
-
     case = case_of(item)
     return case.id if case is not None else item.nodeid
 

@@ -24,17 +24,19 @@ import shutil
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, output_error
 from harness.core.results import RunResults
-from harness.suite.schema import Case
-
-if TYPE_CHECKING:
-    from harness.pytest_plugin.shard import ShardPlugin
-    from harness.run.session import HarnessSession
+from harness.machine.environment import fingerprint, gpu_facts
+from harness.pytest_plugin.collect import case_of
+from harness.pytest_plugin.options import report_dir
+from harness.pytest_plugin.shard import ShardPlugin
+from harness.pytest_plugin.state import cases_of, session_of, state_of
+from harness.run.merge import find_results, merge, write_baselines
+from harness.run.session import HarnessSession
 
 XDIST_DIR = ".xdist"
 
@@ -45,8 +47,6 @@ def visible_gpus() -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    from harness.machine.environment import gpu_facts
-
     gpus = gpu_facts()
     if gpus:
         return [str(g["index"]) for g in gpus]
@@ -136,7 +136,7 @@ class RunRecorder:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         worker_id = node.workerinput["workerid"]
-        self.run_dir = self._report_dir() / XDIST_DIR / str(node.workerinput["testrunuid"])
+        self.run_dir = report_dir(self.config) / XDIST_DIR / str(node.workerinput["testrunuid"])
         node.workerinput["harness_run_dir"] = str(self.run_dir)
         if self.devices:
             # A worker that replaces a crashed one gets a new id (gw2 after gw0 and gw1); wrap it onto the GPUs.
@@ -176,21 +176,20 @@ class RunRecorder:
         hsession.config.write_baselines = False
 
     def _finish_worker(self, session: pytest.Session) -> None:
-        state = _plugin_state(self.config)
-        hsession = state.get("session")
+        state = state_of(self.config)
+        hsession = state.session
         output = self.config.workeroutput  # type: ignore[attr-defined]
-        output["harness_run"] = state.get("cases") is not None
+        output["harness_run"] = state.cases is not None
         output["harness_shard"] = self.shard.record() if self.shard else None
-        output["harness_items"] = _selected_ids(session) if state.get("cases") is not None else []
+        output["harness_items"] = _selected_ids(session) if state.cases is not None else []
         if hsession is not None and hsession.results is not None:
             output["harness_results"] = str(hsession.results_path)
 
     def _finish_plain(self, session: pytest.Session) -> None:
         self._allow_empty_shard(session)
-        state = _plugin_state(self.config)
-        if state.get("cases") is None or self.config.getoption("collectonly", False):
+        if state_of(self.config).cases is None or self.config.getoption("collectonly", False):
             return  # not a benchmark run (e.g. the harness's own tests), or nothing ran
-        hsession = _session(self.config)
+        hsession = session_of(self.config)
         results = _results_of(self.config, hsession)
         record = self._run_record(session)
         record["items"] = _selected_ids(session)
@@ -203,16 +202,14 @@ class RunRecorder:
         found = self.run_dir is not None and self.run_dir.is_dir() and any(self.run_dir.rglob("results.json"))
         if not found and not any(o.get("harness_run") for o in outputs):
             return  # the workers ran no benchmark case: nothing to merge
-        from harness.run.merge import find_results, merge, write_baselines
-
-        hsession = _session(self.config)
+        hsession = session_of(self.config)
         parts: list[tuple[str, RunResults]] = []
         if found and self.run_dir is not None:
             for path in find_results([self.run_dir]):
                 parts.append((path.parent.name, RunResults.read(path)))
         shard = next((o["harness_shard"] for o in outputs if o.get("harness_shard")), None)
         self._allow_empty_shard(session)
-        results = _merge_workers(parts, merge) if parts else _results_of(self.config, hsession)
+        results = _merge_workers(parts) if parts else _results_of(self.config, hsession)
         record = self._run_record(session)
         record["shard"] = shard
         # What the workers collected (each collects every item, then xdist deals them out): merge checks that
@@ -227,7 +224,7 @@ class RunRecorder:
             try:
                 write_baselines(results, hsession.config.baseline_dir)
             except HarnessError as exc:
-                _plugin_state(self.config)["write_error"] = str(exc)
+                state_of(self.config).write_error = str(exc)
                 return
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -235,11 +232,6 @@ class RunRecorder:
                 self.run_dir.parent.rmdir()  # only when no other run's files are left in it
 
     # -- helpers ------------------------------------------------------------------------------------------------
-    def _report_dir(self) -> Path:
-        from harness import pytest_plugin
-
-        return pytest_plugin._rooted(self.config, self.config.getoption("report_dir", None), "reports")
-
     def _allow_empty_shard(self, session: pytest.Session) -> None:
         """A shard with nothing to run (more shards than cases) passes instead of pytest's 'no tests' status 5."""
         if self.shard is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
@@ -261,7 +253,7 @@ class RunRecorder:
         return record
 
 
-def _merge_workers(parts: list[tuple[str, RunResults]], merge: Any) -> RunResults:
+def _merge_workers(parts: list[tuple[str, RunResults]]) -> RunResults:
     """Worker files of one run: disjoint cases by construction; a worker that crashed and was replaced may have
     recorded a case the replacement ran again, and then the later file wins rather than failing the run."""
     try:
@@ -280,9 +272,8 @@ def _selected_ids(session: pytest.Session) -> list[str]:
     """Case ids of the benchmark items this session selected (after -k, --shard and deselection)."""
     ids = []
     for item in getattr(session, "items", None) or []:
-        # a suite file's own item holds its case; a bench module's item gets it as the harness_case parameter
-        case = getattr(item, "case", None) or getattr(getattr(item, "callspec", None), "params", {}).get("harness_case")
-        if isinstance(case, Case):
+        case = case_of(item)  # a suite file's own item, or a bench module's test_case[...]
+        if case is not None:
             ids.append(case.id)
     return ids
 
@@ -290,44 +281,25 @@ def _selected_ids(session: pytest.Session) -> list[str]:
 def _write(config: pytest.Config, results: RunResults, path: Path) -> bool:
     """Write the session's results at its end; a refused write is kept for the terminal summary (one line),
     since raising here would end the session in a traceback and hide the summary."""
-    from harness.core.errors import output_error
-
     try:
         results.write(path)
     except OSError as exc:
-        _plugin_state(config)["write_error"] = str(output_error(exc, path, "--report-dir"))
+        state_of(config).write_error = str(output_error(exc, path, "--report-dir"))
         return False
     return True
-
-
-def _plugin_state(config: pytest.Config) -> dict[str, Any]:
-    from harness import pytest_plugin
-
-    state: dict[str, Any] = config.stash.get(pytest_plugin._STATE, {})
-    return state
-
-
-def _session(config: pytest.Config) -> HarnessSession:
-    from harness import pytest_plugin
-
-    return pytest_plugin._harness_session(config)
 
 
 def _results_of(config: pytest.Config, hsession: HarnessSession) -> RunResults:
     """The session's results, or an empty record with this machine's environment when no case ran here."""
     if hsession.results is not None:
         return hsession.results
-    from harness import pytest_plugin
-
     try:
-        cases = pytest_plugin._cases(config)
+        cases = cases_of(config)
         if cases:
             hsession.environment(hsession.backend_for(cases[0].suite))
     except HarnessError:
         pass  # recorded below as an environment without a backend; the usage error was already reported
     if hsession.results is None:
-        from harness.machine.environment import fingerprint
-
         hsession.results = RunResults(environment=fingerprint(hsession.config.backend, "unavailable"))
     return hsession.results
 

@@ -1,0 +1,258 @@
+"""The plugin's command-line options and what they mean for a run: the option definitions, and the
+:class:`~harness.run.session.RunConfig` built from them (a bad value or combination is one usage error).
+
+``--backend-option KEY=VALUE`` is parsed by :func:`parse_option`, which ``harness calibrate`` shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.core.errors import HarnessError
+from harness.judge.gate import ALPHA
+from harness.run.config import ABConfig, RunConfig
+from harness.suite.schema import measure_value_problem
+
+# Measure settings the command line may override, each held to the suite file's rules (measure_value_problem).
+MEASURE_OPTIONS = ("warmup_ms", "min_duration_ms", "min_iterations", "trials")
+
+
+def add_run_options(group: pytest.OptionGroup) -> None:
+    """What to run, on which backend, and where its files go."""
+    group.addoption(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="suite YAML file or glob (repeatable); default: the ini option harness_suites",
+    )
+    group.addoption("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+    group.addoption(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, e.g. intra_op_threads=2 (repeatable; wins over the suite's)",
+    )
+    group.addoption("--baseline-dir", default=None, metavar="DIR", help="baseline store (default: baselines/)")
+    group.addoption(
+        "--update-baselines",
+        action="store_true",
+        help="record the cases that ran as the new baselines (others already stored are kept)",
+    )
+    group.addoption("--strict-baselines", action="store_true", help="fail cases that have no baseline")
+    group.addoption(
+        "--build-only",
+        action="store_true",
+        help="build (or fetch from the engine cache) every engine and gate build time and engine size; "
+        "measure nothing (CI without a GPU)",
+    )
+    group.addoption(
+        "--report-dir",
+        default=None,
+        metavar="DIR",
+        help="where results.json and the reports (report.html, plots/, summary.md, benchmark.json) go "
+        "(default: reports/)",
+    )
+    group.addoption(
+        "--no-reports", action="store_true", help="write results.json only, no report.html, plots or summaries"
+    )
+    group.addoption(
+        "--harness-cache",
+        default=None,
+        metavar="DIR",
+        help="cache of prepared models and engines (default: .harness-cache/)",
+    )
+    group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
+    group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
+    group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
+
+
+def add_gate_options(group: pytest.OptionGroup) -> None:
+    """Options of the noise-aware gate (harness.judge.gate), its calibration and A/B mode (harness.run.ab)."""
+    group.addoption(
+        "--trials",
+        type=int,
+        default=None,
+        help="independent trials per case, sharing the suite's measuring time (default: the suite's, else 5)",
+    )
+    group.addoption(
+        "--confirm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure a case that looks regressed again before failing it (default: on)",
+    )
+    group.addoption(
+        "--fail-on-ambiguous",
+        action="store_true",
+        help="fail cases whose change beyond tolerance cannot be told from noise (default: flagged, passing)",
+    )
+    group.addoption(
+        "--gate-alpha",
+        type=float,
+        default=None,
+        metavar="P",
+        help="one-sided significance level of the gate's tests (default 0.05)",
+    )
+    group.addoption(
+        "--interleave",
+        action="store_true",
+        default=None,
+        help="measure the trials of all selected cases round by round across cases before the items report "
+        "(a slow spell of the runner then touches one trial of many cases; holds every engine at once). "
+        "Default: on for CPU backends when more than one case runs in one process",
+    )
+    group.addoption(
+        "--no-interleave",
+        action="store_false",
+        dest="interleave",
+        help="measure each case's trials back to back when its item runs (every case recorded as it finishes)",
+    )
+    group.addoption(
+        "--simulate-slowdown",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="make every inference of the selected cases FACTOR x slower (busy-wait), to check the gate catches it",
+    )
+    group.addoption(
+        "--slowdown-cases",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="case ids --simulate-slowdown applies to, e.g. 'squeezenet-fp32-b1' (repeatable; default: every case)",
+    )
+    group.addoption(
+        "--ab-base",
+        default=None,
+        metavar="DIR",
+        help="A/B mode: compare this checkout's models with the base branch's checkout in DIR, interleaved",
+    )
+    group.addoption("--ab-backend", default=None, metavar="NAME", help="A/B mode: run the candidate on this backend")
+    group.addoption(
+        "--ab-backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A/B mode: the candidate's backend option, e.g. intra_op_threads=2 (repeatable)",
+    )
+
+
+def add_ini_options(parser: pytest.Parser) -> None:
+    parser.addini(
+        "harness_suites",
+        type="linelist",
+        default=[],
+        help="suite files (globs) run when no --suite is given, relative to the rootdir",
+    )
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """One ``KEY=VALUE`` backend option; the value is read as YAML (``2`` an int, ``true`` a bool, ``a`` text)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise HarnessError(f"--backend-option '{text}': expected KEY=VALUE, e.g. intra_op_threads=2")
+    return key.strip(), yaml.safe_load(value)
+
+
+def rooted(config: pytest.Config, value: str | None, default: str) -> Path:
+    """A folder option's path: as given, or ``default`` below the rootdir when the option is not given."""
+    path = Path(value or default)
+    return path if path.is_absolute() or value else config.rootpath / path
+
+
+def report_dir(config: pytest.Config) -> Path:
+    """The folder of ``--report-dir`` (default: reports/ below the rootdir)."""
+    return rooted(config, config.getoption("report_dir", None), "reports")
+
+
+def suite_files(config: pytest.Config) -> list[Path]:
+    """The suite files of ``--suite`` (globs allowed), else of the ini option ``harness_suites``."""
+    patterns = config.getoption("suite") or [str(config.rootpath / p) for p in config.getini("harness_suites")]
+    if not patterns:  # a bench module with nothing selected runs nothing; suite files may be collected directly
+        return []
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise HarnessError(f"--suite {pattern}: no suite file matches; check the path")
+        files.extend(Path(m) for m in matches)
+    return files
+
+
+def run_config(config: pytest.Config) -> RunConfig:
+    """The session's settings from the command line; a bad option or combination is a usage error."""
+    try:
+        options = dict(parse_option(o) for o in config.getoption("backend_option"))
+        gate = _gate_settings(config)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return RunConfig(
+        backend=config.getoption("backend"),
+        backend_options=options,
+        baseline_dir=rooted(config, config.getoption("baseline_dir"), "baselines"),
+        report_dir=report_dir(config),
+        cache_dir=rooted(config, config.getoption("harness_cache"), ".harness-cache"),
+        update_baselines=config.getoption("update_baselines"),
+        build_only=config.getoption("build_only"),
+        strict_baselines=config.getoption("strict_baselines"),
+        measure_overrides=measure_overrides(config),
+        **gate,
+    )
+
+
+def _gate_settings(config: pytest.Config) -> dict[str, Any]:
+    """RunConfig fields of the gate options; a bad combination is a usage error."""
+    factor = config.getoption("simulate_slowdown")
+    if factor is not None and not 1.0 <= factor <= 100.0:
+        raise HarnessError(f"--simulate-slowdown {factor}: give a factor between 1.0 and 100, e.g. 1.2 for +20%")
+    if factor is not None and config.getoption("update_baselines"):
+        raise HarnessError("--simulate-slowdown with --update-baselines would record fake baselines; drop one")
+    if config.getoption("slowdown_cases") and factor is None:
+        raise HarnessError("--slowdown-cases selects cases for --simulate-slowdown; give --simulate-slowdown FACTOR")
+    trials = config.getoption("trials")
+    if trials is not None and trials < 1:
+        raise HarnessError(f"--trials {trials}: measure at least 1 trial (5 or more lets the gate tell noise apart)")
+    alpha = config.getoption("gate_alpha")
+    if alpha is not None and not 0.0 < alpha < 0.5:
+        raise HarnessError(f"--gate-alpha {alpha}: give a level between 0 and 0.5, e.g. 0.05")
+    ab = None
+    ab_options = dict(parse_option(o) for o in config.getoption("ab_backend_option"))
+    if config.getoption("ab_base") or config.getoption("ab_backend") or ab_options:
+        if config.getoption("update_baselines"):
+            raise HarnessError("A/B mode compares two variants in this job and writes no baselines; drop one option")
+        base = config.getoption("ab_base")
+        ab = ABConfig(
+            base_dir=Path(base).resolve() if base else None,
+            root=config.rootpath,
+            backend=config.getoption("ab_backend"),
+            backend_options=ab_options,
+        )
+    return {
+        "confirm": config.getoption("confirm"),
+        "fail_on_ambiguous": config.getoption("fail_on_ambiguous"),
+        "alpha": alpha if alpha is not None else ALPHA,
+        "slowdown": factor if factor is not None else 1.0,
+        "slowdown_cases": tuple(config.getoption("slowdown_cases")),
+        "ab": ab,
+    }
+
+
+def measure_overrides(config: pytest.Config) -> dict[str, float]:
+    """The measure settings given on the command line, held to the suite file's rules (finite, positive)."""
+    overrides = {}
+    for name in MEASURE_OPTIONS:
+        value = config.getoption(name)
+        if value is None:
+            continue
+        problem = measure_value_problem(name, value)
+        if problem:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} {value}: {problem}")
+        overrides[name] = value
+    return overrides
