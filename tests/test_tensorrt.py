@@ -16,11 +16,12 @@ import pytest
 from onnx import TensorProto, helper
 from suite_runner import tensorrt_missing
 
-from harness.backends.base import get_backend
-from harness.backends.engine_cache import EngineCache, cache_key, format_size, parse_size
+from harness.backends.base import BackendContext, get_backend
+from harness.backends.engine_cache import EngineCache, cache_key
 from harness.core.errors import HarnessError
-from harness.models.prepare import prepare
-from harness.suite.schema import load_suite
+from harness.core.units import format_size, parse_size
+from harness.models.sources import prepare
+from harness.suite.load import load_suite
 from harness.trt import compat as trt_compat
 
 needs_trt = pytest.mark.skipif(tensorrt_missing() is not None, reason=f"no TensorRT here: {tensorrt_missing()}")
@@ -43,9 +44,7 @@ batch_sizes: [1, 8]
 
 
 def _backend(tmp_path: Path, **options: object):
-    backend = get_backend("tensorrt", dict(options))
-    backend.cache_dir = tmp_path / "cache"
-    return backend
+    return get_backend("tensorrt", dict(options), BackendContext(tmp_path / "cache"))
 
 
 def _cases(tmp_path: Path, body: str = SQUEEZENET):
@@ -161,14 +160,26 @@ def test_workspace_axis_gives_one_case_and_engine_per_size(tmp_path):
 @needs_trt
 @pytest.mark.parametrize("precision", ["fp16", "bf16", "int8", "fp8"])
 def test_typed_precisions_build_from_the_recipe(tmp_path, precision):
-    cases = _cases(tmp_path, SQUEEZENET.replace("[fp32]", f"[{precision}]").replace("[1, 8]", "[1]"))
+    from harness.core.results import CaseResult
+    from harness.run.precision import typed_for_case
+
+    (case,) = _cases(tmp_path, SQUEEZENET.replace("[fp32]", f"[{precision}]").replace("[1, 8]", "[1]"))
     backend = _backend(tmp_path)
-    model = prepare(cases[0].model, tmp_path / "cache")
-    engine = backend.build(model, cases[0])
+    assert backend.takes_typed_models is True
+    model = prepare(case.model, tmp_path / "cache")
+    # An fp32 model is refused: the backend applies no recipe of its own, so it cannot make a second typed model.
+    with pytest.raises(HarnessError, match=f"does not carry {precision}.*precision stage"):
+        backend.build(model, case)
+    result = CaseResult(id=case.id, params=case.params())
+    typed_model = typed_for_case(case, backend, model, tmp_path / "cache", result)
+    engine = backend.build(typed_model, case)
     assert engine.build.engine_bytes > 100_000
-    recipe = engine.build.details["recipe"]
+    recipe = result.recipe
     assert recipe["precision"] == precision
     assert engine.build.details["config"]["strongly_typed"] is True
+    # One recipe path: the engine was built from exactly the precision stage's typed file.
+    assert engine.build.details["model_sha256"] == typed_model.sha256 == recipe["sha256"]
+    assert "recipe" not in engine.build.details
     # The typed model the recipe made carries the precision in its graph.
     typed = onnx.load(recipe["path"], load_external_data=False)
     element = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "int8": TensorProto.INT8}
@@ -239,12 +250,13 @@ def test_an_unsupported_op_names_the_node_and_the_op(tmp_path):
 @needs_trt
 def test_a_truncated_onnx_file_is_reported_as_such(tmp_path):
     from harness.trt.backend import parse_onnx
+    from harness.trt.log import tensorrt_log
 
     source = prepare(_cases(tmp_path)[0].model, tmp_path / "cache").path
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     api = trt_compat.find("auto")
-    builder = api.module.Builder(__import__("harness.trt.backend", fromlist=["_logger"])._logger())
+    builder = api.module.Builder(tensorrt_log().logger)
     parser = api.module.OnnxParser(builder.create_network(0), builder.logger)
     with pytest.raises(HarnessError, match="not a complete ONNX model \\(the file is truncated or damaged\\)"):
         parse_onnx(parser, truncated, api)
@@ -372,8 +384,7 @@ def _full_tensorrt_backend(tmp_path: Path):
 
     module = types.SimpleNamespace(IBuilderConfig=_Config, BuilderFlag=types.SimpleNamespace(FP16=1))
     api = trt_compat.TrtApi(module=module, flavour=trt_compat.TENSORRT, import_name="tensorrt", version="10.13.0.35")
-    backend = TensorRTBackend(api)
-    backend.cache_dir = tmp_path
+    backend = TensorRTBackend(api, BackendContext(tmp_path))
     backend._target = "NVIDIA H100 sm9.0"
     return backend
 
@@ -419,7 +430,7 @@ def test_hardware_compatibility_is_refused_on_tensorrt_rtx():
 def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_path, monkeypatch):
     from harness.core.errors import CaseSkipped
     from harness.machine import cuda
-    from harness.models.prepare import generate_inputs
+    from harness.models.inputs import generate_inputs
 
     case = _cases(tmp_path)[0]
     model = prepare(case.model, tmp_path / "cache")
@@ -428,13 +439,13 @@ def test_without_a_gpu_it_can_run_on_the_case_is_skipped_with_the_reason(tmp_pat
     monkeypatch.setattr(cuda, "available", lambda: "no CUDA GPU: the CUDA runtime sees 0 devices")
     with pytest.raises(CaseSkipped, match=r"cannot run the engine here: no CUDA GPU.*use --build-only"):
         engine.runner(feeds)
-    if engine.backend.api.flavour == trt_compat.TENSORRT_RTX:
+    if engine.api.flavour == trt_compat.TENSORRT_RTX:
         # An H100 (9.0) is not among the GPU generations TensorRT-RTX lists.
         monkeypatch.setattr(cuda, "available", lambda: None)
         monkeypatch.setattr(cuda, "device_info", lambda index=0: {"compute_capability": "9.0", "name": "NVIDIA H100"})
         with pytest.raises(CaseSkipped, match=r"does not run on compute capability 9\.0 \(NVIDIA H100\)"):
             engine.runner(feeds)
-        assert engine.backend.api.runs_on("8.9") is True
+        assert engine.api.runs_on("8.9") is True
 
 
 @needs_trt

@@ -16,6 +16,7 @@ from harness.backends.base import BuildInfo
 from harness.backends.trtexec import read_layer_info, read_profile, read_times
 from harness.core.errors import HarnessError
 from harness.trt import runner as tensorrt_runner
+from harness.trt.engine import BuiltEngine, RunOptions
 
 pytest_plugins = ["pytester"]
 
@@ -207,23 +208,14 @@ def fake_trt(clock: Clock) -> types.SimpleNamespace:
     )
 
 
-class FakeBackend:
-    def __init__(self, tmp_path: Path, **options: object) -> None:
-        self.transfers = bool(options.get("transfers", False))
-        self.cuda_graph = bool(options.get("cuda_graph", True))
-        self.layer_profile = True
-        self.artifact_dir = tmp_path / "artifacts"
-        self.api = types.SimpleNamespace(
-            label="tensorrt-10.13.0.35", device_memory_bytes=lambda engine: int(engine.device_memory_size_v2)
-        )
-
-
-class FakeEngine:
-    def __init__(self, backend: FakeBackend, plan: bytes = b"good-plan") -> None:
-        self.backend = backend
-        self.case_id = "net-fp32-b4"
-        self.plan = plan
-        self.build = BuildInfo(build_time_ms=1.0, engine_bytes=len(plan), details={"device_memory_bytes": None})
+def fake_engine(tmp_path: Path, plan: bytes = b"good-plan", **options: object) -> BuiltEngine:
+    """A built engine as the backend hands it over, with a stand-in for the TensorRT API facts the runner reads."""
+    api = types.SimpleNamespace(
+        label="tensorrt-10.13.0.35", device_memory_bytes=lambda engine: int(engine.device_memory_size_v2)
+    )
+    run = RunOptions(**{"artifact_dir": tmp_path / "artifacts", **options})  # type: ignore[arg-type]
+    build = BuildInfo(build_time_ms=1.0, engine_bytes=len(plan), details={"device_memory_bytes": None})
+    return BuiltEngine(api, "net-fp32-b4", plan, build, run)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -232,7 +224,7 @@ def fakes(monkeypatch):
         cuda = FakeCuda(capture_fails)
         monkeypatch.setattr(tensorrt_runner, "cuda", cuda)
         monkeypatch.setattr(tensorrt_runner, "trt", fake_trt(cuda.clock))
-        monkeypatch.setattr("harness.trt.backend._logger", lambda: None)
+        monkeypatch.setattr(tensorrt_runner, "tensorrt_log", lambda: types.SimpleNamespace(logger=None))
         return cuda
 
     return install
@@ -243,7 +235,7 @@ FEEDS = {"x": np.arange(16, dtype=np.float32).reshape(4, 4)}
 
 def test_runner_binds_captures_a_graph_and_times_each_iteration(fakes, tmp_path):
     cuda = fakes()
-    engine = FakeEngine(FakeBackend(tmp_path))
+    engine = fake_engine(tmp_path)
     runner = tensorrt_runner.TensorRTRunner(engine, FEEDS)
     # set-up: inputs copied once, one plain enqueue, then the capture of one enqueue and a first replay
     assert cuda.clock.calls[:6] == ["profile0", "h2d", "enqueue", "sync", "capture", "enqueue"]
@@ -276,7 +268,7 @@ def test_runner_binds_captures_a_graph_and_times_each_iteration(fakes, tmp_path)
 
 def test_transfers_are_timed_separately(fakes, tmp_path):
     cuda = fakes()
-    runner = tensorrt_runner.TensorRTRunner(FakeEngine(FakeBackend(tmp_path, transfers=True, cuda_graph=False)), FEEDS)
+    runner = tensorrt_runner.TensorRTRunner(fake_engine(tmp_path, transfers=True, cuda_graph=False), FEEDS)
     assert runner.graph_note.startswith("off")
     cuda.clock.calls.clear()
     timing = runner.step()
@@ -289,7 +281,7 @@ def test_transfers_are_timed_separately(fakes, tmp_path):
 
 def test_an_engine_that_cannot_be_captured_falls_back_to_enqueue(fakes, tmp_path):
     cuda = fakes(capture_fails=True)
-    runner = tensorrt_runner.TensorRTRunner(FakeEngine(FakeBackend(tmp_path)), FEEDS)
+    runner = tensorrt_runner.TensorRTRunner(fake_engine(tmp_path), FEEDS)
     assert runner.graph is None
     assert "capture failed: cudaStreamBeginCapture failed" in runner.graph_note
     cuda.clock.calls.clear()
@@ -301,9 +293,9 @@ def test_an_engine_that_cannot_be_captured_falls_back_to_enqueue(fakes, tmp_path
 def test_a_shape_outside_the_profile_and_an_unloadable_engine_are_clear_errors(fakes, tmp_path):
     fakes()
     with pytest.raises(HarnessError, match="outside the engine's optimization profile"):
-        tensorrt_runner.TensorRTRunner(FakeEngine(FakeBackend(tmp_path)), {"x": np.zeros((16, 4), np.float32)})
+        tensorrt_runner.TensorRTRunner(fake_engine(tmp_path), {"x": np.zeros((16, 4), np.float32)})
     with pytest.raises(HarnessError, match="could not load the engine on this GPU"):
-        tensorrt_runner.TensorRTRunner(FakeEngine(FakeBackend(tmp_path), plan=b"other"), FEEDS)
+        tensorrt_runner.TensorRTRunner(fake_engine(tmp_path, plan=b"other"), FEEDS)
 
 
 # -- for real, where TensorRT runs ---------------------------------------------------------------------------------
@@ -353,7 +345,7 @@ def test_suite_runs_on_the_gpu_with_trtexec_style_files(pytester):
 
 
 def test_enqueue_bound_and_transfer_bound_runs_are_flagged_like_trtexec():
-    from harness.measure.loop import Measurement
+    from harness.core.measurement import Measurement
 
     def run(**extra: list[float]) -> list[str]:
         m = Measurement(batch_size=1, latency_ms=[1.0] * 20, wall_ms=20.0, warmup_iterations=1, warmup_ms=1.0)
@@ -407,18 +399,16 @@ def test_tensorrt_rtx_contexts_use_built_in_graphs_and_keep_the_runtime_cache(fa
     monkeypatch.setattr(
         module, "CudaGraphStrategy", types.SimpleNamespace(WHOLE_GRAPH_CAPTURE="WHOLE_GRAPH_CAPTURE"), raising=False
     )
-    backend = FakeBackend(tmp_path)
-    backend.cache_dir = tmp_path / "cache"
-    backend.cache = EngineCache(backend.cache_dir)
-    backend.target = lambda: "RTX 5090 sm12.0"
+    cache = EngineCache(tmp_path / "cache")
     label = "runtime-tensorrt-10.13.0.35-RTX 5090 sm12.0"
-    backend.cache.write_timing(label, b"earlier")
+    cache.write_timing(label, b"earlier")
 
-    runner = tensorrt_runner.TensorRTRunner(FakeEngine(backend), FEEDS)
+    engine = fake_engine(tmp_path, runtime_cache=cache, runtime_cache_label=label)
+    runner = tensorrt_runner.TensorRTRunner(engine, FEEDS)
     assert runner.graph is None and runner.graph_note == "on (TensorRT-RTX built-in CUDA graphs)"
     assert "capture" not in cuda.clock.calls  # the library captures, not the runner
     assert made[0].cuda_graph_strategy == "WHOLE_GRAPH_CAPTURE" and made[0].cache.loaded == b"earlier"
     runner.step()
     runner.close()
     assert made[1].cuda_graph_strategy == "DISABLED"  # the per-layer profiling context runs without graphs
-    assert backend.cache.read_timing(label) == b"earlier+jit"  # kernels compiled this run are kept for the next
+    assert cache.read_timing(label) == b"earlier+jit"  # kernels compiled this run are kept for the next

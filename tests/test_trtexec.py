@@ -254,3 +254,31 @@ def test_trtexec_11_refuses_legacy_flags(fake_trtexec, monkeypatch):
     with pytest.raises(HarnessError, match=r"needs trtexec 10\.x"):
         get_backend("trtexec", {"binary": str(binary), "precision_mode": "flags"})
     assert os.access(binary, os.X_OK)
+
+
+def test_trtexec_keeps_engines_and_writes_files_where_its_context_says(fake_trtexec, tmp_path, monkeypatch):
+    from harness.backends.base import BackendContext, get_backend
+    from harness.models.sources import prepare
+    from harness.suite.load import load_suite
+
+    binary, _ = fake_trtexec
+    monkeypatch.chdir(tmp_path)  # a backend that ignored its context would write ./.harness-cache here
+    (tmp_path / "s.yaml").write_text("suite: tx\nmodels:\n  - name: squeezenet\n    onnx_zoo: light_squeezenet\n")
+    (case,) = load_suite(tmp_path / "s.yaml").cases()
+    context = BackendContext(tmp_path / "run-cache", tmp_path / "reports" / "artifacts")
+    backend = get_backend("trtexec", {"binary": str(binary)}, context)
+    assert backend.context is context and backend.uses_gpu and backend.takes_typed_models
+    engine = backend.build(prepare(case.model, tmp_path / "models"), case)
+    assert engine.path.parent == tmp_path / "run-cache" / "engines"
+    measured = engine.runner({}).measure(MeasureSpec(warmup_ms=0, min_duration_ms=1, min_iterations=3), 1)
+    assert measured is not None and measured.latency_ms
+    folder = tmp_path / "reports" / "artifacts" / case.id
+    assert engine.build.details["artifacts"]["times"] == str(folder / "times.json")
+    assert not (tmp_path / ".harness-cache").exists()
+
+
+def test_trtexec_with_legacy_flags_builds_the_fp32_model(fake_trtexec):
+    from harness.backends.base import get_backend
+
+    binary, _ = fake_trtexec
+    assert get_backend("trtexec", {"binary": str(binary), "precision_mode": "flags"}).takes_typed_models is False

@@ -34,6 +34,7 @@ from harness.machine import cuda  # noqa: E402
 from harness.measure.loop import measure  # noqa: E402
 from harness.suite.schema import MeasureSpec  # noqa: E402
 from harness.trt import runner as tensorrt_runner  # noqa: E402
+from harness.trt.engine import BuiltEngine, RunOptions  # noqa: E402
 
 ELEMENTS = 4 * 1024 * 1024  # one input row of float32: 16 MiB
 
@@ -112,24 +113,19 @@ def install_stand_in() -> None:
         nptype=lambda dtype: np.float32,
         LayerInformationFormat=types.SimpleNamespace(JSON="json"),
     )
-    import harness.trt.backend as backend_module
-
-    backend_module._logger = lambda: None  # type: ignore[assignment]
+    tensorrt_runner.tensorrt_log = lambda: types.SimpleNamespace(logger=None)  # type: ignore[assignment]
 
 
 def run(out: Path, graph: bool, transfers: bool, name: str) -> dict[str, Any]:
-    backend = types.SimpleNamespace(
-        transfers=transfers,
-        cuda_graph=graph,
-        layer_profile=True,
-        artifact_dir=out / "artifacts",
-        api=types.SimpleNamespace(label="stand-in", device_memory_bytes=lambda engine: 4096),
-    )
-    engine = types.SimpleNamespace(
-        backend=backend, case_id=name, plan=b"plan", build=BuildInfo(build_time_ms=1.0, engine_bytes=4, details={})
+    engine = BuiltEngine(
+        api=types.SimpleNamespace(label="stand-in", device_memory_bytes=lambda engine: 4096),  # type: ignore[arg-type]
+        case_id=name,
+        plan=b"plan",
+        build=BuildInfo(build_time_ms=1.0, engine_bytes=4, details={}),
+        run=RunOptions(cuda_graph=graph, transfers=transfers, layer_profile=True, artifact_dir=out / "artifacts"),
     )
     feeds = {"x": np.random.default_rng(0).random((1, ELEMENTS), dtype=np.float32)}
-    runner = tensorrt_runner.TensorRTRunner(engine, feeds)  # type: ignore[arg-type]
+    runner = tensorrt_runner.TensorRTRunner(engine, feeds)
     m = measure(runner, MeasureSpec(warmup_ms=100, min_duration_ms=500, min_iterations=200), 1)
     outputs_ok = bool(np.array_equal(runner.outputs()["y"], feeds["x"]))
     runner.close()

@@ -9,47 +9,49 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
-from harness.backends.base import BuildInfo, check_options
+from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
 from harness.core.errors import CaseSkipped, HarnessError
-from harness.models.prepare import PreparedModel, condensed, rejected_inputs
+from harness.core.messages import condensed
+from harness.models.inputs import rejected_inputs
+from harness.models.sources import PreparedModel
+from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case
 
-OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "intra_op_threads": int,
-    "inter_op_threads": int,
-    "providers": list,
-    "graph_optimization": str,
-}
+OPTIONS = BACKEND_OPTIONS["onnxruntime"]  # the suite's table of this backend's options and their types
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
 
 
-def create(options: dict[str, Any]) -> OnnxRuntimeBackend:
+def create(options: dict[str, Any], context: BackendContext) -> OnnxRuntimeBackend:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         raise HarnessError("backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime") from None
     check_options("onnxruntime", options, OPTIONS)
-    return OnnxRuntimeBackend(**options)
+    return OnnxRuntimeBackend(context, **options)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(BackendBase):
     name = "onnxruntime"
     # fp16 and int8 run the recipe's typed model for real (int8 through ORT's Q/DQ -> integer kernel fusion; fp16
     # where the EP has fp16 kernels, elsewhere through the Casts ORT inserts: slower on most CPUs, a true result).
     precisions = frozenset({"fp32", "fp16", "int8"})
-    precision_notes: ClassVar[dict[str, str]] = {
-        "bf16": "onnxruntime's CPU execution provider has no bf16 kernels for Conv/Gemm; bf16 runs on TensorRT",
-        "fp8": "onnxruntime has no fp8 compute kernels: an fp8 Q/DQ model would run dequantized in fp32, so a "
-        "speed number would be meaningless; fp8 runs on TensorRT (Hopper or newer)",
-        "tf32": "tf32 is a GPU math mode (TensorRT, PyTorch); onnxruntime's CPU provider has no such setting",
-    }
+    precision_notes = MappingProxyType(
+        {
+            "bf16": "onnxruntime's CPU execution provider has no bf16 kernels for Conv/Gemm; bf16 runs on TensorRT",
+            "fp8": "onnxruntime has no fp8 compute kernels: an fp8 Q/DQ model would run dequantized in fp32, so a "
+            "speed number would be meaningless; fp8 runs on TensorRT (Hopper or newer)",
+            "tf32": "tf32 is a GPU math mode (TensorRT, PyTorch); onnxruntime's CPU provider has no such setting",
+        }
+    )
 
     def __init__(
         self,
+        context: BackendContext | None = None,
         intra_op_threads: int = 1,
         inter_op_threads: int = 1,
         providers: list[str] | None = None,
@@ -57,6 +59,7 @@ class OnnxRuntimeBackend:
     ) -> None:
         import onnxruntime as ort
 
+        super().__init__(context)
         self._ort = ort
         self.providers = list(providers or ["CPUExecutionProvider"])
         missing = [p for p in self.providers if p not in ort.get_available_providers()]
@@ -123,7 +126,7 @@ class OnnxRuntimeEngine:
         return OnnxRuntimeRunner(self.session, feeds, self.explain)
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(RunnerBase):
     def __init__(
         self, session: Any, feeds: dict[str, np.ndarray], explain: Callable[[BaseException], str] | None = None
     ) -> None:

@@ -1,7 +1,7 @@
 """PyTorch backend: runs a suite model given as ``torch: package.module:factory`` natively on an NVIDIA GPU.
 
 This is the framework side of the framework-versus-engine comparison: the same factory is exported to ONNX for
-the ONNX-based backends (harness.models.prepare.prepare_torch) and run here as PyTorch code.
+the ONNX-based backends (harness.models.sources.prepare_torch) and run here as PyTorch code.
 
 Options (suite ``backends: {torch: {...}}`` or ``--backend-option``):
 
@@ -28,29 +28,39 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import BuildInfo, check_options
+from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
 from harness.core.errors import CaseSkipped, HarnessError
-from harness.models.prepare import PreparedModel, load_torch_factory
+from harness.machine import cuda
+from harness.models.factories import load_torch_factory
+from harness.models.sources import PreparedModel
+from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case
 
-OPTIONS: dict[str, type | tuple[type, ...]] = {"mode": str, "compile_mode": str, "device": int}
+OPTIONS = BACKEND_OPTIONS["torch"]  # the suite's table of this backend's options and their types
 MODES = ("graphs", "eager", "compile")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRIME_ITERATIONS = 3  # first calls pick cuDNN algorithms, fill the caching allocator, compile: kept out of timing
 
 
-def create(options: dict[str, Any]) -> TorchBackend:
+def create(options: dict[str, Any], context: BackendContext) -> TorchBackend:
     check_options("torch", options, OPTIONS)
-    return TorchBackend(**options)
+    return TorchBackend(context, **options)
 
 
-class TorchBackend:
+class TorchBackend(BackendBase):
     name = "torch"
     precisions = frozenset({"fp32", "tf32", "fp16", "bf16"})
     takes_typed_models = False  # precision is the module's dtype here: the session skips the ONNX recipes
     uses_gpu = True  # the baseline key names the GPU, and telemetry judges clocks and throttling
 
-    def __init__(self, mode: str = "graphs", compile_mode: str = "default", device: int = 0) -> None:
+    def __init__(
+        self,
+        context: BackendContext | None = None,
+        mode: str = "graphs",
+        compile_mode: str = "default",
+        device: int = 0,
+    ) -> None:
+        super().__init__(context)
         if mode not in MODES:
             raise HarnessError(f"backend 'torch': mode must be one of {', '.join(MODES)}, got '{mode}'")
         if compile_mode not in COMPILE_MODES:
@@ -107,7 +117,7 @@ class TorchBackend:
         if case.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise CaseSkipped("this GPU has no bf16 support")
         start = time.perf_counter()
-        net, examples = load_torch_factory(case.model.location)
+        net, examples = load_torch_factory(case.model.location, case.model.suite_file)
         dtype = _dtype(torch, case.precision)
         device = torch.device("cuda", self.device)
         net = net.to(device=device, dtype=dtype).eval()
@@ -178,8 +188,6 @@ class _TorchTimer:
 
 
 def _timer(torch: Any, stream: Any) -> Any:
-    from harness.machine import cuda
-
     if cuda.available() is None:
         return cuda.Timer(stream.cuda_stream)
     return _TorchTimer(torch, stream)
@@ -191,8 +199,6 @@ def _raw_launcher(graph: Any, stream: Any) -> Any:
     offsets for graphs that draw random numbers, which inference graphs do not); the GPU work is the same."""
     if graph is None or not hasattr(graph, "raw_cuda_graph_exec"):
         return None
-    from harness.machine import cuda
-
     if cuda.available() is not None:
         return None
     launcher = cuda.Graph.wrap(graph.raw_cuda_graph_exec())
@@ -200,7 +206,7 @@ def _raw_launcher(graph: Any, stream: Any) -> Any:
     return lambda: launcher.launch(handle)
 
 
-class TorchRunner:
+class TorchRunner(RunnerBase):
     """One module bound to one set of inputs on its own CUDA stream, with precision flags set for its lifetime."""
 
     def __init__(self, engine: TorchEngine, feeds: dict[str, np.ndarray]) -> None:
@@ -229,6 +235,7 @@ class TorchRunner:
         self._inference = torch.inference_mode()
         self._inference.__enter__()
         self.graph = None
+        self.timer: Any = None  # set once primed; close() may run before that
         self.output: Any = None
         try:
             for _ in range(PRIME_ITERATIONS):
@@ -277,7 +284,7 @@ class TorchRunner:
 
     def close(self) -> None:
         torch = self.torch
-        if getattr(self, "timer", None) is not None:
+        if self.timer is not None:
             self.timer.close()
             self.timer = None
         self.graph = self._launch = self._launcher = None

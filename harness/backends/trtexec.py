@@ -28,11 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import BuildInfo, check_options
-from harness.backends.engine_cache import EngineCache, cache_key, parse_size
+from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
+from harness.backends.engine_cache import EngineCache, cache_key
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes, atomic_write_text
-from harness.models.prepare import PreparedModel, input_shape
+from harness.core.measurement import Measurement
+from harness.core.units import parse_size
+from harness.models.inputs import input_shape
+from harness.models.sources import PreparedModel
+from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case, MeasureSpec
 
 TIME_FIELDS = (
@@ -245,21 +249,10 @@ def run(cmd: list[str], what: str, timeout_s: float = 3600) -> str:
 
 
 # -- the backend ---------------------------------------------------------------------------------------------------
-OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "binary": str,
-    "precision_mode": str,
-    "tf32": bool,
-    "optimization_level": int,
-    "workspace": (int, str),
-    "cuda_graph": bool,
-    "spin_wait": bool,
-    "transfers": bool,
-    "profiling_verbosity": str,
-    "engine_cache": bool,
-}
+OPTIONS = BACKEND_OPTIONS["trtexec"]  # the suite's table of this backend's options and their types
 
 
-def create(options: dict[str, Any]) -> TrtexecBackend:
+def create(options: dict[str, Any], context: BackendContext) -> TrtexecBackend:
     check_options("trtexec", options, OPTIONS)
     binary = str(options.pop("binary", "") or shutil.which("trtexec") or "")
     if not binary or not Path(binary).exists():
@@ -267,10 +260,10 @@ def create(options: dict[str, Any]) -> TrtexecBackend:
             "backend 'trtexec': no trtexec binary found on PATH; install TensorRT (it ships bin/trtexec) or set "
             "--backend-option binary=/path/to/trtexec"
         )
-    return TrtexecBackend(binary, options)
+    return TrtexecBackend(binary, options, context)
 
 
-class TrtexecBackend:
+class TrtexecBackend(BackendBase):
     """Builds with ``trtexec --skipInference`` and measures with ``trtexec --loadEngine``, reading the exported
     files into the harness's records, so trtexec users get baselines, the gate and reports unchanged."""
 
@@ -278,7 +271,8 @@ class TrtexecBackend:
     precisions = frozenset({"fp32", "tf32", "fp16", "bf16", "int8", "fp8"})
     uses_gpu = True
 
-    def __init__(self, binary: str, options: dict[str, Any]) -> None:
+    def __init__(self, binary: str, options: dict[str, Any], context: BackendContext | None = None) -> None:
+        super().__init__(context)
         self.binary = binary
         banner = run([binary, "--help"], "trtexec --help")
         found = parse_version(banner)
@@ -292,9 +286,9 @@ class TrtexecBackend:
         )
         if self.options.precision_mode == "flags" and found[0] >= 11:
             raise HarnessError("backend 'trtexec': precision_mode 'flags' needs trtexec 10.x; 11.x is strongly typed")
-        self.cache_dir = Path(".harness-cache")
+        # Precision comes from the recipe's typed model, except with legacy flags, which build the fp32 model.
+        self.takes_typed_models = self.options.precision_mode != "flags"
         self.cache_enabled = engine_cache
-        self.artifact_dir: Path | None = None
 
     def version(self) -> str:
         return ".".join(str(v) for v in self.version_tuple)
@@ -310,13 +304,12 @@ class TrtexecBackend:
             for info in model.inputs
             for shape in [input_shape(info, case.model.inputs.get(info.name), case)]
         }
-        workspace = getattr(case, "workspace_bytes", None)
         options = TrtexecOptions(**{**self.options.__dict__})
-        if workspace is not None:
-            options.workspace_bytes = int(workspace)
+        if case.workspace_bytes is not None:
+            options.workspace_bytes = int(case.workspace_bytes)
         config = {"precision": case.precision, "shapes": {k: list(v[1]) for k, v in shapes.items()}}
         config.update({k: str(v) for k, v in options.__dict__.items()})
-        cache = EngineCache(self.cache_dir, enabled=self.cache_enabled)
+        cache = EngineCache(self.context.cache_dir, enabled=self.cache_enabled)
         key = cache_key(model.sha256, config, f"trtexec-{self.version()}", "trtexec")
         started = time.perf_counter()
         cached = cache.get(key)
@@ -324,7 +317,7 @@ class TrtexecBackend:
         if cached is None:
             options.timing_cache = cache.timing_path(f"trtexec-{self.version()}")
             options.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(self.cache_dir) / "scratch"
+            scratch = self.context.cache_dir / "scratch"
             scratch.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=scratch) as tmp:
                 out = Path(tmp) / "engine.plan"
@@ -337,7 +330,7 @@ class TrtexecBackend:
         # trtexec loads the engine from a file: the cache's own copy, or a scratch copy when the cache is off.
         engine_path = cache.engines / f"{key}.engine"
         if not cache.enabled:
-            engine_path = Path(self.cache_dir) / "scratch" / f"{key}.engine"
+            engine_path = self.context.cache_dir / "scratch" / f"{key}.engine"
             atomic_write_bytes(engine_path, cached.plan)
         info = BuildInfo(
             build_time_ms=float(cached.meta["build_time_ms"]),
@@ -371,18 +364,16 @@ class TrtexecEngine:
         return TrtexecRunner(self)
 
 
-class TrtexecRunner:
-    """trtexec times its own loop, so this runner offers :meth:`measure` (the session uses it instead of the
-    per-step loop); ``step`` exists only to satisfy the protocol and runs one whole trtexec inference."""
+class TrtexecRunner(RunnerBase):
+    """trtexec times its own loop, so this runner's :meth:`measure` returns the trial (the session uses it instead
+    of the per-step loop); ``step`` exists only to satisfy the protocol and refuses."""
 
     def __init__(self, engine: TrtexecEngine) -> None:
         self.engine = engine
 
-    def measure(self, spec: MeasureSpec, batch_size: int) -> Any:
-        from harness.measure.loop import Measurement
-
+    def measure(self, spec: MeasureSpec, batch_size: int) -> Measurement:
         engine = self.engine
-        folder = engine.backend.artifact_dir or engine.path.parent
+        folder = engine.backend.context.artifact_dir or engine.path.parent
         case_dir = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case.id)
         case_dir.mkdir(parents=True, exist_ok=True)
         exports = {k: case_dir / f"{k}.json" for k in ("times", "profile", "layer_info")}

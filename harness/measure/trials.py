@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Runner
+from harness.backends.base import Runner, RunnerBase
+from harness.core.measurement import CV_WARN, Measurement
 from harness.core.stats import nearest_rank
-from harness.measure.loop import Measurement
 from harness.measure.probe import probe_ms
 from harness.suite.schema import MeasureSpec
 
@@ -62,7 +62,7 @@ def trial_spec(spec: MeasureSpec, index: int, trials: int | None = None) -> Meas
     )
 
 
-class SlowedRunner:
+class SlowedRunner(RunnerBase):
     """Wraps a runner so each inference takes ``factor`` times as long: a busy-wait of (factor - 1) x its latency.
 
     Busy-waiting (not sleeping) keeps the thread on the CPU, as a slower kernel would, and is exact to the clock's
@@ -202,8 +202,6 @@ class TrialSet:
         ]
         if cvs:
             worst = max(cvs)
-            from harness.measure.loop import CV_WARN
-
             if worst > CV_WARN:
                 out.insert(
                     0,

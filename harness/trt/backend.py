@@ -2,21 +2,20 @@
 
 Loader and runner are split Polygraphy style: :meth:`TensorRTBackend.build` turns the typed ONNX model of a case into
 a serialized engine (parse, optimization profile, builder configuration, ``build_serialized_network``), served from
-the engine cache when the same model, configuration, library and GPU were built before; :class:`TensorRTRunner` binds
-an engine to device buffers and times it with CUDA events. Flavour and version differences live in
-:mod:`harness.trt.compat`; this module is written against the common API, and type-checked against the
-TensorRT 10.13 stubs (``python -m harness.trt.typecheck``).
+the engine cache when the same model, configuration, library and GPU were built before;
+:class:`~harness.trt.runner.TensorRTRunner` binds an engine to device buffers and times it with CUDA events. Flavour
+and version differences live in :mod:`harness.trt.compat`; this module is written against the common API, and
+type-checked against the TensorRT 10.13 stubs (``python -m harness.trt.typecheck``).
 
-Precision comes from the model (strongly typed): the recipes turn the fp32 model into an fp16/bf16 or Q/DQ model
-before it reaches this backend. On TensorRT 10.x only, ``precision_mode: flags`` builds the fp32 model with the
+Precision comes from the model (strongly typed): the precision stage (:mod:`harness.run.precision`) turns the fp32
+model into an fp16/bf16 or Q/DQ model through the recipes before it reaches this backend, which builds what it is
+given. On TensorRT 10.x only, ``precision_mode: flags`` builds the fp32 model with the
 legacy builder flags instead (weak typing, deprecated since 10.12, removed in 11).
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import logging
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,38 +23,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends.base import BuildInfo, check_options
-from harness.backends.engine_cache import DEFAULT_MAX_BYTES, EngineCache, cache_key, parse_size
+from harness.backends.base import BackendBase, BackendContext, BuildInfo, check_options
+from harness.backends.engine_cache import DEFAULT_MAX_BYTES, EngineCache, cache_key
 from harness.core.errors import CaseSkipped, HarnessError
-from harness.models.prepare import PreparedModel, TensorInfo, batch_names, check_batch, generate_inputs, input_shape
+from harness.core.units import parse_size
+from harness.machine import cuda
+from harness.machine.environment import gpu_facts
+from harness.models.graph import TensorInfo
+from harness.models.inputs import batch_names, check_batch, input_shape
+from harness.models.sources import PreparedModel
+from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case
 from harness.trt import compat as trt_compat
+from harness.trt.engine import BuiltEngine, RunOptions
+from harness.trt.log import tensorrt_log
+from harness.trt.runner import TensorRTRunner
 
 if TYPE_CHECKING:
     import tensorrt as trt  # the stubs: every call on ``trt`` below is checked against the TensorRT 10.13 API
 else:
     trt = trt_compat.module_proxy  # the module actually loaded (tensorrt, tensorrt_rtx or tensorrt_rtx_bindings)
 
-log = logging.getLogger("harness.tensorrt")
-
-OPTIONS: dict[str, type | tuple[type, ...]] = {
-    "flavour": str,  # auto | tensorrt | tensorrt-rtx
-    "precision_mode": str,  # typed | flags (10.x only)
-    "profile": str,  # range | case
-    "tf32": bool,
-    "optimization_level": int,  # builder optimization level 0..5 (TensorRT's default 3)
-    "workspace": (int, str),  # memory-pool limit for every case without a workspaces axis, e.g. 256M
-    "hardware_compatibility": str,  # none | ampere_plus | same_compute_capability
-    "version_compatible": bool,
-    "profiling_verbosity": str,  # detailed | layer_names_only | none
-    "compute_capabilities": list,  # TensorRT-RTX ahead-of-time targets, e.g. [SM89, SM120]
-    "engine_cache": bool,
-    "cache_max_bytes": (int, str),
-    "timing_cache": bool,
-    "cuda_graph": bool,
-    "transfers": bool,  # include H2D/D2H copies in every iteration, each with its own timing
-    "layer_profile": bool,  # per-layer times through IProfiler, in a separate pass after measuring
-}
+OPTIONS = BACKEND_OPTIONS["tensorrt"]  # the suite's table of this backend's options and their types
 PRECISION_MODES = ("typed", "flags")
 PROFILE_MODES = ("range", "case")
 VERBOSITY = {"detailed": "DETAILED", "layer_names_only": "LAYER_NAMES_ONLY", "none": "NONE"}
@@ -66,63 +55,12 @@ HARDWARE_COMPATIBILITY = {
 }
 # Precisions whose typed model comes from the recipes; fp32 and tf32 build the fp32 model as is.
 TYPED_PRECISIONS = frozenset({"fp16", "bf16", "int8", "fp8"})
-CALIBRATION_SAMPLES = 8  # generated calibration inputs when the backend applies an int8/fp8 recipe itself
 
 
-def create(options: dict[str, Any]) -> TensorRTBackend:
+def create(options: dict[str, Any], context: BackendContext) -> TensorRTBackend:
     check_options("tensorrt", options, OPTIONS)
     api = trt_compat.find(str(options.get("flavour", "auto")))
-    return TensorRTBackend(api, **{k: v for k, v in options.items() if k != "flavour"})
-
-
-# -- logging ----------------------------------------------------------------------------------------------------
-_LOGGER: Any = None
-
-
-class _Messages:
-    """The last messages TensorRT logged, numbered, so a failed build can quote the errors it logged."""
-
-    def __init__(self) -> None:
-        self.recent: collections.deque[tuple[int, str, str]] = collections.deque(maxlen=200)
-        self.count = 0
-
-    def add(self, severity: str, msg: str) -> None:
-        self.recent.append((self.count, severity, msg))
-        self.count += 1
-
-    def mark(self) -> int:
-        """A position; :meth:`errors_since` returns the errors logged after it."""
-        return self.count
-
-    def errors_since(self, mark: int) -> list[str]:
-        return [msg for i, sev, msg in self.recent if i >= mark and sev in ("ERROR", "INTERNAL_ERROR")]
-
-
-MESSAGES = _Messages()
-
-
-def _logger() -> trt.ILogger:
-    """One logger per process: TensorRT keeps the first logger it is given and ignores later ones."""
-    global _LOGGER
-    if _LOGGER is None:
-
-        class Logger(trt.ILogger):
-            def __init__(self) -> None:
-                trt.ILogger.__init__(self)
-
-            def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-                name = str(severity).rsplit(".", 1)[-1]
-                MESSAGES.add(name, msg)
-                if name in ("ERROR", "INTERNAL_ERROR"):
-                    log.error("TensorRT: %s", msg)
-                elif name == "WARNING":
-                    log.warning("TensorRT: %s", msg)
-                else:
-                    log.debug("TensorRT: %s", msg)
-
-        _LOGGER = Logger()
-    logger: trt.ILogger = _LOGGER
-    return logger
+    return TensorRTBackend(api, context, **{k: v for k, v in options.items() if k != "flavour"})
 
 
 # -- the backend -------------------------------------------------------------------------------------------------
@@ -136,7 +74,7 @@ class Profile:
         return {name: [list(s) for s in mom] for name, mom in sorted(self.shapes.items())}
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     name = "tensorrt"
     # Precision comes from the typed model, so every recipe can be built; fp8 needs hardware with FP8 kernels.
     precisions = frozenset({"fp32", "tf32", "fp16", "bf16", "int8", "fp8"})
@@ -145,6 +83,7 @@ class TensorRTBackend:
     def __init__(
         self,
         api: trt_compat.TrtApi,
+        context: BackendContext | None = None,
         precision_mode: str = "typed",
         profile: str = "range",
         tf32: bool = True,
@@ -161,6 +100,7 @@ class TensorRTBackend:
         transfers: bool = False,
         layer_profile: bool = True,
     ) -> None:
+        super().__init__(context)
         self.api = api
         if precision_mode not in PRECISION_MODES:
             raise HarnessError(f"backend 'tensorrt': precision_mode must be one of {PRECISION_MODES}")
@@ -190,7 +130,8 @@ class TensorRTBackend:
                 "runs on (see hardware_compatibility)"
             )
         self.precision_mode = precision_mode
-        # The session hands over the recipe's typed model, except with legacy flags, which need the fp32 model.
+        # The precision stage hands over the recipe's typed model, except with legacy flags, which build the fp32
+        # model.
         self.takes_typed_models = precision_mode != "flags"
         self.profile_mode = profile
         self.tf32 = tf32
@@ -206,8 +147,6 @@ class TensorRTBackend:
         self.cuda_graph = cuda_graph
         self.transfers = transfers
         self.layer_profile = layer_profile
-        self.cache_dir = Path(".harness-cache")  # the session points this at --harness-cache
-        self.artifact_dir: Path | None = None  # the session points this at the report folder
         self._target: str | None = None
 
     # -- protocol ----------------------------------------------------------------------------------------------
@@ -232,14 +171,12 @@ class TensorRTBackend:
 
     @property
     def cache(self) -> EngineCache:
-        return EngineCache(self.cache_dir, self.cache_max_bytes, enabled=self.cache_enabled)
+        return EngineCache(self.context.cache_dir, self.cache_max_bytes, enabled=self.cache_enabled)
 
     def target(self) -> str:
         """What the engine is built for, part of the cache key: the GPU (name and compute capability), or the
         TensorRT-RTX ahead-of-time targets when building without a GPU."""
         if self._target is None:
-            from harness.machine.environment import gpu_facts
-
             gpus = gpu_facts()
             if self.compute_capabilities:
                 self._target = "aot:" + ",".join(sorted(c.upper() for c in self.compute_capabilities))
@@ -251,8 +188,8 @@ class TensorRTBackend:
 
     def build(self, model: PreparedModel, case: Case) -> TensorRTEngine:
         check_batch(model, case)  # a graph pinned to one batch (that could not be made dynamic) builds only at it
+        self.check_typed(model, case)
         started = time.perf_counter()
-        model, recipe = self.typed(model, case)
         profiles = self.profiles(model, case)
         config = self.build_config(case, profiles)
         key = cache_key(model.sha256, config, self.api.label, self.target())
@@ -261,17 +198,15 @@ class TensorRTBackend:
         if cached is not None:
             phase_ms = (time.perf_counter() - started) * 1e3
             meta = cached.meta
-            return TensorRTEngine(
-                self,
-                case.id,
+            return self._engine(
+                case,
                 cached.plan,
                 BuildInfo(
                     build_time_ms=float(meta["build_time_ms"]),
                     engine_bytes=len(cached.plan),
                     cache_hit=True,
-                    details=self._details(key, config, meta, phase_ms, recipe),
+                    details=self._details(key, config, meta, phase_ms),
                 ),
-                profiles,
             )
         plan, build_ms, timing = self._build_plan(model, case, profiles)
         meta = {
@@ -285,49 +220,43 @@ class TensorRTBackend:
         }
         stored = cache.put(key, plan, meta)
         phase_ms = (time.perf_counter() - started) * 1e3
-        return TensorRTEngine(
-            self,
-            case.id,
+        return self._engine(
+            case,
             plan,
             BuildInfo(
                 build_time_ms=build_ms,
                 engine_bytes=len(plan),
                 cache_hit=False,
-                details=self._details(key, config, stored.meta, phase_ms, recipe),
+                details=self._details(key, config, stored.meta, phase_ms),
             ),
-            profiles,
         )
 
-    def typed(self, model: PreparedModel, case: Case) -> tuple[PreparedModel, dict[str, Any] | None]:
-        """The model at the case's precision (strongly typed builds take precision from the model).
+    def check_typed(self, model: PreparedModel, case: Case) -> None:
+        """Refuse a model that does not carry the case's precision: a strongly typed build takes precision from the
+        model, so an fp32 model would give an fp32 engine recorded as the case's precision. The precision stage
+        (harness.run.precision.typed_for_case) is the one place a recipe is applied; with ``precision_mode: flags``
+        the fp32 model is built with builder flags instead."""
+        if case.precision not in TYPED_PRECISIONS or not self.takes_typed_models or is_typed(model, case.precision):
+            return
+        raise HarnessError(
+            f"{case.id}: {model.path.name} does not carry {case.precision}; TensorRT builds precision from the "
+            "typed model that the precision stage (harness.run.precision.typed_for_case) makes, or from the fp32 "
+            "model with precision_mode 'flags' on TensorRT 10.x"
+        )
 
-        The session hands over the recipe's typed model; when it hands over the fp32 model instead (an older
-        caller), the recipe is applied here, calibrated on generated inputs (accuracy then only indicative).
-        With ``precision_mode: flags`` (TensorRT 10.x) the fp32 model is built with builder flags instead.
-        """
-        if case.precision not in TYPED_PRECISIONS or self.precision_mode == "flags" or is_typed(model, case.precision):
-            return model, None
-        try:
-            from harness.recipes import typed_model
-            from harness.recipes.calibration import generated_calibration
-        except ImportError:
-            raise CaseSkipped(
-                f"{case.id}: no {case.precision} recipe is installed here; TensorRT builds precision from a typed "
-                "model (or use precision_mode 'flags' on TensorRT 10.x)"
-            ) from None
-        calibration = None
-        if case.precision in ("int8", "fp8"):
-            # One calibration set per model (not per batch size), so every case of a model gets the same typed file.
-            batch = model.fixed_batch or CALIBRATION_SAMPLES
-            calibration = generated_calibration(generate_inputs(model, dataclasses.replace(case, batch_size=batch)))
-        options = dict(getattr(case.model, "recipes", {}).get(case.precision, {}) or {})
-        typed = typed_model(model, case.precision, options, self.cache_dir, calibration)
-        return typed.prepared, typed.record()
+    def _engine(self, case: Case, plan: bytes, build: BuildInfo) -> TensorRTEngine:
+        run = RunOptions(
+            cuda_graph=self.cuda_graph,
+            transfers=self.transfers,
+            layer_profile=self.layer_profile,
+            artifact_dir=self.context.artifact_dir,
+            runtime_cache=self.cache,
+            runtime_cache_label=f"runtime-{self.api.label}-{self.target()}",
+        )
+        return TensorRTEngine(self.api, case.id, plan, build, run)
 
-    def _details(
-        self, key: str, config: dict[str, Any], meta: dict[str, Any], phase_ms: float, recipe: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        details = {
+    def _details(self, key: str, config: dict[str, Any], meta: dict[str, Any], phase_ms: float) -> dict[str, Any]:
+        return {
             "build_phase_ms": phase_ms,  # this run: a cache hit is a lookup, a miss the full build
             "cache_key": key,
             "model_sha256": meta.get("model_sha256"),  # the typed model the engine was built from
@@ -337,9 +266,6 @@ class TensorRTBackend:
             "timing_cache": meta.get("timing_cache"),
             "device_memory_bytes": None,  # known once the engine is deserialized on a GPU (the runner fills it)
         }
-        if recipe is not None:
-            details["recipe"] = recipe  # the backend applied the precision recipe itself
-        return details
 
     # -- build steps -------------------------------------------------------------------------------------------
     def profiles(self, model: PreparedModel, case: Case) -> list[Profile]:
@@ -370,8 +296,7 @@ class TensorRTBackend:
 
     def workspace_for(self, case: Case) -> int | None:
         """The case's workspace axis wins over the backend option; None leaves TensorRT's default."""
-        value = getattr(case, "workspace_bytes", None)
-        return int(value) if value is not None else self.workspace_bytes
+        return int(case.workspace_bytes) if case.workspace_bytes is not None else self.workspace_bytes
 
     def build_config(self, case: Case, profiles: list[Profile]) -> dict[str, Any]:
         """Everything that shapes the engine, in a canonical form: the cache key hashes it and results record it."""
@@ -395,17 +320,18 @@ class TensorRTBackend:
         """Parse and build; returns (serialized engine, build time in ms, timing-cache facts)."""
         api = self.api
         start = time.perf_counter()
-        builder = trt.Builder(_logger())
+        log = tensorrt_log()
+        builder = trt.Builder(log.logger)
         network = builder.create_network(api.network_flags(self.precision_mode == "typed"))
-        parser = trt.OnnxParser(network, _logger())
+        parser = trt.OnnxParser(network, log.logger)
         parse_onnx(parser, model.path, api)
         config = builder.create_builder_config()
         self._configure(builder, network, config, case, profiles)
         timing = self._attach_timing_cache(config)
-        mark = MESSAGES.mark()
+        mark = log.mark()
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            errors = MESSAGES.errors_since(mark)
+            errors = log.errors_since(mark)
             detail = errors[-1] if errors else "no message from TensorRT"
             raise HarnessError(
                 f"{case.id}: {api.label} could not build an engine from {model.path.name}: {detail}; check the "
@@ -502,26 +428,31 @@ def _is_dynamic(info: TensorInfo, case: Case) -> bool:
     return any(not isinstance(d, int) for d in template)
 
 
-_MARKERS: dict[str, frozenset[str]] = {}
-
-
 def precision_markers(model: PreparedModel) -> frozenset[str]:
-    """What the ONNX graph says about its precision: ``qdq`` (Q/DQ nodes) and the element types of its weights and
-    zero points (``fp16``, ``bf16``, ``int8``, ``fp8``). Cached by file hash."""
-    if model.sha256 not in _MARKERS:
-        import onnx
+    """What the ONNX graph says about its precision: ``qdq`` (Q/DQ nodes) and the element types (``fp16``,
+    ``bf16``, ``int8``, ``fp8``) of its weights, zero points, graph inputs and outputs and Cast targets."""
+    return graph_markers(str(model.path), model.sha256)
 
-        proto = onnx.load(str(model.path), load_external_data=False)
-        kinds = {"qdq"} if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node) else set()
-        names = {
-            onnx.TensorProto.FLOAT16: "fp16",
-            onnx.TensorProto.BFLOAT16: "bf16",
-            onnx.TensorProto.INT8: "int8",
-            onnx.TensorProto.FLOAT8E4M3FN: "fp8",
-        }
-        kinds.update(names[i.data_type] for i in proto.graph.initializer if i.data_type in names)
-        _MARKERS[model.sha256] = frozenset(kinds)
-    return _MARKERS[model.sha256]
+
+@functools.lru_cache(maxsize=64)
+def graph_markers(path: str, sha256: str) -> frozenset[str]:
+    """:func:`precision_markers` of the file at ``path``, cached by its content hash (every case of a model asks)."""
+    import onnx
+
+    proto = onnx.load(path, load_external_data=False)
+    graph = proto.graph
+    kinds = {"qdq"} if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node) else set()
+    names = {
+        onnx.TensorProto.FLOAT16: "fp16",
+        onnx.TensorProto.BFLOAT16: "bf16",
+        onnx.TensorProto.INT8: "int8",
+        onnx.TensorProto.FLOAT8E4M3FN: "fp8",
+    }
+    types = [i.data_type for i in graph.initializer]
+    types += [v.type.tensor_type.elem_type for v in (*graph.input, *graph.output)]
+    types += [a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"]
+    kinds.update(names[t] for t in types if t in names)
+    return frozenset(kinds)
 
 
 def is_typed(model: PreparedModel, precision: str) -> bool:
@@ -533,31 +464,18 @@ def is_typed(model: PreparedModel, precision: str) -> bool:
 
 
 # -- engine and runner -------------------------------------------------------------------------------------------
-class TensorRTEngine:
-    """A serialized engine and its build facts; deserialized only when a runner needs it (on a GPU)."""
+class TensorRTEngine(BuiltEngine):
+    """The built engine as the backend protocol's Engine: :meth:`runner` opens it on the GPU."""
 
-    def __init__(
-        self, backend: TensorRTBackend, case_id: str, plan: bytes, build: BuildInfo, profiles: list[Profile]
-    ) -> None:
-        self.backend = backend
-        self.case_id = case_id
-        self.plan = plan
-        self.build = build
-        self.profiles = profiles
-
-    def runner(self, feeds: dict[str, np.ndarray]) -> Any:
+    def runner(self, feeds: dict[str, np.ndarray]) -> TensorRTRunner:
         """A runner on the GPU; a machine that cannot run the engine skips the case with the reason (the build and
         its metrics are already recorded, and --build-only gates them without a GPU)."""
-        from harness.machine import cuda
-        from harness.trt.runner import TensorRTRunner
-
         reason = cuda.available()
         if reason is None:
             info = cuda.device_info(0)
-            if self.backend.api.runs_on(info["compute_capability"]) is False:
+            if self.api.runs_on(info["compute_capability"]) is False:
                 reason = (
-                    f"{self.backend.api.label} does not run on compute capability {info['compute_capability']} "
-                    f"({info['name']})"
+                    f"{self.api.label} does not run on compute capability {info['compute_capability']} ({info['name']})"
                 )
         if reason:
             raise CaseSkipped(f"{self.case_id}: cannot run the engine here: {reason}; use --build-only without one")

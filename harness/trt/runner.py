@@ -21,53 +21,52 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.backends.base import RunnerBase
 from harness.backends.trtexec import write_profile, write_times
 from harness.core.errors import HarnessError
 from harness.core.fsio import atomic_write_text
 from harness.machine import cuda
 from harness.trt import compat as trt_compat
+from harness.trt.engine import BuiltEngine
+from harness.trt.log import tensorrt_log
 
 if TYPE_CHECKING:
     import tensorrt as trt
-
-    from harness.trt.backend import TensorRTEngine
 else:
     trt = trt_compat.module_proxy
 
 LAYER_PROFILE_ITERATIONS = 20
 
 
-def deserialize(engine: TensorRTEngine) -> trt.ICudaEngine:
+def deserialize(engine: BuiltEngine) -> trt.ICudaEngine:
     """The runtime engine, deserialized once per built engine (trials create several runners)."""
-    cached = getattr(engine, "_cuda_engine", None)
-    if cached is not None:
+    if engine.cuda_engine is not None:
+        cached: trt.ICudaEngine = engine.cuda_engine
         return cached
-    from harness.trt.backend import _logger
-
-    runtime = trt.Runtime(_logger())
+    runtime = trt.Runtime(tensorrt_log().logger)
     cuda_engine = runtime.deserialize_cuda_engine(engine.plan)
     if cuda_engine is None:
         raise HarnessError(
-            f"{engine.case_id}: {engine.backend.api.label} could not load the engine on this GPU (TensorRT-RTX does "
+            f"{engine.case_id}: {engine.api.label} could not load the engine on this GPU (TensorRT-RTX does "
             "not run on compute capability 9.x; full TensorRT needs the GPU it was built for); see the log above"
         )
-    engine._cuda_engine = cuda_engine  # type: ignore[attr-defined]
-    engine._runtime = runtime  # type: ignore[attr-defined]  # the runtime must outlive its engines
-    engine.build.details["device_memory_bytes"] = engine.backend.api.device_memory_bytes(cuda_engine)
+    engine.cuda_engine = cuda_engine
+    engine.runtime = runtime  # the runtime must outlive its engines
+    engine.build.details["device_memory_bytes"] = engine.api.device_memory_bytes(cuda_engine)
     return cuda_engine
 
 
-class TensorRTRunner:
-    def __init__(self, engine: TensorRTEngine, feeds: dict[str, np.ndarray]) -> None:
+class TensorRTRunner(RunnerBase):
+    def __init__(self, engine: BuiltEngine, feeds: dict[str, np.ndarray]) -> None:
         cuda.require()
         self.engine = engine
-        backend = engine.backend
-        self.transfers = backend.transfers
+        options = engine.run
+        self.transfers = options.transfers
         self.cuda_engine = deserialize(engine)
         self.stream = cuda.Stream()
         self.runtime_cache: Any = None
         self.builtin_graphs: str | None = None
-        self.context = self._context(graphs=backend.cuda_graph, main=True)
+        self.context = self._context(graphs=options.cuda_graph, main=True)
         self.inputs: dict[str, tuple[cuda.PinnedBuffer, cuda.DeviceBuffer]] = {}
         self.outputs_: dict[str, tuple[cuda.PinnedBuffer, cuda.DeviceBuffer]] = {}
         self._bind(self.context, feeds)
@@ -79,7 +78,7 @@ class TensorRTRunner:
         self.graph_note = "off (cuda_graph: false)"
         if self.builtin_graphs:
             self.graph_note = self.builtin_graphs  # the library captures and replays graphs itself
-        elif backend.cuda_graph:
+        elif options.cuda_graph:
             self._capture()
         self.events = [cuda.Event() for _ in range(4)]  # start, compute start, compute end, end
         self.origin = cuda.Event()
@@ -101,20 +100,15 @@ class TensorRTRunner:
         context.set_optimization_profile_async(0, self.stream.handle)
         return context
 
-    def _runtime_cache_label(self) -> str | None:
-        backend = self.engine.backend
-        if getattr(backend, "cache_dir", None) is None or not hasattr(backend, "target"):
-            return None
-        return f"runtime-{backend.api.label}-{backend.target()}"
-
     def _runtime_cache_bytes(self) -> bytes | None:
-        label = self._runtime_cache_label()
-        return None if label is None else self.engine.backend.cache.read_timing(label)
+        options = self.engine.run
+        return None if options.runtime_cache is None else options.runtime_cache.read_timing(options.runtime_cache_label)
 
     def _save_runtime_cache(self) -> None:
-        label = self._runtime_cache_label()
-        if self.runtime_cache is not None and label is not None:
-            self.engine.backend.cache.write_timing(label, bytes(memoryview(self.runtime_cache.serialize())))
+        options = self.engine.run
+        if self.runtime_cache is not None and options.runtime_cache is not None:
+            data = bytes(memoryview(self.runtime_cache.serialize()))
+            options.runtime_cache.write_timing(options.runtime_cache_label, data)
 
     def _bind(self, context: trt.IExecutionContext, feeds: dict[str, np.ndarray]) -> None:
         """Set input shapes, then allocate every I/O tensor at its now known shape and set its address."""
@@ -281,15 +275,15 @@ class TensorRTRunner:
 
     def write_artifacts(self) -> None:
         """Once per engine: trtexec-format times, per-layer profile and layer info under the artifact folder."""
-        engine, backend = self.engine, self.engine.backend
-        folder = backend.artifact_dir
-        if folder is None or not self.trace or getattr(engine, "_artifacts_written", False):
+        engine, options = self.engine, self.engine.run
+        folder = options.artifact_dir
+        if folder is None or not self.trace or engine.artifacts_written:
             return
-        engine._artifacts_written = True  # type: ignore[attr-defined]
+        engine.artifacts_written = True
         case_dir = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case_id)
         write_times(case_dir / "times.json", self.trace)
         files = {"times": str(case_dir / "times.json")}
-        if backend.layer_profile:
+        if options.layer_profile:
             layers = self.layer_profile()
             write_profile(case_dir / "profile.json", layers, LAYER_PROFILE_ITERATIONS)
             files["profile"] = str(case_dir / "profile.json")

@@ -23,6 +23,8 @@ from harness.core.errors import HarnessError
 
 CHECKED = (
     "harness/trt/backend.py",
+    "harness/trt/engine.py",
+    "harness/trt/log.py",
     "harness/trt/runner.py",
     "harness/trt/compat.py",
     "harness/backends/trtexec.py",
