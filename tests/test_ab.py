@@ -110,3 +110,17 @@ def test_base_models_are_found_relative_to_the_checkout_or_the_suite(tmp_path: P
     assert base_model_path(case, ABConfig(base_dir=flat, root=tmp_path / "elsewhere")) is not None
     with pytest.raises(HarnessError, match="A/B mode needs"):
         ABConfig()
+
+
+SESSION_KIND = "def test_session_kind(harness_session):\n    print('session class:', type(harness_session).__name__)\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "kind"),
+    [((), "HarnessSession"), (("--ab-backend-option", "intra_op_threads=1"), "ABSession")],
+)
+def test_the_ab_options_give_the_run_an_ab_session(pytester, branches, options, kind):
+    pytester.makepyfile(test_kind=SESSION_KIND)
+    outcome = run_suite(pytester, "-s", "-k", "session_kind", *options)
+    outcome.assert_outcomes(passed=1, deselected=2)
+    outcome.stdout.fnmatch_lines([f"*session class: {kind}*"])

@@ -108,14 +108,14 @@ from harness.run.session import HarnessSession
 
 @pytest.fixture(autouse=True)
 def gate_fails_for_batch_1(monkeypatch):
-    original = HarnessSession._gate_case
+    original = HarnessSession.gate_case
 
     def gate(self, case, env, result):
         if case.id.endswith("-b1"):
             raise RuntimeError("the gate broke")
         return original(self, case, env, result)
 
-    monkeypatch.setattr(HarnessSession, "_gate_case", gate)
+    monkeypatch.setattr(HarnessSession, "gate_case", gate)
 """
 
 

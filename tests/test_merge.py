@@ -272,12 +272,12 @@ def test_more_workers_than_gpus_is_refused(pytester):
 
 
 def test_a_broken_report_does_not_hide_the_merged_gate(tmp_path, monkeypatch, capsys):
-    import harness.report
+    import harness.cli.merge
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer exploded")
 
-    monkeypatch.setattr(harness.report, "write_reports", broken)
+    monkeypatch.setattr(harness.cli.merge, "write_reports", broken)
     part(["m-b1"], (1, 2)).write(tmp_path / "s1" / "results.json")
     part(["m-b2"], (2, 2), gate="failed").write(tmp_path / "s2" / "results.json")
     assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--report-dir", str(tmp_path / "out")]) == 1

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from harness.backends import base
-from harness.backends.base import BuildInfo
+from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase
+from harness.core.results import CaseResult
 from harness.measure.loop import measure
-from harness.run.session import HarnessSession, RunConfig
+from harness.measure.trials import SlowedRunner
+from harness.run.config import ABConfig, RunConfig
+from harness.run.session import HarnessSession
+from harness.run.start import open_session
 from harness.suite.schema import MeasureSpec, load_suite
 
 
-class SleepRunner:
+class SleepRunner(RunnerBase):
     """Each step sleeps ``delay_s``; the ``interrupt_after``-th step raises KeyboardInterrupt like Ctrl-C."""
 
     def __init__(self, delay_s: float, interrupt_after: int | None = None) -> None:
@@ -35,7 +41,7 @@ class SleepRunner:
         pass
 
 
-class ScriptedBackend:
+class ScriptedBackend(BackendBase):
     name = "scripted"
     precisions = frozenset({"fp32"})
     interrupt_model: str | None = None
@@ -54,8 +60,8 @@ class ScriptedBackend:
         return engine
 
 
-def create(options: dict) -> ScriptedBackend:
-    return ScriptedBackend()
+def create(options: dict, context: BackendContext) -> ScriptedBackend:
+    return ScriptedBackend(context)
 
 
 @pytest.fixture
@@ -112,3 +118,32 @@ def test_ctrl_c_keeps_finished_cases_and_baselines_whole(tmp_path: Path, scripte
     stored = json.loads(next((tmp_path / "bl").glob("*/s.json")).read_text())
     assert list(stored["cases"]) == ["a-fp32-b1"]
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_session_module_does_not_import_ab_mode():
+    """A/B mode builds on the session (harness.run.ab imports harness.run.session), never the other way round."""
+    code = "import sys, harness.run.session; print('harness.run.ab' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_open_session_picks_ab_mode_when_its_options_are_given(tmp_path: Path):
+    from harness.run.ab import ABSession
+
+    plain = open_session(RunConfig(report_dir=tmp_path))
+    assert type(plain) is HarnessSession
+    ab = open_session(RunConfig(report_dir=tmp_path, ab=ABConfig(backend_options={"intra_op_threads": 2})))
+    assert isinstance(ab, ABSession) and ab.ab.backend_options == {"intra_op_threads": 2}
+
+
+def test_open_runner_slows_down_by_the_factor_given_or_by_the_selection(tmp_path: Path, scripted):
+    suite_file = tmp_path / "s.yaml"
+    suite_file.write_text("suite: s\nmodels:\n  - name: a\n    onnx_zoo: light_squeezenet\n")
+    (case,) = load_suite(suite_file).cases()
+    session = HarnessSession(RunConfig(backend="scripted", report_dir=tmp_path / "r", cache_dir=tmp_path / "c",
+                                       slowdown=1.5, slowdown_cases=("other-*",)))  # fmt: skip
+    engine, feeds = session.build_case(case, session.backend_for(case.suite), CaseResult(id=case.id, params={}))
+    assert not isinstance(session.open_runner(case, engine, feeds), SlowedRunner)  # not selected
+    slowed = session.open_runner(case, engine, feeds, slowdown=2.0)
+    assert isinstance(slowed, SlowedRunner) and slowed.factor == 2.0
+    assert not isinstance(session.open_runner(case, engine, feeds, slowdown=1.0), SlowedRunner)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.pytest_plugin.shard import Shard, durations_document, load_durations, parse_shard, partition
+from harness.pytest_plugin.shard import Shard, load_durations, parse_shard, partition
+from harness.run.durations import durations_document
 
 REPO = Path(__file__).resolve().parents[1]
 

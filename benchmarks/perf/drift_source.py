@@ -58,7 +58,7 @@ def main() -> int:
     if case is None:
         print(f"no case {args.case} in {args.suite}; see `harness validate {args.suite}`", file=sys.stderr)
         return 2
-    engine, feeds = session._build_case(case, session.backend_for(case.suite), CaseResult(id=case.id, params={}))
+    engine, feeds = session.build_case(case, session.backend_for(case.suite), CaseResult(id=case.id, params={}))
     spec = session.measure_spec(case.suite)
 
     def block() -> list[tuple[float, float]]:

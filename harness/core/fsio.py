@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
@@ -200,3 +202,11 @@ def writable_dir_problem(path: str | os.PathLike[str]) -> str | None:
     except OSError as exc:
         return f"cannot be written ({exc.strerror or exc})"
     return None
+
+
+def require_writable(folder: str | os.PathLike[str], option: str) -> None:
+    """Refuse an output folder that cannot take files before any work is done: a :class:`HarnessError` naming the
+    command's ``option`` (one line, exit status 2 for the CLI)."""
+    problem = writable_dir_problem(folder)
+    if problem:
+        raise HarnessError(f"{option} {folder}: {problem}; point {option} at a writable folder")

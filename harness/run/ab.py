@@ -15,53 +15,43 @@ The variants (the reference is A, the candidate B; the verdict says how B compar
   same backend with other settings (e.g. ``intra_op_threads=2``); the reference runs on ``--backend`` with its usual
   options.
 Both can be combined. Baselines are not read or written in A/B mode.
+
+:class:`ABSession` is the session of such a run: the ordinary session's stages (build, measure, record), with the
+comparison against a stored baseline replaced by the paired one (:meth:`ABSession.evaluate`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from harness.backends.base import Backend, get_backend
 from harness.core.errors import HarnessError
-from harness.judge.gate import judge_paired
+from harness.core.progress import Progress
+from harness.core.results import CaseResult
+from harness.core.stats import summarize
+from harness.judge.gate import confirm, judge_paired
+from harness.run.config import ABConfig, RunConfig
+from harness.run.interleave import Interleaved
+from harness.run.session import HarnessSession
+from harness.suite.schema import Case
 
-if TYPE_CHECKING:
-    from harness.backends.base import Backend
-    from harness.core.results import CaseResult
-    from harness.run.session import HarnessSession
-    from harness.suite.schema import Case
+__all__ = ["AB_PAIRS", "ABConfig", "ABSession", "ab_pairs", "base_model_path", "reference_case"]
 
 # Pairs per A/B job (and again for its confirmation). Each variant's measuring budget (min_duration_ms) is split
-# into this many trials, so a job costs what two ordinary runs of the case cost. Why so many short trials: the level
-# of a trial shifts by 2-5 % from one trial to the next even when they are 200 ms apart (measured on the 2-core
-# development VM), and that shift, not the samples inside a trial, is the noise of a pair's ratio. In `harness
-# calibrate` runs there, 6 pairs of 200 ms caught +5 % in 62 % of jobs and 12 pairs of 83 ms in all of them, with
-# no false alarm in either (README, Calibrating the gate). 12 pairs also let the signed-rank test reach p < 0.001.
+# into this many trials, so a job costs what two ordinary runs of the case cost. Why many short trials rather than a
+# few long ones: the level of a trial shifts from one trial to the next even when they are close together, and that
+# shift, not the samples inside a trial, is the noise of a pair's ratio; more pairs average it out on the same budget.
+# 12 also lets the signed-rank test reach p < 0.001. The calibration that chose 12 over 6 pairs is in
+# docs/evidence/gate-calibration-dev-vm.md (see also docs/gate.md, "A/B mode").
 AB_PAIRS = 12
 
 
 def ab_pairs(trials: int) -> int:
     """Pairs per A/B job for a suite measuring ``trials`` trials per case."""
     return max(AB_PAIRS, trials)
-
-
-@dataclass(frozen=True)
-class ABConfig:
-    base_dir: Path | None = None  # --ab-base: a checkout of the base branch
-    root: Path = Path(".")  # this checkout's root: model paths are looked up under base_dir relative to it
-    backend: str | None = None  # --ab-backend: the candidate's backend (default: the reference's)
-    backend_options: dict[str, Any] = field(default_factory=dict)  # --ab-backend-option: the candidate's settings
-
-    def __post_init__(self) -> None:
-        if self.base_dir is None and self.backend is None and not self.backend_options:
-            raise HarnessError("A/B mode needs --ab-base DIR, --ab-backend NAME or --ab-backend-option KEY=VALUE")
-        if self.base_dir is not None and not Path(self.base_dir).is_dir():
-            raise HarnessError(f"--ab-base {self.base_dir}: not a folder; pass a checkout of the base branch")
-
-    @property
-    def compares_backends(self) -> bool:
-        return self.backend is not None or bool(self.backend_options)
 
 
 def base_model_path(case: Case, config: ABConfig) -> Path | None:
@@ -90,78 +80,90 @@ def reference_case(case: Case, config: ABConfig) -> Case | None:
     return replace(case, model=replace(case.model, location=str(path)))
 
 
-def candidate_backend(session: HarnessSession, case: Case, reference: Backend) -> Backend:
-    config: ABConfig = session.config.ab
-    if not config.compares_backends:
-        return reference
-    from harness.backends.base import get_backend
+class ABSession(HarnessSession):
+    """A session that judges each case by the paired comparison of two variants measured in this job."""
 
-    name = config.backend or session.config.backend
-    options = {
-        **case.suite.backends.get(name, {}),
-        **(session.config.backend_options if name == reference.name else {}),
-    }
-    return get_backend(name, {**options, **config.backend_options})
+    def __init__(self, config: RunConfig, progress: Progress | None = None) -> None:
+        if config.ab is None:
+            raise HarnessError("A/B mode needs --ab-base DIR, --ab-backend NAME or --ab-backend-option KEY=VALUE")
+        super().__init__(config, progress)
+        self.ab: ABConfig = config.ab
 
+    def measure_interleaved(
+        self, cases: list[Case], progress: Callable[[str], None] | None = None, explicit: bool = True
+    ) -> None:
+        """Nothing: A/B mode interleaves the two variants of each case instead (an explicit --interleave is told)."""
+        if self.config.build_only:
+            super().measure_interleaved(cases, progress, explicit)
+        elif progress is not None and explicit:
+            progress("not used: A/B mode interleaves its variants")
 
-def run_ab_case(session: HarnessSession, case: Case, backend: Backend, result: CaseResult) -> None:
-    """Measure reference and candidate interleaved, record the candidate as the case's measurement and the reference
-    as what it is compared against, and apply the paired verdict (confirmed by a second set of pairs if regressed)."""
-    from harness.judge.gate import confirm
+    def candidate_backend(self, case: Case, reference: Backend) -> Backend:
+        """The backend the candidate runs on: ``reference`` unless A/B compares backends or their settings."""
+        config = self.ab
+        if not config.compares_backends:
+            return reference
+        name = config.backend or self.config.backend
+        options = {
+            **case.suite.backends.get(name, {}),
+            **(self.config.backend_options if name == reference.name else {}),
+        }
+        return get_backend(name, {**options, **config.backend_options}, self.backend_context())
 
-    config: ABConfig = session.config.ab
-    other = candidate_backend(session, case, backend)
-    ref_case = reference_case(case, config)
-    cand_engine, cand_feeds = session._build_case(case, other, result)
-    result.params["ab"] = {
-        "reference": {"backend": backend.name, "settings": backend.settings()},
-        "candidate": {"backend": other.name, "settings": other.settings()},
-    }
-    if ref_case is None:
-        session._measure_case(case, cand_engine, cand_feeds, result)
-        result.verdict = "new"
-        result.message = f"{case.id}: {case.model.location} has no counterpart under --ab-base {config.base_dir}"
-        return
-    result.params["ab"]["reference"]["model"] = ref_case.model.location
-    result.params["ab"]["candidate"]["model"] = case.model.location
-    ref_engine, ref_feeds = _build_reference(session, ref_case, backend)
-    variants = [(ref_case, ref_engine, ref_feeds), (case, cand_engine, cand_feeds)]
-    labels = _labels(config, backend, other)
-    verdict = None
-    for attempt in range(2 if session.config.confirm else 1):
-        uses_gpu = bool(getattr(other, "uses_gpu", False) or getattr(backend, "uses_gpu", False))
-        pairs = ab_pairs(session.measure_spec(case.suite).trials)
-        ref, cand = session.measure_trials(case, variants, uses_gpu, rounds=pairs, split=pairs)
-        current = judge_paired(
-            case.id,
-            ref.per_trial(),
-            cand.per_trial(),
-            case.model.tolerance,
-            alpha=session.config.alpha,
-            labels=labels,
-        )
-        if attempt == 0:
-            session.record_trials(case, cand, cand_engine, result)
-            ref_metrics = {"latency_median_ms": _median(ref.latency_ms), "throughput_sps": ref.throughput_sps}
-            result.baseline = {"source": "ab-reference", "metrics": ref_metrics, "trials": ref.per_trial()}
-            result.measure["ab_pairs"] = len(ref.measurements)
-            verdict = current
-            if current.verdict != "regressed":
-                break
-        else:
-            assert verdict is not None
-            verdict = confirm(verdict, current)
-            result.measure["confirmation"] = {"first_verdict": "regressed", "second_verdict": current.verdict}
-    assert verdict is not None
-    session.apply_verdict(result, verdict)
-
-
-def _build_reference(session: HarnessSession, case: Case, backend: Backend) -> tuple[Any, dict[str, Any]]:
-    """The reference's engine and inputs through the session's own pipeline (weights option, precision recipe), so
-    an int8 case compares int8 with int8; its build facts go to a scratch record, not the case's."""
-    from harness.core.results import CaseResult
-
-    return session._build_case(case, backend, CaseResult(id=case.id, params={}))
+    def evaluate(
+        self, case: Case, backend: Backend, env: dict[str, Any], result: CaseResult, done: Interleaved | None
+    ) -> None:
+        """Measure reference and candidate interleaved, record the candidate as the case's measurement and the
+        reference as what it is compared against, and apply the paired verdict (confirmed by a second set of pairs
+        if regressed). ``done`` is always None: A/B mode takes no part in the interleaved pass."""
+        config = self.ab
+        other = self.candidate_backend(case, backend)
+        ref_case = reference_case(case, config)
+        cand_engine, cand_feeds = self.build_case(case, other, result)
+        result.params["ab"] = {
+            "reference": {"backend": backend.name, "settings": backend.settings()},
+            "candidate": {"backend": other.name, "settings": other.settings()},
+        }
+        if ref_case is None:
+            self.measure_case(case, cand_engine, cand_feeds, result)
+            result.verdict = "new"
+            result.message = f"{case.id}: {case.model.location} has no counterpart under --ab-base {config.base_dir}"
+            return
+        result.params["ab"]["reference"]["model"] = ref_case.model.location
+        result.params["ab"]["candidate"]["model"] = case.model.location
+        # The reference goes through the same pipeline (weights option, precision recipe), so an int8 case compares
+        # int8 with int8; its build facts go to a scratch record, not the case's.
+        ref_engine, ref_feeds = self.build_case(ref_case, backend, CaseResult(id=case.id, params={}))
+        variants = [(ref_case, ref_engine, ref_feeds), (case, cand_engine, cand_feeds)]
+        labels = _labels(config, backend, other)
+        verdict = None
+        for attempt in range(2 if self.config.confirm else 1):
+            uses_gpu = other.uses_gpu or backend.uses_gpu
+            pairs = ab_pairs(self.measure_spec(case.suite).trials)
+            ref, cand = self.measure_trials(case, variants, uses_gpu, rounds=pairs, split=pairs)
+            current = judge_paired(
+                case.id,
+                ref.per_trial(),
+                cand.per_trial(),
+                case.model.tolerance,
+                alpha=self.config.alpha,
+                labels=labels,
+            )
+            if attempt == 0:
+                self.record_trials(case, cand, cand_engine, result)
+                ref_median = float(summarize(ref.latency_ms)["median"])
+                ref_metrics = {"latency_median_ms": ref_median, "throughput_sps": ref.throughput_sps}
+                result.baseline = {"source": "ab-reference", "metrics": ref_metrics, "trials": ref.per_trial()}
+                result.measure["ab_pairs"] = len(ref.measurements)
+                verdict = current
+                if current.verdict != "regressed":
+                    break
+            else:
+                assert verdict is not None
+                verdict = confirm(verdict, current)
+                result.measure["confirmation"] = {"first_verdict": "regressed", "second_verdict": current.verdict}
+        assert verdict is not None
+        self.apply_verdict(result, verdict)
 
 
 def _labels(config: ABConfig, reference: Backend, candidate: Backend) -> tuple[str, str]:
@@ -176,9 +178,3 @@ def _labels(config: ABConfig, reference: Backend, candidate: Backend) -> tuple[s
     if config.base_dir is not None:
         ref, cand = f"base on {ref}", f"this branch on {cand}"
     return ref, cand
-
-
-def _median(values: list[float]) -> float:
-    from harness.core.stats import summarize
-
-    return float(summarize(values)["median"])

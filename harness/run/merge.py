@@ -6,7 +6,7 @@ The merged run's gate is ``incomplete`` when something that should be there is n
 selected, or a session's end (a part without a run record was written by a session that was killed, or by an
 xdist worker whose controller died, so nothing proves it ran every case it had); it is ``failed`` when a part
 failed its gate or a case failed. Cases are never silently dropped or overwritten: two parts holding the same case
-is an error. Exit status of ``harness merge``: 0 passed, 1 failed, 3 incomplete, 2 unusable input.
+is an error. The command (``harness merge``: files, report, exit status) is harness.cli.merge.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.results import RunResults
+from harness.judge.baselines import BaselineStore
 
 RESULTS_NAME = "results.json"
-
-
-EXIT_STATUS = {"passed": 0, "failed": 1, "incomplete": 3}
 
 
 @dataclass
@@ -181,15 +179,8 @@ def _some(ids: list[str], limit: int = 8) -> str:
     return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def durations_of(results: RunResults) -> dict[str, float]:
-    """Seconds each case took, for ``--shard-durations`` (cases that never ran are left out)."""
-    return {c.id: float(c.duration_s) for c in results.cases if c.duration_s and c.duration_s > 0}
-
-
 def write_baselines(results: RunResults, baseline_dir: Path) -> list[Path]:
     """Record every measured case as the new baseline under the results' key, one file per suite (atomic)."""
-    from harness.judge.baselines import BaselineStore
-
     key = results.environment.get("key")
     if not key:
         raise HarnessError("the results hold no baseline key; they were not written by a benchmark run")
@@ -199,109 +190,3 @@ def write_baselines(results: RunResults, baseline_dir: Path) -> list[Path]:
         if case.metrics and case.status != "error":
             by_suite.setdefault(str(case.params.get("suite")), []).append(case)
     return [store.update(suite, cases, results.environment) for suite, cases in sorted(by_suite.items())]
-
-
-# -- the ``harness merge`` command ----------------------------------------------------------------------------------
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("inputs", nargs="+", help="results files, or folders holding them (e.g. downloaded artifacts)")
-    parser.add_argument("--report-dir", default="reports", help="where the merged results and report go")
-    parser.add_argument("-o", "--output", default=None, help="merged results file (default: REPORT_DIR/results.json)")
-    parser.add_argument(
-        "--expect-shards", type=int, default=None, metavar="N", help="fail unless shards 1..N all reported"
-    )
-    parser.add_argument(
-        "--durations-out",
-        default=None,
-        metavar="FILE",
-        help="also write case durations for --shard-durations; {key} in FILE becomes the results' baseline key",
-    )
-    parser.add_argument(
-        "--baseline",
-        default=None,
-        metavar="PATH",
-        help="judge the merged cases against this instead of their recorded baselines: another run's results.json "
-        "or a baseline folder (e.g. a TensorRT upgrade check: the candidate against the shipped version)",
-    )
-    parser.add_argument("--update-baselines", action="store_true", help="record the merged cases as the new baselines")
-    parser.add_argument("--baseline-dir", default="baselines", help="baseline store for --update-baselines")
-    parser.add_argument("--no-report", action="store_true", help="write the merged results file only")
-    parser.add_argument(
-        "--no-gate", action="store_true", help="exit 0 even when a shard is missing or failed (problems still shown)"
-    )
-
-
-def run(args: Any) -> int:
-    """Merge, write results / report / summary, and return 1 when the merged run fails its gate."""
-    import os
-
-    from harness.cli.main import require_writable
-    from harness.core.fsio import write_json
-    from harness.pytest_plugin.shard import durations_document
-    from harness.report.terminal import summary_lines
-
-    report_dir = Path(args.report_dir)
-    output = Path(args.output) if args.output else report_dir / RESULTS_NAME
-    files = find_results(args.inputs, exclude=output)
-    # Every folder this command writes is checked before it writes anything (one line, exit 2).
-    require_writable(output.parent, "-o/--output" if args.output else "--report-dir")
-    if not args.no_report:
-        require_writable(report_dir, "--report-dir")
-    if args.update_baselines:
-        require_writable(Path(args.baseline_dir), "--baseline-dir")
-    outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
-    if args.baseline:
-        from harness.view.rebase import apply_baseline
-
-        outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
-        outcome.problems = outcome.incomplete + failures(outcome.results)
-        print(f"judged against {source}")
-    results = outcome.results
-    results.write(output)
-    print(f"merged {len(files)} file(s), {len(results.cases)} case(s) -> {output}")
-    if args.durations_out:
-        target = str(args.durations_out).replace("{key}", str(results.environment.get("key") or "unknown"))
-        write_json(target, durations_document(durations_of(results)))
-        print(f"durations of {len(durations_of(results))} case(s) -> {target}")
-    if args.update_baselines:
-        for path in write_baselines(results, Path(args.baseline_dir)):
-            print(f"baselines updated: {path}")
-    if not args.no_report:
-        summary = write_report(results, report_dir, outcome.problems, source=str(output), gate=outcome.gate)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:  # appended, not replaced: other steps of the job write there too
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(summary.read_text(encoding="utf-8").rstrip("\n") + "\n")
-            print(f"summary appended to $GITHUB_STEP_SUMMARY ({step_summary})")
-    for line in summary_lines(results) if results.cases else []:
-        print(line)
-    for problem in outcome.problems:
-        print(f"gate: {problem}")
-    print(f"gate: {outcome.gate if outcome.gate != 'failed' else 'FAILED'}")
-    return 0 if args.no_gate else EXIT_STATUS[outcome.gate]
-
-
-def write_report(
-    results: RunResults, report_dir: Path, problems: list[str], source: str | None = None, gate: str | None = None
-) -> Path:
-    """The report of the merged results through :mod:`harness.report`, plus the merge's own findings in the
-    markdown summary; returns the summary's path (what goes to ``$GITHUB_STEP_SUMMARY`` and the PR comment)."""
-    from harness.core.fsio import atomic_write_text
-    from harness.report import write_reports
-    from harness.report.markdown import escape
-
-    summary = report_dir / "summary.md"
-    try:
-        write_reports(results, report_dir, source=source)
-    except Exception as exc:  # a broken report must not hide the merged gate: a plain summary keeps CI readable
-        from harness.report.terminal import summary_lines
-
-        lines = summary_lines(results) if results.cases else ["no case results"]
-        note = f"\nThe report could not be written: {escape(f'{type(exc).__name__}: {exc}')}\n"
-        atomic_write_text(summary, "## Benchmark results\n\n```\n" + "\n".join(lines) + "\n```\n" + note)
-    text = summary.read_text(encoding="utf-8") if summary.is_file() else "## Benchmark results\n"
-    verdict = f"**{gate}**" if gate == "incomplete" else "passed" if not problems else "**failed**"
-    section = "".join(
-        [f"\n### Merged run: gate {verdict}\n", "\n" if problems else "", *(f"- {escape(p)}\n" for p in problems)]
-    )
-    atomic_write_text(summary, text.rstrip("\n") + "\n" + section)
-    return summary

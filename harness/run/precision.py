@@ -6,7 +6,8 @@
 3. :func:`check_accuracy`, after measuring, runs the typed engine and the fp32 reference (same backend, or the
    suite's ``reference_backend``) on the case's inputs, stores the numbers in ``result.accuracy`` and the lines that
    fail the case (tolerance, NaN / infinities the precision introduced, or a drop against the baseline) in
-   ``result.accuracy["failures"]``. Every case, fp32 included, records which reference outputs hold NaN or
+   ``result.accuracy["failures"]``. The fp32 reference outputs are built once per run and kept by
+   :class:`References`, which the session owns. Every case, fp32 included, records which reference outputs hold NaN or
    infinities (``result.reference_nonfinite``): a finding shown in the terminal and the reports, and a failure
    when an output has no finite value at all (:func:`apply_failures`).
 """
@@ -16,24 +17,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.backends.base import Backend, BackendContext, get_backend
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes, write_json
-from harness.core.results import all_nonfinite
+from harness.core.results import CaseResult, all_nonfinite
 from harness.judge import accuracy
 from harness.models.prepare import PreparedModel, generate_inputs, load_onnx, sha256_bytes
-from harness.suite.schema import Case
+from harness.run.config import RunConfig
+from harness.suite.schema import Case, Suite
 
 WEIGHT_SAMPLES = 2  # inputs the data-dependent rescale of random weights runs on
 
 
 def with_weights(prepared: PreparedModel, case: Case, cache_dir: Path) -> PreparedModel:
     """``prepared`` with its constant-filled weights replaced by seeded random ones (cached), when the suite asks."""
-    weights = getattr(case.model, "weights", None)
+    weights = case.model.weights
     if not weights:
         return prepared
     seed = int(weights.partition(":")[2] or 0)
@@ -61,12 +65,14 @@ def with_weights(prepared: PreparedModel, case: Case, cache_dir: Path) -> Prepar
     return dataclasses.replace(prepared, path=target, sha256=digest, notes=(*prepared.notes, weights))
 
 
-def typed_for_case(case: Case, backend: Any, prepared: PreparedModel, cache_dir: Path, result: Any) -> PreparedModel:
+def typed_for_case(
+    case: Case, backend: Backend, prepared: PreparedModel, cache_dir: Path, result: CaseResult
+) -> PreparedModel:
     """The model ``backend.build`` gets for this case; the recipe's facts go to ``result.recipe``."""
-    if case.precision not in getattr(backend, "precisions", frozenset({case.precision})):
-        notes = getattr(backend, "precision_notes", {})
+    if case.precision not in backend.precisions:
+        notes = backend.precision_notes
         raise CaseSkipped(notes.get(case.precision) or f"{backend.name} cannot run {case.precision}")
-    if not getattr(backend, "takes_typed_models", True):
+    if not backend.takes_typed_models:
         return prepared  # the backend applies the precision itself (e.g. PyTorch's dtypes)
     from harness.recipes import typed_model
 
@@ -76,7 +82,7 @@ def typed_for_case(case: Case, backend: Any, prepared: PreparedModel, cache_dir:
     options = dict(case.model.recipes.get(case.precision, {}))
     typed = typed_model(prepared, case.precision, options, cache_dir, calibration, method)
     result.recipe = typed.record()
-    if getattr(case.model, "weights", None):
+    if case.model.weights:
         result.recipe["weights"] = case.model.weights
     result.warnings.extend(typed.warnings)
     return typed.prepared
@@ -97,10 +103,17 @@ def calibration_for(case: Case, prepared: PreparedModel) -> tuple[Any, str]:
 
 
 def check_accuracy(
-    session: Any, case: Case, engine: Any, feeds: dict[str, np.ndarray], result: Any, baseline: dict | None
+    case: Case,
+    engine: Any,
+    feeds: dict[str, np.ndarray],
+    result: CaseResult,
+    baseline: dict[str, Any] | None,
+    references: References,
 ) -> None:
-    """Compare the typed engine's outputs with the fp32 reference. An fp32 case is the reference: its own outputs
-    are only checked for NaN / infinities (one extra inference)."""
+    """Compare the typed engine's outputs with the fp32 reference (from ``references``); a drop against the
+    accuracy recorded in ``baseline`` fails too (pass None when the run records the baseline: it is not judged
+    against the one it replaces). An fp32 case is the reference: its own outputs are only checked for NaN /
+    infinities (one extra inference)."""
     try:
         outputs = _outputs(engine, feeds)
     except CaseSkipped:
@@ -111,13 +124,13 @@ def check_accuracy(
         _flag_nonfinite(case, result, outputs)
         return
     tol = accuracy.tolerance_for(case.precision, case.model.accuracy)
-    reference, label = _reference(session, case, feeds)
+    reference, label = references.outputs(case, feeds)
     _flag_nonfinite(case, result, reference)
     numbers = accuracy.compare(outputs, reference, tol)
     result.accuracy = accuracy.summary(numbers, tol, label)
     before = ((baseline or {}).get("accuracy") or {}).get("outputs")
-    if session.config.update_baselines or not isinstance(before, dict):
-        before = None  # the run that records a baseline is not judged against the one it replaces
+    if not isinstance(before, dict):
+        before = None
     failed = accuracy.failures(case.id, numbers, tol, before, case.precision)
     result.accuracy["failures"] = [f.line for f in failed]
     result.accuracy["failed_criteria"] = [f.to_dict() for f in failed]  # what the reports' accuracy cell names
@@ -132,7 +145,7 @@ def _outputs(engine: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]
         runner.close()
 
 
-def _flag_nonfinite(case: Case, result: Any, reference: dict[str, np.ndarray]) -> None:
+def _flag_nonfinite(case: Case, result: CaseResult, reference: dict[str, np.ndarray]) -> None:
     """Record (and warn about) the reference outputs that hold NaN or infinities on the case's inputs."""
     counts = accuracy.nonfinite_counts(reference)
     result.reference_nonfinite = counts
@@ -140,12 +153,12 @@ def _flag_nonfinite(case: Case, result: Any, reference: dict[str, np.ndarray]) -
     result.warnings.extend(accuracy.nonfinite_lines(case.id, {k: v for k, v in counts.items() if k not in empty}))
 
 
-def apply_failures(result: Any) -> None:
+def apply_failures(result: CaseResult) -> None:
     """An accuracy failure fails the case whatever the speed verdict, with the lines naming output and numbers; so
     does a reference output without one finite value (nothing it computes can be checked: a silent pass would be a
     lie)."""
-    failures = list((getattr(result, "accuracy", None) or {}).get("failures") or [])
-    counts = getattr(result, "reference_nonfinite", None) or {}
+    failures = list((result.accuracy or {}).get("failures") or [])
+    counts = result.reference_nonfinite or {}
     empty = all_nonfinite(counts)
     if empty:
         failures += accuracy.nonfinite_lines(result.id, {name: counts[name] for name in empty})
@@ -154,27 +167,42 @@ def apply_failures(result: Any) -> None:
         result.message = "\n".join([*failures, result.message] if result.message else failures)
 
 
-def _reference(session: Any, case: Case, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
-    """fp32 outputs of the same model on the same inputs; built once per (model, backend, shape) and kept."""
-    from harness.backends.base import get_backend
+class References:
+    """The fp32 reference outputs of one run: the same model on the same inputs, on the run's backend or the
+    suite's ``reference_backend``; built once per (suite, model, backend, batch, shape) and kept for the run, so
+    every precision of a model is checked against one reference engine."""
 
-    name = case.suite.reference_backend or session.config.backend
-    key = (case.suite.name, case.model.name, name, case.batch_size, case.shape_label)
-    cache: dict[Any, Any] = session.__dict__.setdefault("_accuracy_references", {})
-    if key not in cache:
-        if name == session.config.backend:
-            backend = session.backend_for(case.suite)
-        else:
-            backend = get_backend(name, dict(case.suite.backends.get(name, {})))
-        reference_case = dataclasses.replace(case, precision="fp32")
-        model = session.prepared(reference_case)
-        engine = backend.build(model, reference_case)
-        runner = engine.runner(feeds)
-        try:
-            cache[key] = runner.outputs()
-        finally:
-            runner.close()
-    return {k: np.asarray(v) for k, v in cache[key].items()}, f"fp32 on {name}"
+    def __init__(
+        self,
+        config: RunConfig,
+        backend_for: Callable[[Suite], Backend],
+        prepared: Callable[[Case], PreparedModel],
+    ) -> None:
+        self.config = config
+        self.backend_for = backend_for  # the run's backend of a suite (when the reference runs there too)
+        self.prepared = prepared  # the run's prepared model of a case
+        self._outputs: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def outputs(self, case: Case, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
+        """fp32 outputs of ``case``'s model on ``feeds``, and a label naming where they were computed."""
+        name = case.suite.reference_backend or self.config.backend
+        key = (case.suite.name, case.model.name, name, case.batch_size, case.shape_label)
+        if key not in self._outputs:
+            if name == self.config.backend:
+                backend = self.backend_for(case.suite)
+            else:
+                # The run's engine cache; a reference run writes no per-case files.
+                context = BackendContext(Path(self.config.cache_dir))
+                backend = get_backend(name, dict(case.suite.backends.get(name, {})), context)
+            reference_case = dataclasses.replace(case, precision="fp32")
+            model = self.prepared(reference_case)
+            engine = backend.build(model, reference_case)
+            runner = engine.runner(feeds)
+            try:
+                self._outputs[key] = runner.outputs()
+            finally:
+                runner.close()
+        return {k: np.asarray(v) for k, v in self._outputs[key].items()}, f"fp32 on {name}"
 
 
 def _variant(case: Case, purpose: str, batch: int) -> Case:

@@ -3,8 +3,9 @@
 The pytest plugin owns the command line and turns outcomes into pass / fail / skip; this module owns the run:
 prepare the model, build the engine, generate inputs, measure the trials, summarize, compare with the baseline,
 confirm a regression by measuring again, decide, record. Results are written after every case, and baselines (with
-``--update-baselines``) too, so nothing finished is lost. In A/B mode (harness.run.ab) the comparison is with a second
-variant measured in the same job instead of the stored baseline.
+``--update-baselines``) too, so nothing finished is lost. The stages are public: A/B mode (harness.run.ab, a
+subclass that replaces :meth:`HarnessSession.evaluate`) compares with a second variant measured in the same job
+instead of the stored baseline, and ``harness calibrate`` builds and measures cases through them.
 """
 
 from __future__ import annotations
@@ -13,83 +14,27 @@ import fnmatch
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Backend, get_backend
+from harness.backends.base import Backend, BackendContext, get_backend
 from harness.core.errors import CaseSkipped, HarnessError, log_internal_error, output_error
 from harness.core.progress import Progress
 from harness.core.results import CaseResult, RunResults, all_nonfinite
 from harness.core.stats import summarize
 from harness.judge.baselines import BaselineStore
-from harness.judge.gate import ALPHA, Verdict, confirm, judge, judge_build
+from harness.judge.gate import Verdict, confirm, judge, judge_build
 from harness.machine.environment import fingerprint
 from harness.machine.telemetry import combine as combine_telemetry
 from harness.measure.loop import measure
 from harness.measure.trials import SlowedRunner, TrialSet, measure_rounds
 from harness.models.prepare import PreparedModel, generate_inputs, plan_inputs, prepare
 from harness.run import precision
+from harness.run.config import RunConfig
+from harness.run.interleave import Interleaved, Variant, VariantFailed, interleave
 from harness.suite.schema import Case, MeasureSpec, Suite
 
-
-@dataclass
-class RunConfig:
-    backend: str = "onnxruntime"
-    backend_options: dict[str, Any] = field(default_factory=dict)  # from the command line; win over the suite's
-    baseline_dir: Path = Path("baselines")
-    report_dir: Path = Path("reports")
-    cache_dir: Path = Path(".harness-cache")
-    update_baselines: bool = False
-    build_only: bool = False  # build (or fetch from the engine cache) and gate build metrics; measure nothing
-    # False in pytest-xdist workers: the controller writes the baselines once, from the merged results, so two
-    # workers never read-modify-write one baseline file at the same time.
-    write_baselines: bool = True
-    strict_baselines: bool = False
-    measure_overrides: dict[str, float] = field(default_factory=dict)  # MeasureSpec fields set on the command line
-    confirm: bool = True  # measure a case that looks regressed again before failing it
-    fail_on_ambiguous: bool = False  # an ambiguous verdict fails the case too
-    alpha: float = ALPHA  # one-sided level of the gate's tests
-    slowdown: float = 1.0  # --simulate-slowdown FACTOR: every inference of the selected cases takes FACTOR x longer
-    slowdown_cases: tuple[str, ...] = ()  # case-id globs the slowdown applies to; empty: every case
-    ab: Any = None  # harness.run.ab.ABConfig: compare with a second variant in the same job instead of the baseline
-
-
-class Outcome:
-    """What the plugin should do with a finished case."""
-
-    PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-
-
-@dataclass
-class Interleaved:
-    """A case built (and then measured) ahead of its test item by :meth:`HarnessSession.measure_interleaved`."""
-
-    result: CaseResult
-    engine: Any
-    feeds: dict[str, Any]
-    trials: TrialSet | None = None
-    error: Exception | None = None  # why it was dropped from the pass; run_case records it as the case's outcome
-    rounds_with: int = 0  # how many cases its trials were interleaved with (itself included)
-
-
-class _VariantFailed(Exception):
-    """Variant ``index`` of a measuring pass raised ``error`` (:meth:`HarnessSession.measure_trials`)."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(f"variant {index}: {error}")
-        self.index = index
-        self.error = error
-
-
-def _reason(exc: BaseException, case_id: str = "", limit: int = 160) -> str:
-    """An exception as a short phrase for a progress line that names the case already (its first line, without a
-    leading ``<case id>: ``, shortened)."""
-    text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.removeprefix(f"{case_id}: ") if case_id else text
-    if not isinstance(exc, (HarnessError, CaseSkipped)):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+__all__ = ["HarnessSession", "RunConfig"]
 
 
 class HarnessSession:
@@ -100,27 +45,25 @@ class HarnessSession:
         self._models: dict[tuple[str, ...], PreparedModel] = {}
         self._stores: dict[str, BaselineStore] = {}
         self._interleaved: dict[str, Interleaved] = {}  # case id -> built and measured by measure_interleaved
+        self.references = precision.References(config, self.backend_for, self.prepared)  # fp32 outputs, per run
         self.results: RunResults | None = None
         self.results_path = Path(config.report_dir) / "results.json"
 
     # -- set-up, once per suite ------------------------------------------------------------------------------
+    def backend_context(self) -> BackendContext:
+        """The run's folders, for every backend it creates: engines and caches under --harness-cache, per-case files
+        under the report folder."""
+        return BackendContext(Path(self.config.cache_dir), Path(self.config.report_dir) / "artifacts")
+
     def backend_for(self, suite: Suite) -> Backend:
         if suite.name not in self._backends:
             options = {**suite.backends.get(self.config.backend, {}), **self.config.backend_options}
-            backend = get_backend(self.config.backend, options)
-            # Backends that cache engines or write per-case files (TensorRT) follow the run's folders.
-            if hasattr(backend, "cache_dir"):
-                backend.cache_dir = Path(self.config.cache_dir)
-            if hasattr(backend, "artifact_dir"):
-                backend.artifact_dir = Path(self.config.report_dir) / "artifacts"
-            self._backends[suite.name] = backend
+            self._backends[suite.name] = get_backend(self.config.backend, options, self.backend_context())
         return self._backends[suite.name]
 
     def environment(self, backend: Backend) -> dict[str, Any]:
         if self.results is None:
-            env = fingerprint(
-                backend.name, backend.version(), backend.settings(), uses_gpu=bool(getattr(backend, "uses_gpu", False))
-            )
+            env = fingerprint(backend.name, backend.version(), backend.settings(), uses_gpu=backend.uses_gpu)
             self.results = RunResults(environment=env)
         return self.results.environment
 
@@ -150,24 +93,7 @@ class HarnessSession:
             result.params["backend"] = {"name": backend.name, "settings": backend.settings()}
             if done is not None and done.error is not None:
                 raise done.error  # what made measure_interleaved drop it, with its own traceback
-            if self.config.ab is not None:
-                from harness.run.ab import run_ab_case
-
-                run_ab_case(self, case, backend, result)
-            else:
-                if done is not None:
-                    engine, feeds = done.engine, done.feeds
-                else:
-                    engine, feeds = self._build_case(case, backend, result)
-                if self.config.build_only:
-                    self._build_only_case(case, env, engine, result)
-                    self._decide(result)
-                    return self._finish(case, result, started)
-                self._measure_case(case, engine, feeds, result, done)
-                self._check_accuracy(case, env, engine, feeds, result)
-                verdict = self._gate_case(case, env, result)
-                if verdict is not None and self._needs_confirmation(verdict):
-                    self._confirm_case(case, engine, feeds, env, result, verdict)
+            self.evaluate(case, backend, env, result, done)
             self._decide(result)
         except CaseSkipped as exc:
             result.status, result.message = "skipped", str(exc)
@@ -177,6 +103,25 @@ class HarnessSession:
             log = log_internal_error(exc, self.config.report_dir)
             result.status, result.message = "error", f"{case.id}: {type(exc).__name__}: {exc} (traceback in {log})"
         return self._finish(case, result, started)
+
+    def evaluate(
+        self, case: Case, backend: Backend, env: dict[str, Any], result: CaseResult, done: Interleaved | None
+    ) -> None:
+        """The stages between set-up and decision, into ``result``: build (unless the interleaved pass built it:
+        ``done``), measure, check the outputs, judge against the stored baseline, confirm a regression. A/B mode
+        overrides this with its own comparison (harness.run.ab.ABSession)."""
+        if done is not None:
+            engine, feeds = done.engine, done.feeds
+        else:
+            engine, feeds = self.build_case(case, backend, result)
+        if self.config.build_only:
+            self._build_only_case(case, env, engine, result)
+            return
+        self.measure_case(case, engine, feeds, result, done)
+        self._check_accuracy(case, env, engine, feeds, result)
+        verdict = self.gate_case(case, env, result)
+        if verdict is not None and self._needs_confirmation(verdict):
+            self._confirm_case(case, engine, feeds, env, result, verdict)
 
     def _finish(self, case: Case, result: CaseResult, started: float) -> CaseResult:
         result.duration_s = time.perf_counter() - started
@@ -194,11 +139,10 @@ class HarnessSession:
         verdict = judge_build(case.id, result.metrics, entry["metrics"] if entry else None, case.model.tolerance)
         self.apply_verdict(result, verdict)
 
-    def _build_case(self, case: Case, backend: Backend, result: CaseResult) -> tuple[Any, dict[str, Any]]:
+    def build_case(self, case: Case, backend: Backend, result: CaseResult) -> tuple[Any, dict[str, Any]]:
         """Prepare the model, generate its inputs and build the engine (recorded in ``result.build``)."""
         # A backend that cannot run anything here says so before the model is exported, converted or quantized.
-        unavailable = getattr(backend, "unavailable", None)
-        reason = unavailable() if callable(unavailable) else None
+        reason = backend.unavailable()
         if reason:
             raise CaseSkipped(reason)
         model = self.prepared(case)
@@ -226,16 +170,17 @@ class HarnessSession:
             return 1.0
         return self.config.slowdown
 
-    def open_runner(self, case: Case, engine: Any, feeds: dict[str, Any]) -> Any:
-        """A fresh runner for one trial, slowed down when --simulate-slowdown selects this case."""
+    def open_runner(self, case: Case, engine: Any, feeds: dict[str, Any], slowdown: float | None = None) -> Any:
+        """A fresh runner for one trial, slowed down by ``slowdown`` (1.0: not at all; None: as --simulate-slowdown
+        selects this case)."""
         runner = engine.runner(feeds)
-        factor = self.slowdown_for(case)
+        factor = self.slowdown_for(case) if slowdown is None else slowdown
         return SlowedRunner(runner, factor) if factor != 1.0 else runner
 
     def measure_trials(
         self,
         case: Case,
-        variants: list[tuple[Case, Any, dict[str, Any]]],
+        variants: list[Variant],
         uses_gpu: bool = False,
         rounds: int | None = None,
         split: int | None = None,
@@ -244,7 +189,8 @@ class HarnessSession:
         """The suite's trials (or ``rounds``) of every (case, engine, feeds) variant, interleaved round by round;
         each trial measures ``1 / split`` of the suite's budget (default: ``1 / trials``). A/B (``split`` given)
         needs no speed probe: the pairs cancel the runner's speed. With ``tag_failures``, an exception of one
-        variant's runner is raised as :class:`_VariantFailed`, naming the variant, so the pass can go on without it."""
+        variant's runner is raised as :class:`~harness.run.interleave.VariantFailed`, naming the variant, so the
+        pass can go on without it."""
         spec = self.measure_spec(case.suite)
 
         def guarded(variant: int, call: Callable[[], Any]) -> Any:
@@ -253,14 +199,16 @@ class HarnessSession:
             try:
                 return call()
             except Exception as exc:
-                raise _VariantFailed(variant, exc) from exc
+                raise VariantFailed(variant, exc) from exc
 
         openers = [lambda i=i, v=v: guarded(i, lambda: self.open_runner(*v)) for i, v in enumerate(variants)]
 
         def timed(variant: int, runner: Any, trial: MeasureSpec) -> Any:
             batch = variants[variant][0].batch_size  # the variants of --interleave are cases of several batch sizes
-            if hasattr(runner, "measure"):  # a runner that times its own loop (trtexec)
-                return guarded(variant, lambda: runner.measure(trial, batch))
+            # A runner that times its own loop (trtexec) returns the trial; the others are timed here, step by step.
+            measured = guarded(variant, lambda: runner.measure(trial, batch))
+            if measured is not None:
+                return measured
             options = {"uses_gpu": True} if uses_gpu else {}
             return guarded(variant, lambda: measure(runner, trial, batch, **options))
 
@@ -286,120 +234,21 @@ class HarnessSession:
     def measure_interleaved(
         self, cases: list[Case], progress: Callable[[str], None] | None = None, explicit: bool = True
     ) -> None:
-        """``--interleave``: measure the trials of ``cases`` round by round across cases (round r measures trial r
-        of every case of a suite) before their test items run; :meth:`run_case` then judges what was measured here.
-
-        Interleaving spreads each case's trials over the whole measuring pass, so a slow spell of the runner (a
-        neighbour's job, a host slowing the guest down) touches one trial of many cases instead of every trial of
-        one case, where the gate's rank test would take it for a change: on the development VM the host's speed
-        moves over seconds, trials measured back to back spread by a third of what separates two runs, trials
-        interleaved across six cases at least as much (harness calibrate, README). The price: every engine of the
-        suite is held at once, and no case is finished (recorded) until the pass is over.
-
-        A case that fails (its build, a runner, a trial) is dropped from its suite's pass and keeps the failure,
-        which :meth:`run_case` records as its outcome; the pass starts again without it, so the other cases stay
-        interleaved with each other. The progress lines say which cases were dropped and why.
-
-        Not ``explicit`` (the default, neither --interleave nor --no-interleave): only suites of CPU backends with
-        more than one selected case are interleaved; a GPU's engines stay one at a time in its memory, and GPU
-        timings did not drift so (0.34% between runs on the H100)."""
-        if self.config.ab is not None or self.config.build_only:
+        """``--interleave``: build ``cases`` and measure their trials round by round across the cases of each suite
+        before their test items run (harness.run.interleave says why); :meth:`run_case` then judges what was
+        measured here and records the failure of a case the pass dropped. Not ``explicit``: only the suites the
+        pass takes by default (CPU backends, more than one case)."""
+        if self.config.build_only:
             if progress is not None and explicit:
-                build_only = "--build-only measures nothing"
-                progress(f"not used: {build_only if self.config.build_only else 'A/B mode interleaves its variants'}")
+                progress("not used: --build-only measures nothing")
             return
-        say = progress or (lambda line: None)
-        by_suite: dict[str, list[Case]] = {}
-        for case in cases:
-            by_suite.setdefault(case.suite.name, []).append(case)
-        for name, group in by_suite.items():
-            if not explicit and not self._interleaves_by_default(group):
-                continue
-            variants, dropped, skipped = self._build_interleaved(group)
-            if variants:
-                say(self._pass_line(group[0].suite, len(variants), dropped, skipped))
-                self._measure_pass(name, variants, say)
-            elif dropped or skipped:
-                say(f"{name}: nothing to interleave{self._dropped_text(dropped, skipped)}")
-
-    def _build_interleaved(
-        self, group: list[Case]
-    ) -> tuple[list[tuple[Case, Any, dict[str, Any]]], list[tuple[str, str]], list[str]]:
-        """Build every case of one suite's pass: the (case, engine, feeds) variants that built, the (id, reason)
-        of those that failed and the ids of those skipped here (their failure is kept for run_case)."""
-        variants: list[tuple[Case, Any, dict[str, Any]]] = []
-        dropped: list[tuple[str, str]] = []
-        skipped: list[str] = []
-        for case in group:
-            result = CaseResult(id=case.id, params=case.params())
-            try:
-                backend = self.backend_for(case.suite)
-                self.environment(backend)
-                engine, feeds = self._build_case(case, backend, result)
-            except Exception as exc:
-                self._interleaved[case.id] = Interleaved(result, None, {}, error=exc)
-                if isinstance(exc, CaseSkipped):
-                    skipped.append(case.id)
-                else:
-                    dropped.append((case.id, _reason(exc, case.id)))
-                continue
-            self._interleaved[case.id] = Interleaved(result, engine, feeds)
-            variants.append((case, engine, feeds))
-        return variants, dropped, skipped
-
-    def _measure_pass(
-        self, suite: str, variants: list[tuple[Case, Any, dict[str, Any]]], say: Callable[[str], None]
-    ) -> None:
-        """Measure ``variants`` interleaved; a variant that fails is dropped (keeping its error) and the pass is
-        measured again without it. A failure that belongs to no variant leaves every case to run_case, which then
-        measures it on its own: the line says so."""
-        variants = list(variants)
-        while variants:
-            first = variants[0][0]
-            try:
-                measured = self.measure_trials(first, variants, self.uses_gpu(first.suite), tag_failures=True)
-            except _VariantFailed as failed:
-                case = variants.pop(failed.index)[0]
-                self._interleaved[case.id].error = failed.error
-                again = f"measuring the other {len(variants)} again" if variants else "no case left to measure"
-                say(f"{suite}: dropped {case.id} from the interleaved pass ({_reason(failed.error, case.id)}); {again}")
-                continue
-            except Exception as exc:
-                say(f"{suite}: interleaving failed ({_reason(exc)}); its cases are measured one after another")
-                return
-            for (case, _, _), trials in zip(variants, measured, strict=True):
-                self._interleaved[case.id].trials = trials
-                self._interleaved[case.id].rounds_with = len(variants)
-            return
-
-    def _pass_line(self, suite: Suite, n: int, dropped: list[tuple[str, str]], skipped: list[str]) -> str:
-        """``demo: 5 cases, 3 rounds, interleaved (1 dropped: m-fp16-b1: <reason>)``; one case is not interleaved."""
-        rounds = self.measure_spec(suite).trials
-        how = "interleaved" if n > 1 else "back to back (nothing to interleave with)"
-        cases = f"{n} case{'s' if n != 1 else ''}"
-        return f"{suite.name}: {cases}, {rounds} rounds, {how}{self._dropped_text(dropped, skipped)}"
-
-    @staticmethod
-    def _dropped_text(dropped: list[tuple[str, str]], skipped: list[str]) -> str:
-        parts = []
-        if dropped:
-            parts.append(f"{len(dropped)} dropped: " + "; ".join(f"{case_id}: {why}" for case_id, why in dropped))
-        if skipped:
-            parts.append(f"{len(skipped)} skipped: {', '.join(skipped)}")
-        return f" ({'; '.join(parts)})" if parts else ""
+        self._interleaved.update(interleave(self, cases, progress or (lambda line: None), explicit))
 
     def uses_gpu(self, suite: Suite) -> bool:
         """Whether the suite's backend runs on a GPU (its timings then wait for the device, not the CPU)."""
-        return bool(getattr(self.backend_for(suite), "uses_gpu", False))
+        return self.backend_for(suite).uses_gpu
 
-    def _interleaves_by_default(self, group: list[Case]) -> bool:
-        """Without --interleave / --no-interleave: more than one case of one suite, on a CPU backend."""
-        try:
-            return len(group) > 1 and not self.uses_gpu(group[0].suite)
-        except Exception:  # a backend that cannot load here: run_case reports it in each item
-            return False
-
-    def _measure_case(
+    def measure_case(
         self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult, done: Interleaved | None = None
     ) -> None:
         """Measure the case's trials, unless :meth:`measure_interleaved` measured them already (``done``); the
@@ -441,7 +290,7 @@ class HarnessSession:
             result.measure["simulated_slowdown"] = factor
             result.warnings.append(f"simulated slowdown: every inference was made {factor:g}x slower by a busy-wait")
 
-    def _gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> Verdict | None:
+    def gate_case(self, case: Case, env: dict[str, Any], result: CaseResult) -> Verdict | None:
         """Compare with the stored baseline; None when there is nothing comparable (the verdict is then ``new``)."""
         store = self.store(env["key"])
         entry = store.entry(case.suite.name, case.id)
@@ -453,7 +302,7 @@ class HarnessSession:
                 f"({entry.get('params', {}).get('backend')}); rerun with --update-baselines to replace it"
             )
             return None
-        verdict = self._judge(case, result.metrics, result.trials, entry)
+        verdict = self.judge_case(case, result.metrics, result.trials, entry)
         self.apply_verdict(result, verdict)
         if entry is None:
             others = store.other_keys(case.suite.name)
@@ -461,9 +310,10 @@ class HarnessSession:
                 result.message += f" (baselines for suite '{case.suite.name}' exist under: {', '.join(others)})"
         return verdict
 
-    def _judge(
+    def judge_case(
         self, case: Case, metrics: dict[str, float], trials: dict[str, list[float]], entry: dict[str, Any] | None
     ) -> Verdict:
+        """The gate's verdict on ``metrics`` / ``trials`` against a baseline ``entry`` (None: no baseline)."""
         return judge(
             case.id,
             metrics,
@@ -490,7 +340,7 @@ class HarnessSession:
         (again,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
         metrics = {**result.metrics, "latency_median_ms": summarize(again.latency_ms)["median"]}
         metrics["throughput_sps"] = again.throughput_sps
-        second = self._judge(case, metrics, again.per_trial(), result.baseline)
+        second = self.judge_case(case, metrics, again.per_trial(), result.baseline)
         self.apply_verdict(result, confirm(first, second))
         result.measure["confirmation"] = {
             "first_verdict": first.verdict,
@@ -505,7 +355,9 @@ class HarnessSession:
     ) -> None:
         """Typed outputs vs the fp32 reference (harness.run.precision); failures are applied by :meth:`_decide`."""
         entry = self.store(env["key"]).entry(case.suite.name, case.id)
-        precision.check_accuracy(self, case, engine, feeds, result, entry)
+        # the run that records a baseline is not judged against the one it replaces
+        baseline = None if self.config.update_baselines else entry
+        precision.check_accuracy(case, engine, feeds, result, baseline, self.references)
 
     def _decide(self, result: CaseResult) -> None:
         """The pytest outcome of a measured case (the gate's verdict, the run's options)."""
@@ -519,7 +371,7 @@ class HarnessSession:
         precision.apply_failures(result)  # past its accuracy tolerance: failed whatever the speed verdict
 
     def prepared(self, case: Case) -> PreparedModel:
-        key = (case.model.source, case.model.location, getattr(case.model, "weights", None) or "")
+        key = (case.model.source, case.model.location, case.model.weights or "")
         if key not in self._models:
             model = prepare(case.model, Path(self.config.cache_dir))
             self._models[key] = precision.with_weights(model, case, Path(self.config.cache_dir))
