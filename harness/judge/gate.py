@@ -19,9 +19,9 @@ gated metric and says ``regressed`` only when every answer is yes:
    (:func:`_with_cpu_evidence`). And was the runner itself slower? A host can slow a virtual machine down with no
    trace inside it; a fixed workload timed around every trial (harness.measure.probe) shows it. Every trial's times are
    scaled by that trial's probe reading to the baseline's runner speed before the questions above are asked
-   (:func:`_at_baseline_speed`): across processes on the 2-core development VM the probe's level followed the
-   cases' level with a correlation of 0.68-0.97, and dividing by it cut the run-to-run spread of a case's median
-   latency from 3.5-10 % to 1.8-4.9 %.
+   (:func:`_at_baseline_speed`): the probe's level follows the cases' level from one process to the next, so
+   dividing by it takes the host's share out of the run-to-run spread of a case's median (the figures are in
+   docs/evidence/gate-calibration-dev-vm.md).
 
 Why not a bootstrap interval of the ratio of medians: with 5 trials a side the percentile bootstrap of a median has
 only a handful of distinct values and undercovers (Efron & Tibshirani 1993, ch. 13 and 19); the rank interval has
@@ -77,17 +77,18 @@ MIN_TRIALS = 2  # fewer per side cannot be tested: a change beyond tolerance is 
 DETERMINISTIC = frozenset({"engine_bytes"})  # metrics without run-to-run noise: the tolerance alone decides
 # --build-only: a build is one sample per side (a CI job cannot afford several builds of every engine), so build time
 # is judged by its tolerance alone, which is this wide unless the suite sets one for `build_time`: builds of one
-# engine on one runner vary by 10-20 % (tactic timing, neighbours), a slower builder or a model that now takes
-# twice as long shows anyway.
+# engine on one runner vary far more than its latency does (tactic timing, neighbours), and a slower builder or a
+# model that now takes twice as long shows anyway (docs/tensorrt.md, --build-only).
 BUILD_TIME_TOLERANCE = 0.5
 CPU_METRIC = "cpu_ms"  # per-trial process CPU time per inference (harness.measure.trials), recorded on CPU backends
 CPU_SHARE = "cpu_share"  # per-trial process CPU time / wall time (harness.measure.trials)
 CONTENDED = 0.9  # a side whose median CPU share is below 90 % of the best trial's ran on a contended runner
 # How much contention inflates CPU time per inference of unchanged code, per unit of CPU share lost (relative to the
-# best trial). Measured on the 2-core shared development machine: a share falling from 57-65 % to 25 % raised it by
-# 8-13 %, i.e. 0.2-0.3 per unit; 0.35 leaves a margin. A contended comparison needs this much on top of the tolerance.
+# best trial), and per core of CPU that other processes used: a contended comparison needs this much on top of the
+# tolerance, since sharing caches and memory bandwidth slows the code itself, not only its wall-clock time. Both are
+# set a margin above what was measured (docs/evidence/gate-calibration-dev-vm.md, "CPU-time allowances").
 CONTENTION_SLOPE = 0.35
-NEIGHBOUR_SLOPE = 0.12  # measured there: one core busy with a numpy matmul next to us raised it by 9 %
+NEIGHBOUR_SLOPE = 0.12
 NEIGHBOUR_DELTA = 0.3  # cores: a difference of neighbour load from which the two sides ran on different runners
 NEIGHBOURS = "neighbour_cores"  # per-trial CPU used by other processes, cores (harness.measure.trials)
 PROBE = "probe_ms"  # per-trial time of the fixed speed-probe workload (harness.measure.probe), recorded on CPU backends
