@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.models.prepare import zoo_dir
+from harness.models.sources import zoo_dir
 from harness.trt import compat as trt_compat
 
 # The module `pytest benchmarks` collects (benchmarks/test_benchmarks.py), for pytester projects.

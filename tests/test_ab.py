@@ -10,9 +10,9 @@ import pytest
 from suite_runner import BENCH_MODULE, cases, run_suite
 
 from harness.core.errors import HarnessError
-from harness.models.prepare import zoo_dir
+from harness.models.sources import zoo_dir
 from harness.run.ab import ABConfig, base_model_path
-from harness.suite.schema import load_suite
+from harness.suite.load import load_suite
 
 pytest_plugins = ["pytester"]
 

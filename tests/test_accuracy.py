@@ -3,6 +3,7 @@ recipe fails its case; an accuracy drop against the baseline fails it too)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,8 @@ from suite_runner import BENCH_MODULE
 from harness.core.errors import HarnessError
 from harness.core.results import all_nonfinite
 from harness.judge import accuracy
-from harness.judge.accuracy import Tolerance, check, compare, compare_output, parse_tolerances, tolerance_for
+from harness.judge.accuracy import Tolerance, check, compare, compare_output, tolerance_for
+from harness.suite.accuracy_keys import ACCURACY_KEYS, parse_tolerances
 
 pytest_plugins = ["pytester"]
 
@@ -171,6 +173,10 @@ def test_default_tolerances_per_precision_and_overrides():
         parse_tolerances({"int8": {"atol": -1}}, "accuracy")
 
 
+def test_the_suite_accepts_exactly_the_tolerance_fields():
+    assert tuple(f.name for f in dataclasses.fields(Tolerance)) == ACCURACY_KEYS
+
+
 # -- end to end: the gate in a pytest run --------------------------------------------------------------------------
 SUITE = """
 suite: acc
@@ -289,7 +295,7 @@ def test_onnxruntime_skips_what_it_cannot_execute_with_the_reason(tmp_path):
     from harness.core.errors import CaseSkipped
     from harness.core.results import CaseResult
     from harness.run import precision
-    from harness.suite.schema import load_suite
+    from harness.suite.load import load_suite
 
     (tmp_path / "s.yaml").write_text(
         "suite: s\nmodels: [{name: m, onnx_zoo: light_squeezenet}]\nprecisions: [bf16, fp8, tf32, fp16]\n"

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from harness import __version__
 from harness.cli.init import read_starter, shape_label
 from harness.cli.main import main
-from harness.suite.schema import load_suite
+from harness.suite.load import load_suite
 
 
 def identity_model(path: Path, inputs: dict[str, tuple[int, list[int | str | None]]]) -> Path:

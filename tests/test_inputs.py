@@ -13,8 +13,9 @@ import real_models
 from onnx import TensorProto, helper, numpy_helper
 from suite_runner import cases, model_project, run_suite
 
-from harness.models.prepare import generate_inputs, plan_inputs, prepare
-from harness.suite.schema import load_suite
+from harness.models.inputs import generate_inputs, plan_inputs
+from harness.models.sources import prepare
+from harness.suite.load import load_suite
 
 pytest_plugins = ["pytester"]
 

@@ -12,7 +12,7 @@ from suite_runner import BENCH_MODULE
 from harness.cli.main import main
 from harness.core.errors import HarnessError
 from harness.core.results import CaseResult, RunResults
-from harness.models.prepare import zoo_dir
+from harness.models.sources import zoo_dir
 from harness.run.merge import find_results, merge
 
 pytest_plugins = ["pytester"]

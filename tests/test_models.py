@@ -10,8 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.core.errors import HarnessError
-from harness.models.prepare import generate_inputs, load_onnx, make_batch_dynamic, prepare, zoo_dir
-from harness.suite.schema import load_suite
+from harness.models.batch import make_batch_dynamic
+from harness.models.inputs import generate_inputs
+from harness.models.sources import load_onnx, prepare, zoo_dir
+from harness.suite.load import load_suite
 
 
 def suite_for(tmp_path: Path, model_lines: str, extra: str = "") -> object:

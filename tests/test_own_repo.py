@@ -13,7 +13,7 @@ import pytest
 
 from harness.core.errors import SuiteError
 from harness.pytest_plugin.collect import HINT
-from harness.suite.schema import load_suite
+from harness.suite.load import load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--warmup-ms", "5", "--min-duration-ms", "20", "--min-iterations", "3", "--trials", "1"]

@@ -15,12 +15,13 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 from harness.core.errors import HarnessError, SuiteError
-from harness.models.prepare import load_onnx, prepare, real_inputs
+from harness.models.graph import real_inputs
+from harness.models.sources import load_onnx, prepare
 from harness.recipes import typed_model
 from harness.recipes.calibration import generated_calibration, load_calibration
 from harness.recipes.weights import constant_weights
 from harness.run import precision
-from harness.suite.schema import load_suite
+from harness.suite.load import load_suite
 
 SUITE = """
 suite: recipes

@@ -18,7 +18,8 @@ from harness.measure.trials import SlowedRunner
 from harness.run.config import ABConfig, RunConfig
 from harness.run.session import HarnessSession
 from harness.run.start import open_session
-from harness.suite.schema import MeasureSpec, load_suite
+from harness.suite.load import load_suite
+from harness.suite.schema import MeasureSpec
 
 
 class SleepRunner(RunnerBase):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from harness.backends.base import REGISTRY
 from harness.core.errors import SuiteError
-from harness.suite.schema import load_suite
+from harness.models.sources import check_sources
+from harness.suite.backend_options import BACKEND_OPTIONS
+from harness.suite.load import load_suite
 
 MODEL = "  - name: squeezenet\n    onnx_zoo: light_squeezenet\n"
 
@@ -19,8 +25,9 @@ def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
 
 
 def error_of(path: Path) -> str:
+    """The error of loading ``path`` as a run does: the file, then the sources only model preparation can find."""
     with pytest.raises(SuiteError) as info:
-        load_suite(path)
+        check_sources(load_suite(path))
     message = str(info.value)
     assert "\n" not in message, "suite errors are one line"
     assert message.startswith(str(path)), "suite errors name the file first"
@@ -103,3 +110,36 @@ def test_mistakes_give_one_line_naming_key_and_fix(tmp_path, body, expected):
 
 def test_missing_suite_file(tmp_path):
     assert "suite file not found" in error_of(tmp_path / "absent.yaml")
+
+
+def test_each_model_records_the_line_of_its_source(tmp_path):
+    path = write(tmp_path, f"suite: s\nmodels:\n{MODEL}  - {{name: other, onnx_zoo: light_resnet50}}\n")
+    suite = load_suite(path)
+    assert [m.line for m in suite.models] == [4, 5]
+    assert suite.models[0].suite_file == path
+
+
+def test_a_source_found_missing_after_loading_names_the_file_and_line(tmp_path):
+    path = write(tmp_path, f"suite: s\nmodels:\n{MODEL}  - {{name: other, onnx_zoo: light_nope}}\n")
+    suite = load_suite(path)  # the zoo is the models stage's to search
+    with pytest.raises(SuiteError) as info:
+        check_sources(suite)
+    assert str(info.value).startswith(f"{path}: line 5: models[1].onnx_zoo: unknown zoo model 'light_nope'; known: ")
+
+
+def test_loading_a_suite_imports_no_later_stage():
+    """The suite layer names what the stages accept; it reads no stage to find out (harness.core only)."""
+    code = (
+        "import sys, harness.suite.load\n"
+        "later = ('models', 'recipes', 'backends', 'trt', 'measure', 'judge', 'run', 'report', 'machine')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2][-1] in later and m.startswith('harness.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_backend_table_and_registry_name_the_same_backends():
+    assert set(BACKEND_OPTIONS) == set(REGISTRY)
+    for name, target in REGISTRY.items():
+        module = importlib.import_module(target.split(":")[0])
+        assert module.OPTIONS is BACKEND_OPTIONS[name], f"{target} checks its options against the suite's table"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from suite_runner import run_suite, two_model_project
 
-from harness.models.prepare import zoo_dir
+from harness.models.sources import zoo_dir
 
 pytest_plugins = ["pytester"]
 

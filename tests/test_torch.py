@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from suite_runner import BENCH_MODULE
 
 from harness.backends.base import get_backend
 from harness.core.errors import CaseSkipped, HarnessError, SuiteError
-from harness.models.prepare import generate_inputs, load_torch_factory, prepare
-from harness.suite.schema import load_suite
+from harness.models.factories import load_torch_factory
+from harness.models.inputs import generate_inputs
+from harness.models.sources import check_sources, prepare
+from harness.suite.load import load_suite
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,20 +46,23 @@ def test_torch_source_is_validated_without_importing_torch(tmp_path):
     with pytest.raises(SuiteError, match=r"models\[0\]\.torch: expected 'package.module:factory'"):
         load_suite(bad)
     missing = write_suite(tmp_path, "suite: s\nmodels:\n  - {name: m, torch: 'nowhere.zoo:net'}\n")
-    with pytest.raises(SuiteError, match=r"module 'nowhere\.zoo' not found on the Python path"):
-        load_suite(missing)
+    with pytest.raises(SuiteError, match=r"line 3: models\[0\]\.torch: module 'nowhere\.zoo' not found on the Pyth"):
+        check_sources(load_suite(missing))
     two = write_suite(tmp_path, "suite: s\nmodels:\n  - {name: m, torch: 'a:b', onnx_zoo: light_squeezenet}\n")
     with pytest.raises(SuiteError, match="give exactly one model source"):
         load_suite(two)
 
 
-def test_module_above_the_suite_file_is_found(tmp_path, monkeypatch):
+def test_module_above_the_suite_file_is_found(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "nets.py").write_text("def net():\n    raise RuntimeError('not called at validation')\n")
     (tmp_path / "suites").mkdir()
+    before = list(sys.path)
     suite = load_suite(write_suite(tmp_path / "suites", "suite: s\nmodels:\n  - {name: m, torch: 'pkg.nets:net'}\n"))
+    check_sources(suite)
     assert suite.models[0].source == "torch" and suite.models[0].location == "pkg.nets:net"
-    monkeypatch.syspath_prepend(str(tmp_path))  # keep sys.path tidy for other tests
+    assert sys.path == before, "checking a suite leaves the import path as it was"
+    assert "pkg.nets" not in sys.modules, "checking a suite imports no factory"
 
 
 # -- export ----------------------------------------------------------------------------------------------------------
@@ -120,6 +126,27 @@ def test_factory_mistakes_are_one_line_errors(tmp_path, monkeypatch):
         load_torch_factory("badzoo:broken")
     with pytest.raises(HarnessError, match="has no function 'nope'"):
         load_torch_factory("badzoo:nope")
+
+
+def test_factory_above_the_suite_file_is_exported_and_the_import_path_restored(tmp_path):
+    (tmp_path / "above_pkg").mkdir()
+    (tmp_path / "above_pkg" / "__init__.py").write_text("")
+    (tmp_path / "above_pkg" / "tiny.py").write_text(
+        "import torch\ndef net():\n    return torch.nn.Linear(3, 2), torch.zeros(1, 3)\n"
+    )
+    (tmp_path / "suites").mkdir()
+    suite = load_suite(
+        write_suite(tmp_path / "suites", "suite: s\nmodels:\n  - {name: m, torch: 'above_pkg.tiny:net'}\n")
+    )
+    before = list(sys.path)
+    try:
+        model = prepare(suite.models[0], tmp_path / "cache")
+        net, _ = load_torch_factory(suite.models[0].location, suite.models[0].suite_file)
+    finally:
+        for name in ("above_pkg.tiny", "above_pkg"):
+            sys.modules.pop(name, None)
+    assert model.inputs[0].shape == ("batch", 3) and isinstance(net, torch.nn.Linear)
+    assert sys.path == before
 
 
 def test_weights_come_from_a_local_file(tmp_path):

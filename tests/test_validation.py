@@ -8,7 +8,8 @@ import pytest
 
 from harness.core.errors import SuiteError
 from harness.judge.baselines import baseline_problem
-from harness.suite.schema import load_suite, measure_value_problem
+from harness.suite.load import load_suite
+from harness.suite.schema import measure_value_problem
 
 BASE = "suite: s\nmodels:\n  - name: m\n    onnx_zoo: light_squeezenet\n"
 

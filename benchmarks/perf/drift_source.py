@@ -51,7 +51,7 @@ def main() -> int:
 
     from harness.core.results import CaseResult
     from harness.run.session import HarnessSession, RunConfig
-    from harness.suite.schema import load_suite
+    from harness.suite.load import load_suite
 
     session = HarnessSession(RunConfig(backend="onnxruntime", cache_dir=Path(args.cache_dir)))
     case = next((c for c in load_suite(args.suite).cases() if c.id == args.case), None)

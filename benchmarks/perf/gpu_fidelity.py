@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.backends.base import get_backend  # noqa: E402
 from harness.measure.loop import measure  # noqa: E402
-from harness.suite.schema import MeasureSpec, load_suite  # noqa: E402
+from harness.suite.load import load_suite  # noqa: E402
+from harness.suite.schema import MeasureSpec  # noqa: E402
 
 SPEC = MeasureSpec(warmup_ms=300, min_duration_ms=1500, min_iterations=200)
 BARE_ITERATIONS = 400
@@ -127,10 +128,10 @@ class BareSide:
     def __init__(self, case: Any, mode: str) -> None:
         import torch
 
-        from harness.models.prepare import load_torch_factory
+        from harness.models.factories import load_torch_factory
 
         self.torch = torch
-        net, _ = load_torch_factory(case.model.location)
+        net, _ = load_torch_factory(case.model.location, case.model.suite_file)
         self.net = net.cuda().half()
         x = [torch.from_numpy(v).cuda() for v in _feeds(case.model.name, case.batch_size).values()]
         self.x = [t.half() if t.is_floating_point() else t for t in x]
@@ -273,7 +274,7 @@ def enqueue_probe() -> list[dict[str, Any]]:
 
     from harness.machine import cuda
     from harness.machine.telemetry import Sampler
-    from harness.models.prepare import load_torch_factory
+    from harness.models.factories import load_torch_factory
 
     rows = []
     for factory, batch in (("resnet50", 1), ("resnet50", 8), ("resnet50", 32), ("bert_base", 1), ("bert_base", 32)):

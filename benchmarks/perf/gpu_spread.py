@@ -107,7 +107,7 @@ SPEC = {"warmup_ms": 200.0, "min_duration_ms": 500.0, "min_iterations": 50, "tri
 def _engine(torch, location: str, batch: int):
     from harness.backends.base import BuildInfo
     from harness.backends.torch import TorchEngine
-    from harness.models.prepare import load_torch_factory
+    from harness.models.factories import load_torch_factory
 
     net, examples = load_torch_factory(location)
     device = torch.device("cuda", 0)

@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--no-measure", action="store_true", help="write the variant without timing it")
     args = parser.parse_args()
     if args.zoo:
-        from harness.models.prepare import zoo_dir
+        from harness.models.sources import zoo_dir
 
         src = zoo_dir() / f"light_{args.zoo.removeprefix('light_')}.onnx"
     elif args.model:

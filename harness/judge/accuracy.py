@@ -51,31 +51,11 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 
-# The suite keys of ``accuracy: {<precision>: {...}}``:
-#   atol_scale      absolute tolerance per element as a fraction of the output's largest |fp32| value
-#   atol            absolute tolerance per element in the output's units (replaces atol_scale when given)
-#   rtol            relative tolerance per element (an element mismatches when it exceeds both)
-#   quantile        which quantile of the absolute error is reported
-#   max_mismatch    allowed fraction of mismatching elements
-#   min_cosine      cosine similarity of each output, flattened
-#   min_top1        fraction of samples whose arg-max class agrees (classifier-shaped outputs only)
-#   max_cosine_drop / max_top1_drop / max_mismatch_rise   allowed change against the case's baseline
-ACCURACY_KEYS = (
-    "atol_scale",
-    "atol",
-    "rtol",
-    "quantile",
-    "max_mismatch",
-    "min_cosine",
-    "min_top1",
-    "max_cosine_drop",
-    "max_top1_drop",
-    "max_mismatch_rise",
-)
-
 
 @dataclass(frozen=True)
 class Tolerance:
+    """The limits one precision is held to; one field per suite key of ``accuracy:`` (harness.suite.accuracy_keys)."""
+
     atol_scale: float = 2e-3
     atol: float | None = None  # absolute, in the output's units; None: atol_scale x max|fp32| of each output
     rtol: float = 1e-2
@@ -129,37 +109,6 @@ def tolerance_for(precision: str, overrides: dict[str, dict[str, float]] | None 
     given = dict((overrides or {}).get("default", {}))
     given.update((overrides or {}).get(precision, {}))
     return replace(base, **given) if given else base
-
-
-def parse_tolerances(raw: Any, where: str) -> dict[str, dict[str, float]]:
-    """Validate a suite's ``accuracy:`` mapping: precision (or ``default``) -> {key: number}. One-line errors."""
-    import difflib
-
-    from harness.suite.schema import PRECISIONS
-
-    if not isinstance(raw, dict):
-        raise HarnessError(
-            f"{where}: expected a mapping of precision -> tolerances, e.g. {{int8: {{min_cosine: 0.99}}}}"
-        )
-    out: dict[str, dict[str, float]] = {}
-    for precision, values in raw.items():
-        choices = ("default", *PRECISIONS)
-        if precision not in choices:
-            near = difflib.get_close_matches(str(precision), choices, n=1)
-            hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(choices)}"
-            raise HarnessError(f"{where}.{precision}: unknown precision; {hint}")
-        if not isinstance(values, dict):
-            raise HarnessError(f"{where}.{precision}: expected a mapping such as {{atol: 0.001, min_cosine: 0.999}}")
-        out[precision] = {}
-        for key, value in values.items():
-            if key not in ACCURACY_KEYS:
-                near = difflib.get_close_matches(str(key), ACCURACY_KEYS, n=1)
-                hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(ACCURACY_KEYS)}"
-                raise HarnessError(f"{where}.{precision}.{key}: unknown tolerance; {hint}")
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise HarnessError(f"{where}.{precision}.{key}: expected a non-negative number, got {value!r}")
-            out[precision][key] = float(value)
-    return out
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ A model exported from ``transformers`` takes ``input_ids`` (rows of a vocabulary
 the runtime with an error that names a node. So the harness follows each integer input forward through the ops that
 keep its values (Cast, Reshape, Unsqueeze, ...) to the Gathers that use it as indices, and bounds it by the smallest
 table it indexes; the rows of a table come from its initializer, a Constant node or ONNX shape inference.
+
+Old-IR models list every initializer as a graph input too; the real inputs are the graph inputs that no initializer
+feeds (:func:`real_inputs`), each described by a :class:`TensorInfo`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 # Ops whose output holds (a subset or a rearrangement of) the values of their data input: an index stays an index
 # and a mask stays a mask through them. The number is the input that carries the values; None: every input.
@@ -38,6 +41,35 @@ VALUE_PRESERVING: dict[str, int | None] = {
 # Where a tensor used as a condition ends up: such an input is a mask.
 BOOLEAN_CONSUMERS = {"Not": 0, "And": None, "Or": None, "Xor": None, "Where": 0}
 MASK_NAME_PARTS = ("mask",)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # numpy dtype name, e.g. "float32"
+    shape: tuple[int | str | None, ...]  # int = fixed, str = named dynamic dim, None = unnamed dynamic dim
+
+
+def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that no initializer feeds."""
+    initializers = {init.name for init in graph.initializer}
+    return [vi for vi in graph.input if vi.name not in initializers]
+
+
+def tensor_info(value_info: onnx.ValueInfoProto) -> TensorInfo:
+    tensor_type = value_info.type.tensor_type
+    dims: list[int | str | None] = []
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param"):
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name if tensor_type.elem_type else "float32"
+    if tensor_type.elem_type == onnx.TensorProto.BFLOAT16:
+        dtype = "bfloat16"
+    return TensorInfo(value_info.name, dtype, tuple(dims))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from typing import Any
 
 from harness.core.errors import CaseSkipped, HarnessError, output_error
 from harness.core.fsio import atomic_write_bytes, locked, write_json
-from harness.models.prepare import PreparedModel, condensed, load_onnx, sha256_bytes
+from harness.core.messages import condensed
+from harness.models.sources import PreparedModel, load_onnx, sha256_bytes
 
 RECIPE_VERSION = 1  # bump when a recipe changes what it produces, so cached variants are remade
 AS_IS = ("fp32", "tf32")
@@ -234,11 +235,3 @@ def _converter_version() -> str:
     except ImportError:
         ort = "none"
     return f"onnx-{onnx.__version__}+onnxruntime-{ort}"
-
-
-def recipe_options_keys() -> dict[str, dict[str, Any]]:
-    """Per precision, the option names a suite may give under ``recipes:`` and their types."""
-    from harness.recipes.floats import FLOAT_OPTIONS
-    from harness.recipes.quantize import QUANT_OPTIONS
-
-    return {"fp16": FLOAT_OPTIONS, "bf16": FLOAT_OPTIONS, "int8": QUANT_OPTIONS, "fp8": QUANT_OPTIONS}

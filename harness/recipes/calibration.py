@@ -22,8 +22,6 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 
-METHODS = ("minmax", "entropy", "percentile")
-
 
 @dataclass(frozen=True)
 class CalibrationData:

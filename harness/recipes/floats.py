@@ -36,8 +36,6 @@ SENSITIVE_OPS = (
     "Softplus",
 )
 
-FLOAT_OPTIONS = {"keep_io_types": bool, "block_ops": list, "block_nodes": list}
-
 
 def to_float16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16

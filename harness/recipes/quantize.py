@@ -19,22 +19,14 @@ from typing import Any
 import onnx
 
 from harness.core.errors import HarnessError
-from harness.models.prepare import fixed_batch_of
-from harness.recipes.calibration import METHODS, CalibrationData
+from harness.models.batch import fixed_batch_of
+from harness.recipes.calibration import CalibrationData
 from harness.recipes.floats import SENSITIVE_OPS as FLOAT_SENSITIVE_OPS
+from harness.suite.recipe_keys import CALIBRATION_METHODS
 
 # Kept in float: what the float recipes keep in fp32 (harness.recipes.floats), plus the bounded activations, whose
 # steep regions int8 resolves poorly.
 SENSITIVE_OPS = (*FLOAT_SENSITIVE_OPS, "Sigmoid", "Tanh")
-
-QUANT_OPTIONS = {
-    "per_channel": bool,
-    "symmetric_activations": bool,
-    "exclude_ops": list,
-    "exclude_nodes": list,
-    "op_types": list,
-    "percentile": (int, float),
-}
 
 
 def quantize(
@@ -49,8 +41,10 @@ def quantize(
         quantize_static,
     )
 
-    if method not in METHODS:
-        raise HarnessError(f"calibration.method: unknown method '{method}'; use one of {', '.join(METHODS)}")
+    if method not in CALIBRATION_METHODS:
+        raise HarnessError(
+            f"calibration.method: unknown method '{method}'; use one of {', '.join(CALIBRATION_METHODS)}"
+        )
     if calibration.count == 0:
         raise HarnessError("calibration: no samples to calibrate with; give calibration.samples >= 1")
 

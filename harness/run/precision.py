@@ -28,7 +28,8 @@ from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes, write_json
 from harness.core.results import CaseResult, all_nonfinite
 from harness.judge import accuracy
-from harness.models.prepare import PreparedModel, generate_inputs, load_onnx, sha256_bytes
+from harness.models.inputs import generate_inputs
+from harness.models.sources import PreparedModel, load_onnx, sha256_bytes
 from harness.run.config import RunConfig
 from harness.suite.schema import Case, Suite
 
@@ -91,7 +92,7 @@ def typed_for_case(
 def calibration_for(case: Case, prepared: PreparedModel) -> tuple[Any, str]:
     """The suite's calibration samples, or generated ones (a different seed from the benchmark inputs)."""
     from harness.recipes.calibration import generated_calibration, load_calibration
-    from harness.recipes.config import CalibrationSpec
+    from harness.suite.recipe_keys import CalibrationSpec
 
     spec = case.model.calibration or CalibrationSpec()
     if spec.data is not None:

@@ -28,7 +28,8 @@ from harness.machine.environment import fingerprint
 from harness.machine.telemetry import combine as combine_telemetry
 from harness.measure.loop import measure
 from harness.measure.trials import SlowedRunner, TrialSet, measure_rounds
-from harness.models.prepare import PreparedModel, generate_inputs, plan_inputs, prepare
+from harness.models.inputs import generate_inputs, plan_inputs
+from harness.models.sources import PreparedModel, prepare
 from harness.run import precision
 from harness.run.config import RunConfig
 from harness.run.interleave import Interleaved, Variant, VariantFailed, interleave
