@@ -25,34 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import HarnessError, output_error
+from harness.core.errors import output_error
 from harness.core.fsio import atomic_write_bytes, dumps_json, locked, write_json
 
 DEFAULT_MAX_BYTES = 4 * 2**30
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_size(value: Any, what: str = "size") -> int:
-    """Bytes from an int or text such as ``256M``, ``1.5G``, ``512MiB`` (binary units: 1M = 2**20 bytes)."""
-    if isinstance(value, bool):
-        raise HarnessError(f"{what}: expected a size such as 256M or 1G, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise HarnessError(f"{what}: a size cannot be negative ({value})")
-        return value
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise HarnessError(f"{what}: expected a size such as 256M, 1G or a byte count, got {value!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def format_size(num_bytes: int) -> str:
-    """The shortest exact label: ``256M``, ``1G``, ``1536M``, ``4096`` (used in case ids)."""
-    for unit, factor in (("T", 2**40), ("G", 2**30), ("M", 2**20), ("K", 2**10)):
-        if num_bytes >= factor and num_bytes % factor == 0:
-            return f"{num_bytes // factor}{unit}"
-    return str(num_bytes)
 
 
 def cache_key(model_sha256: str, build_config: dict[str, Any], library: str, target: str) -> str:
