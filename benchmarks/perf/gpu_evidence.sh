@@ -25,7 +25,7 @@ run_suite() {  # run_suite NAME ARGS...: one pytest run of the GPU suite, result
 for stage in "$@"; do
   case "$stage" in
     tests)
-      python3 -m pytest tests/test_cuda.py tests/test_telemetry.py tests/test_torch.py -m gpu -rs -v -p no:cacheprovider \
+      python3 -m pytest tests/test_machine_cuda.py tests/test_machine_telemetry.py tests/test_backends_torch.py -m gpu -rs -v -p no:cacheprovider \
         2>&1 | tee "$out/gpu-tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" | tail -30 ;;
     fidelity)
       python3 benchmarks/perf/gpu_fidelity.py --out "$out/fidelity.json" 2>&1 | tee "$out/fidelity.log" | tail -24 ;;

@@ -1,6 +1,6 @@
 """Type-check the TensorRT backend against the TensorRT 10.13 API described by ``tensorrt-stubs``.
 
-``python -m harness.trt.typecheck`` (CI runs it through tests/test_tensorrt_typecheck.py).
+``python -m harness.trt.typecheck`` (CI runs it through tests/test_trt_typecheck.py).
 
 The ``tensorrt-stubs`` wheel cannot be used by mypy as installed: it puts ``.pyi`` files into a ``tensorrt`` folder
 without a ``py.typed`` marker (mypy then skips it and every TensorRT call silently becomes ``Any``), and a few of its

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_accuracy import _run, _write
+from tests.test_judge_accuracy import _run, _write
 
 pytest_plugins = ["pytester"]
 
