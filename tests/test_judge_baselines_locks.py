@@ -89,8 +89,12 @@ def test_a_second_run_into_the_same_report_folder_is_refused_while_the_first_kee
             break
         probe.release()
         time.sleep(0.2)
+    listing = subprocess.run(pytest_args(root, "--collect-only"), cwd=root, capture_output=True, text=True, timeout=120)
     second = subprocess.run(pytest_args(root, "--no-reports"), cwd=root, capture_output=True, text=True, timeout=120)
     out, _ = first.communicate(timeout=240)
+    # listing the cases writes nothing, so it is not refused beside a run in progress
+    assert listing.returncode == 0 and listing.stdout.count("::") == 4, listing.stdout + listing.stderr
+    assert "PytestAssertRewriteWarning" not in listing.stdout + listing.stderr
     assert first.returncode == 0, out
     text = second.stdout + second.stderr
     assert second.returncode == 4, text

@@ -84,7 +84,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for suite in suites:
             session.backend_for(suite)
         check_output_folders(session)
-        state.report_claim = claim_report_dir(session)
+        if not config.option.collectonly:  # listing the cases writes nothing: it may run beside a real run
+            state.report_claim = claim_report_dir(session)
         if not session.config.update_baselines:
             for suite in suites:
                 key = session.environment(session.backend_for(suite))["key"]

@@ -18,6 +18,9 @@ Which YAML files are suites:
 A Python bench module (``def test_case(harness_case, harness_check)``, such as benchmarks/test_benchmarks.py) keeps
 working: its ``test_case[<case id>]`` items run the ``--suite`` / ``harness_suites`` suites as before, and a suite
 that both collect runs once, as the module's item.
+
+PYTEST_DONT_REWRITE: the package imports this module before pytest registers it as a plugin (``pytest_plugins``);
+it holds no assertion to rewrite, and the marker keeps pytest from warning that it cannot.
 """
 
 from __future__ import annotations
