@@ -152,6 +152,24 @@ def read_json(path: str | os.PathLike[str], *, literals: bool = True) -> Any:
     return loads_json(Path(path).read_bytes().decode("utf-8"), literals=literals)
 
 
+def read_user_json(path: Path, label: str, expected: str, missing: str) -> Any:
+    """:func:`read_json` of a file a user named, every way it can be unusable made one :class:`HarnessError` line:
+    ``label`` names it (``--baseline x.json``), ``expected`` is what to pass instead (``a results.json``),
+    ``missing`` what to do when it does not exist."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        raise HarnessError(f"{label}: {missing}") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{label}: is a folder; pass {expected} inside it") from None
+    except OSError as exc:
+        raise HarnessError(f"{label}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{label}: not UTF-8 text (byte {exc.start}); pass {expected}") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{label}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     atomic_write_text(path, dumps_json(data))
 

@@ -8,14 +8,13 @@ It is strict JSON: a NaN or infinite number is written as ``null`` and listed in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from harness.core.errors import HarnessError
-from harness.core.fsio import read_json, write_json
+from harness.core.fsio import read_user_json, write_json
 
 SCHEMA = "harness.results/1"
 
@@ -166,18 +165,7 @@ class RunResults:
     @classmethod
     def read(cls, path: Path) -> RunResults:
         """A results file written by :meth:`write` (or by hand: NaN / Infinity tokens are accepted too)."""
-        try:
-            data = read_json(path)
-        except FileNotFoundError:
-            raise HarnessError(f"{path}: no such results file; run the benchmarks first") from None
-        except IsADirectoryError:
-            raise HarnessError(f"{path}: is a folder; pass the results.json inside it") from None
-        except OSError as exc:
-            raise HarnessError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
-        except UnicodeDecodeError as exc:
-            raise HarnessError(f"{path}: not UTF-8 text (byte {exc.start}); pass a results.json") from None
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        data = read_user_json(path, str(path), "a results.json", "no such results file; run the benchmarks first")
         return cls.from_dict(data, str(path))
 
     def to_dataframe(self) -> Any:

@@ -9,12 +9,11 @@ tolerances the case was gated with (10% when none were recorded). Nothing is mea
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.core.fsio import read_json
+from harness.core.fsio import read_user_json
 from harness.core.results import SCHEMA as RESULTS_SCHEMA
 from harness.core.results import CaseResult, RunResults
 from harness.core.stats import compact_quantiles
@@ -23,17 +22,8 @@ from harness.judge.gate import judge
 BASELINE_SCHEMA = "harness.baseline/"  # any version: /1 has metrics only, /2 adds per-trial values
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except FileNotFoundError:
-        raise HarnessError(f"--baseline {path}: no such file or directory") from None
-    except OSError as exc:
-        raise HarnessError(f"--baseline {path}: cannot be read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"--baseline {path}: not UTF-8 text (byte {exc.start}); pass a JSON file") from None
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"--baseline {path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+def _read(path: Path) -> Any:
+    return read_user_json(path, f"--baseline {path}", "a JSON file", "no such file or directory")
 
 
 def load_entries(path: Path, results: RunResults) -> tuple[dict[tuple[str, str], dict[str, Any]], str]:
@@ -51,9 +41,9 @@ def load_entries(path: Path, results: RunResults) -> tuple[dict[tuple[str, str],
                 + "; pass the folder or file to compare with"
             )
         for file in files:
-            entries.update(_entries_of(file, _read_json(file)))
+            entries.update(_entries_of(file, _read(file)))
         return entries, f"{folder} ({len(files)} file{'s' if len(files) != 1 else ''})"
-    data = _read_json(path)
+    data = _read(path)
     entries.update(_entries_of(path, data))
     return entries, str(path)
 
