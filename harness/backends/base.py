@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.attribution.record import LayerProfile
 from harness.core.errors import HarnessError
 from harness.core.measurement import Measurement
 from harness.models.sources import PreparedModel
@@ -69,6 +70,10 @@ class Runner(Protocol):
         """One trial timed by the backend's own tool (trtexec runs its loop itself), or None: the caller times
         :meth:`step` in harness.measure.loop."""
 
+    def profile(self, iterations: int) -> LayerProfile | None:
+        """Per-layer times over ``iterations`` inferences, in a pass of its own after the gated trials (profilers
+        slow what they watch), or None where the backend has no profiler."""
+
 
 class RunnerBase(ABC):
     """A runner's defaults: the caller times :meth:`step` (``measure`` returns None), and ``close`` has nothing to
@@ -84,6 +89,9 @@ class RunnerBase(ABC):
         return None
 
     def measure(self, spec: MeasureSpec, batch_size: int) -> Measurement | None:
+        return None
+
+    def profile(self, iterations: int) -> LayerProfile | None:
         return None
 
 
