@@ -1,14 +1,44 @@
 """The fusion-aware difference between two layer profiles: which groups of ONNX nodes got slower, and why.
 
-(The method and its sources are described where :func:`diff_profiles` is implemented.)
+Method. Every layer of either profile is a vertex of one graph; two layers are joined by an edge when the sets of ONNX
+nodes they implement overlap, on the same side or across the two sides. The groups are the graph's connected
+components (found with a disjoint-set forest, :class:`scipy.cluster.hierarchy.DisjointSet`). A layer that fused
+``Conv_12`` and ``Relu_13`` in one build and the two layers of another build that ran them apart land in one group,
+so every layer is in exactly one group and the groups' deltas add up to the layers' total delta. What the layers do
+not explain (launch gaps, host work, synchronisation) is left as ``unattributed_ms``: the end-to-end change minus the
+groups' deltas.
+
+Layers that name no ONNX node (a backend or an engine without metadata) are matched instead by their ``signature``
+(op type and shapes), k-th with k-th where several share one, then by layer type and name.
+
+Each group's change is classified, first match wins: ``added`` (only in the current profile), ``removed`` (only in
+the baseline), ``fusion changed`` (the node set is split into layers differently on the two sides), ``precision
+changed`` (the same layers run at another precision or format, or reformat layers came or went), ``tactic changed``
+(the same layers with another tactic or kernel), else ``slower`` / ``faster`` / ``unchanged`` by the noise rule.
+
+Noise rule. Each layer carries ``spread_ms``, half the interquartile range of its per-inference times. A side's
+noise is the root of the sum of its layers' squared spreads (the layers vary independently); a group's noise is the
+two sides' noise added (either median may sit that far off) plus a floor of 2% of the group's baseline time and
+3 µs (the resolution of per-layer timers). A group is ``above_noise`` only when ``|delta|`` exceeds that.
+
+Sources. Comparing two engines layer by layer follows TREx's engine comparison
+(``trex.compare_engines`` in NVIDIA's trt-engine-explorer, TensorRT's ``tools/experimental/trt-engine-explorer``),
+which aligns layers by name and type only; Polygraphy's layer-wise comparison (``polygraphy run
+--trt-outputs mark all --onnxrt-outputs mark all``) matches TensorRT layers to ONNX tensors by name for accuracy.
+Ours: joining layers through the ONNX nodes they implement, the connected components across fusions, the
+signature fallback, the classification and the noise rule.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.attribution.record import LayerProfile
+from harness.attribution.record import LayerProfile, LayerTime
+from harness.core.errors import HarnessError
 
 # What happened to a group between the two profiles; "unattributed" is the part of the end-to-end change the layers
 # do not explain (launch gaps, host work, reformats outside any node).
@@ -22,6 +52,32 @@ CHANGES = (
     "removed",
     "unchanged",
 )
+
+# The noise floor of a group (see the module docstring): a fraction of its baseline time and an absolute time.
+RELATIVE_FLOOR = 0.02
+ABSOLUTE_FLOOR_MS = 0.003
+# A label names at most this many layers; the rest are counted.
+LABEL_LAYERS = 3
+REFORMAT = "Reformat"
+
+
+def _ms(value: float) -> float:
+    """Four significant digits, as the profiles keep their times."""
+    return float(f"{value:.4g}") if math.isfinite(value) and value != 0 else float(value)
+
+
+def _number(data: dict[str, Any], key: str, where: str) -> float:
+    value = data.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise HarnessError(f"{where}: '{key}' should be a number")
+    return float(value)
+
+
+def _names(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise HarnessError(f"{where}: '{key}' should be a list of names")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -41,11 +97,44 @@ class GroupChange:
         return self.current_ms - self.baseline_ms
 
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        out: dict[str, Any] = {
+            "label": self.label,
+            "change": self.change,
+            "baseline_ms": _ms(self.baseline_ms),
+            "current_ms": _ms(self.current_ms),
+            "above_noise": self.above_noise,
+            "noise_ms": _ms(self.noise_ms),
+        }
+        for key in ("nodes", "baseline_layers", "current_layers"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "group") -> GroupChange:
-        raise NotImplementedError
+        if not isinstance(data, dict) or not isinstance(data.get("label"), str):
+            raise HarnessError(f"{where}: a group needs a 'label' (a string)")
+        where = f"{where} '{data['label']}'"
+        if data.get("change") not in CHANGES:
+            raise HarnessError(f"{where}: 'change' should be one of {', '.join(CHANGES)}")
+        if not isinstance(data.get("above_noise"), bool):
+            raise HarnessError(f"{where}: 'above_noise' should be true or false")
+        return cls(
+            label=data["label"],
+            nodes=_names(data, "nodes", where),
+            baseline_layers=_names(data, "baseline_layers", where),
+            current_layers=_names(data, "current_layers", where),
+            baseline_ms=_number(data, "baseline_ms", where),
+            current_ms=_number(data, "current_ms", where),
+            change=data["change"],
+            above_noise=data["above_noise"],
+            noise_ms=_number(data, "noise_ms", where) if "noise_ms" in data else 0.0,
+        )
+
+
+def _signed_ms(value: float) -> str:
+    """``+0.41 ms``, ``-0.0042 ms``: two decimals from 0.01 ms up, two significant digits below."""
+    return f"{value:+.2f} ms" if abs(value) >= 0.01 else f"{value:+.2g} ms"
 
 
 @dataclass(frozen=True)
@@ -61,21 +150,184 @@ class ProfileDiff:
 
     def share(self, group: GroupChange) -> float:
         """``group``'s part of the end-to-end change (signed; the groups and the unattributed rest add up to 1)."""
-        raise NotImplementedError
+        return group.delta_ms / self.delta_ms if self.delta_ms else 0.0
+
+    def contributors(self, top: int = 3) -> tuple[GroupChange, ...]:
+        """The ``top`` groups above the noise that moved in the direction of the end-to-end change, largest first."""
+        if not self.delta_ms:
+            return ()
+        same_way = [g for g in self.groups if g.above_noise and g.delta_ms * self.delta_ms > 0]
+        return tuple(same_way[:top])
 
     def where(self, top: int = 3) -> str:
         """The regression message's tail: ``where: Conv_12+Relu_13 +0.41 ms (71% of the change, tactic changed),
         Add_40 +0.09 ms (16%)``; only groups above the noise, '' when none is."""
-        raise NotImplementedError
+        parts: list[str] = []
+        for group in self.contributors(top):
+            why = [f"{self.share(group):.0%}" + ("" if parts else " of the change")]
+            if group.change not in ("slower", "faster"):
+                why.append(group.change)
+            parts.append(f"{group.label} {_signed_ms(group.delta_ms)} ({', '.join(why)})")
+        return "where: " + ", ".join(parts) if parts else ""
 
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {
+            "baseline_ms": _ms(self.baseline_ms),
+            "current_ms": _ms(self.current_ms),
+            "unattributed_ms": _ms(self.unattributed_ms),
+            "groups": [group.to_dict() for group in self.groups],
+        }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "diff") -> ProfileDiff:
-        raise NotImplementedError
+        if not isinstance(data, dict):
+            raise HarnessError(f"{where}: a profile diff should be an object")
+        groups = data.get("groups")
+        if not isinstance(groups, list):
+            raise HarnessError(f"{where}: 'groups' should be a list")
+        return cls(
+            groups=tuple(GroupChange.from_dict(item, f"{where} group {i}") for i, item in enumerate(groups)),
+            baseline_ms=_number(data, "baseline_ms", where),
+            current_ms=_number(data, "current_ms", where),
+            unattributed_ms=_number(data, "unattributed_ms", where),
+        )
+
+
+# -- grouping --------------------------------------------------------------------------------------------------------
+
+Vertex = tuple[str, int]  # ("b" | "c", index of the layer in its profile)
+
+
+def _fallback_keys(baseline: Sequence[LayerTime], current: Sequence[LayerTime]) -> dict[Vertex, Hashable]:
+    """A shared key for each pair of node-less layers that match across the sides: same signature (k-th with k-th,
+    same names paired first), else same type and name. Unmatched node-less layers get no key."""
+    keys: dict[Vertex, Hashable] = {}
+    loose = {
+        side: [i for i, layer in enumerate(layers) if not layer.nodes]
+        for side, layers in (("b", baseline), ("c", current))
+    }
+    by_side = {"b": baseline, "c": current}
+
+    def pair(attribute: Any) -> None:
+        buckets: dict[Hashable, dict[str, list[int]]] = defaultdict(lambda: {"b": [], "c": []})
+        for side in ("b", "c"):
+            for i in loose[side]:
+                if (side, i) not in keys and (value := attribute(by_side[side][i])) is not None:
+                    buckets[value][side].append(i)
+        for value, sides in buckets.items():
+            for k, (b, c) in enumerate(zip(sides["b"], sides["c"], strict=False)):
+                keys[("b", b)] = keys[("c", c)] = ("match", value, k)
+
+    pair(lambda layer: (layer.signature, layer.name) if layer.signature else None)
+    pair(lambda layer: layer.signature)
+    pair(lambda layer: (layer.kind, layer.name))
+    return keys
+
+
+def _components(baseline: Sequence[LayerTime], current: Sequence[LayerTime]) -> list[list[Vertex]]:
+    """The connected components of the layers of both sides, joined where their node sets (or fallback keys) meet."""
+    from scipy.cluster.hierarchy import DisjointSet
+
+    vertices: list[Vertex] = [("b", i) for i in range(len(baseline))] + [("c", i) for i in range(len(current))]
+    forest = DisjointSet(vertices)
+    fallback = _fallback_keys(baseline, current)
+    first_with: dict[Hashable, Vertex] = {}
+    for vertex in vertices:
+        layer = (baseline if vertex[0] == "b" else current)[vertex[1]]
+        keys: Iterable[Hashable] = [("node", n) for n in layer.nodes] if layer.nodes else [fallback.get(vertex)]
+        for key in keys:
+            if key is not None:
+                forest.merge(first_with.setdefault(key, vertex), vertex)
+    return [sorted(component) for component in forest.subsets()]
+
+
+def _partition_key(layer: LayerTime) -> tuple[str, ...]:
+    """The part of the group's node set a layer runs; a node-less layer is one part (the fallback matched at most
+    one on each side into its group)."""
+    return layer.nodes
+
+
+def _partition(layers: Iterable[LayerTime]) -> list[tuple[str, ...]]:
+    return sorted(_partition_key(layer) for layer in layers)
+
+
+def _side_noise(layers: Iterable[LayerTime]) -> float:
+    return math.sqrt(sum(layer.spread_ms**2 for layer in layers))
+
+
+def _classify(old: Sequence[LayerTime], new: Sequence[LayerTime], delta: float, noise: float) -> str:
+    if not old:
+        return "added"
+    if not new:
+        return "removed"
+    old_main = [layer for layer in old if layer.kind != REFORMAT]
+    new_main = [layer for layer in new if layer.kind != REFORMAT]
+    if _partition(old_main) != _partition(new_main):
+        return "fusion changed"
+    old_reformats = sum(layer.kind == REFORMAT for layer in old)
+    new_reformats = sum(layer.kind == REFORMAT for layer in new)
+    # the partitions are equal here, so sorting both sides by the part each layer runs pairs them layer for layer
+    pairs = list(zip(sorted(old_main, key=_partition_key), sorted(new_main, key=_partition_key), strict=True))
+    if old_reformats != new_reformats or any(_differs(a.precision, b.precision) for a, b in pairs):
+        return "precision changed"
+    if any(_differs(a.tactic, b.tactic) for a, b in pairs):
+        return "tactic changed"
+    if abs(delta) <= noise:
+        return "unchanged"
+    return "slower" if delta > 0 else "faster"
+
+
+def _differs(old: str | None, new: str | None) -> bool:
+    """Both sides say, and say different things (a profiler that does not report tactics changes nothing)."""
+    return old is not None and new is not None and old != new
+
+
+def _label(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> str:
+    names = [layer.name for layer in sorted(new or old, key=lambda layer: (-layer.time_ms, layer.name))]
+    shown = "+".join(names[:LABEL_LAYERS])
+    return shown if len(names) <= LABEL_LAYERS else f"{shown} (+{len(names) - LABEL_LAYERS} more)"
+
+
+def _group(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> GroupChange:
+    baseline_ms = sum(layer.time_ms for layer in old)
+    current_ms = sum(layer.time_ms for layer in new)
+    noise = _side_noise(old) + _side_noise(new) + max(RELATIVE_FLOOR * baseline_ms, ABSOLUTE_FLOOR_MS)
+    delta = current_ms - baseline_ms
+    nodes = sorted({n for layer in (*old, *new) for n in layer.nodes})
+    return GroupChange(
+        label=_label(old, new),
+        nodes=tuple(nodes),
+        baseline_layers=tuple(layer.name for layer in old),
+        current_layers=tuple(layer.name for layer in new),
+        baseline_ms=baseline_ms,
+        current_ms=current_ms,
+        change=_classify(old, new, delta, noise),
+        above_noise=abs(delta) > noise,
+        noise_ms=noise,
+    )
 
 
 def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
-    """Group the layers of both profiles by overlapping ONNX node sets and classify each group's change."""
-    raise NotImplementedError
+    """Group the layers of both profiles by overlapping ONNX node sets and classify each group's change.
+
+    The end-to-end times are the profiles' ``end_to_end_ms`` when both have one, else their layer totals (then
+    nothing is unattributed).
+    """
+    old_layers, new_layers = baseline.layers, current.layers
+    groups = []
+    for component in _components(old_layers, new_layers):
+        old = [old_layers[i] for side, i in component if side == "b"]
+        new = [new_layers[i] for side, i in component if side == "c"]
+        groups.append(_group(old, new))
+    groups.sort(key=lambda group: (-abs(group.delta_ms), group.label))
+    if baseline.end_to_end_ms is not None and current.end_to_end_ms is not None:
+        baseline_ms, current_ms = baseline.end_to_end_ms, current.end_to_end_ms
+    else:
+        baseline_ms, current_ms = baseline.total_ms, current.total_ms
+    attributed = sum(group.delta_ms for group in groups)
+    return ProfileDiff(
+        groups=tuple(groups),
+        baseline_ms=baseline_ms,
+        current_ms=current_ms,
+        unattributed_ms=(current_ms - baseline_ms) - attributed,
+    )
