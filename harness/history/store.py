@@ -1,0 +1,437 @@
+"""The history store: every run's cases in one database, SQLite for one machine or PostgreSQL for a team.
+
+Continuous-benchmarking tools keep what a single comparison forgets (asv: JSON per machine and commit; Conbench:
+PostgreSQL; Bencher: SQLite); this store keeps, per run, its git facts and baseline key, and per case its parameters,
+verdict, accuracy, telemetry flags, build metrics and every metric with its per-trial values, so
+:meth:`HistoryStore.series` can answer "since when?".
+
+Through SQLAlchemy Core, one code path for both databases. One run is one transaction: concurrent shards both land,
+and a run killed halfway leaves nothing behind. SQLite transactions start with ``BEGIN IMMEDIATE`` (SQLAlchemy's
+recipe for pysqlite), so two writers queue on the database lock instead of failing with "database is locked" when
+both try to upgrade a read lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.core.errors import HarnessError
+from harness.core.fsio import dumps_json
+from harness.core.results import CaseResult, RunResults
+from harness.history.series import Point, Series
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+DEFAULT_URL = "sqlite:///.harness-history.db"
+ENV_VAR = "HARNESS_HISTORY"  # the --history default of every command and of the pytest plugin
+SOURCES = ("pytest", "merge", "import")
+BUSY_TIMEOUT_S = 120.0  # how long an SQLite writer waits for another one's transaction (a run is milliseconds)
+CONNECT_TIMEOUT_S = 10  # a PostgreSQL server that does not answer in this time is reported, not waited on
+_MIGRATION_LOCK = 0x6861726E657373  # pg_advisory_xact_lock key: one process migrates a new store at a time
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as the store knows it: ``time`` is ISO 8601 UTC (when the run started), ``source`` one of
+    :data:`SOURCES`."""
+
+    run_id: str
+    time: str
+    commit: str | None
+    branch: str | None
+    source: str
+
+
+def run_info(results: RunResults, source: str) -> RunInfo:
+    """The run facts of a results file: its id, start time and git commit and branch.
+
+    The id is derived from the file's own facts (environment, session records with their shard, case ids), so
+    appending the same results twice, live and later by import, stores them once, and the shards of one CI run
+    (another shard record each) never collide. Commit and branch are those recorded in the results; a live run
+    that recorded none (not a git checkout) takes them from ``GITHUB_SHA`` / ``GITHUB_REF_NAME`` or ``git``."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: one of {', '.join(SOURCES)}")
+    env = results.environment
+    finished = [r.get("finished") for r in results.runs if isinstance(r, dict)]
+    time = _utc_iso(env.get("date")) or next((t for t in map(_utc_iso, finished) if t), None)
+    recorded = env.get("commit")
+    commit: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+    if not commit.get("id") and source != "import":
+        from harness.machine.environment import git_commit
+
+        commit = git_commit()
+    facts = {
+        "environment": env,
+        "suites": sorted(results.suites),
+        "runs": [{k: v for k, v in r.items() if k != "source"} for r in results.runs if isinstance(r, dict)],
+        "cases": sorted(c.id for c in results.cases),
+    }
+    digest = hashlib.sha256(dumps_json(facts).encode("utf-8")).hexdigest()[:16]
+    stamp = (time or "0000-00-00T00:00:00").replace("-", "").replace(":", "")[:15] + "Z"
+    return RunInfo(
+        run_id="-".join([stamp, *_shard_tags(results.runs), digest]),
+        time=time or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        commit=commit.get("id") or None,
+        branch=commit.get("branch") or None,
+        source=source,
+    )
+
+
+def _shard_tags(records: list[dict[str, Any]]) -> list[str]:
+    shards = [r["shard"] for r in records if isinstance(r, dict) and isinstance(r.get("shard"), dict)]
+    return [f"shard{s.get('index')}of{s.get('count')}" for s in shards[:1]] if len(shards) == 1 else []
+
+
+def _utc_iso(text: Any) -> str | None:
+    """``text`` (ISO 8601; naive means UTC) as ISO 8601 UTC to the second, or None when it is not a time."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def parse_since(text: str) -> str:
+    """A ``--since`` value (``2026-01-31`` or an ISO 8601 time) as the store's time text."""
+    moment = _utc_iso(text)
+    if moment is None:
+        raise HarnessError(f"--since {text}: not a date; give YYYY-MM-DD or an ISO 8601 time (2026-01-31T12:00Z)")
+    return moment
+
+
+def normalize_url(url: str) -> str:
+    """A ``--history`` value as an SQLAlchemy URL: a plain path is an SQLite file, ``postgresql://`` uses psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class HistoryStore:
+    """A history database opened (and migrated to this harness's schema) at ``url``: ``sqlite:///path.db``,
+    ``postgresql://user@host/db`` or a plain path (an SQLite file). Also a context manager that closes it.
+
+    Every way the database can be unusable (a bad URL, a server that does not answer, a file that is not a
+    database, a store written by a newer harness) is one :class:`HarnessError` line.
+    """
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        from harness.history.schema import SCHEMA_VERSION
+
+        self.schema_version = SCHEMA_VERSION
+        try:
+            self.url = sa.make_url(normalize_url(url))
+        except sa.exc.ArgumentError:
+            raise HarnessError(
+                f"--history {url}: not a database URL; give sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path"
+            ) from None
+        self.display = self.url.render_as_string(hide_password=True)
+        self.engine = self._create_engine(self.url)
+        with self._errors("cannot be opened"):
+            self._migrate()
+
+    # -- opening ----------------------------------------------------------------------------------------------------
+    def _create_engine(self, url: sa.URL) -> sa.Engine:
+        import sqlalchemy as sa
+
+        backend = url.get_backend_name()
+        if backend == "sqlite":
+            if url.database and url.database != ":memory:":
+                folder = Path(url.database).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise HarnessError(f"{self.display}: folder {folder} cannot be created ({exc.strerror})") from None
+            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+            sa.event.listen(engine, "connect", _sqlite_connect)
+            sa.event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        if backend == "postgresql":
+            try:
+                return sa.create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+            except ModuleNotFoundError as exc:
+                raise HarnessError(
+                    f"{self.display}: the PostgreSQL driver is not installed ({exc.name}); "
+                    "pip install 'trt-perf-harness[postgres]'"
+                ) from None
+        raise HarnessError(
+            f"--history {self.display}: a {backend} database is not supported; use sqlite:///PATH.db or postgresql://"
+        )
+
+    def _migrate(self) -> None:
+        """Apply the migrations this store lacks, in one transaction (a PostgreSQL advisory lock, or SQLite's
+        ``BEGIN IMMEDIATE``, makes concurrent openers wait for the first)."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import MIGRATIONS, schema_version
+
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            version = self._stored_version(conn)
+            if version > self.schema_version:
+                raise HarnessError(
+                    f"{self.display}: written by a newer harness (schema {version}; this one reads up to "
+                    f"{self.schema_version}); upgrade the harness"
+                )
+            if version == self.schema_version:
+                return
+            for migration in MIGRATIONS[version:]:
+                migration(conn)
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert(), [{"version": self.schema_version}])
+
+    def _stored_version(self, conn: sa.Connection) -> int:
+        import sqlalchemy as sa
+
+        from harness.history.schema import schema_version
+
+        tables = set(sa.inspect(conn).get_table_names())
+        if "schema_version" not in tables:
+            if tables & {"runs", "cases", "metric_values"}:
+                raise HarnessError(
+                    f"{self.display}: holds tables that are not a harness history store; give another database"
+                )
+            return 0
+        return int(conn.execute(sa.select(schema_version.c.version)).scalar() or 0)
+
+    # -- writing ----------------------------------------------------------------------------------------------------
+    def append(self, results: RunResults, run: RunInfo) -> bool:
+        """Store ``results`` as ``run`` in one transaction; False (and nothing written) when the run is stored."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import cases, metric_values, runs
+
+        case_rows = [_case_row(run.run_id, results, case) for case in results.cases]
+        value_rows = [row for case in results.cases for row in _value_rows(run.run_id, results, case)]
+        with self._errors("cannot take the run"):
+            try:
+                with self.engine.begin() as conn:
+                    if self._stored(conn, run.run_id):
+                        return False
+                    conn.execute(runs.insert(), [_run_row(results, run)])
+                    if case_rows:
+                        conn.execute(cases.insert(), case_rows)
+                    if value_rows:
+                        conn.execute(metric_values.insert(), value_rows)
+            except sa.exc.IntegrityError:
+                with self.engine.connect() as conn:  # a concurrent append of this very run got there first
+                    if self._stored(conn, run.run_id):
+                        return False
+                raise
+        return True
+
+    @staticmethod
+    def _stored(conn: sa.Connection, run_id: str) -> bool:
+        import sqlalchemy as sa
+
+        from harness.history.schema import runs
+
+        return conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+    def runs(self) -> list[RunInfo]:
+        """Every stored run, oldest first."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import runs
+
+        query = sa.select(runs.c.run_id, runs.c.time, runs.c.commit, runs.c.branch, runs.c.source)
+        with self._errors("cannot be read"), self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(runs.c.time, runs.c.run_id)).all()
+        return [RunInfo(r.run_id, r.time, r.commit, r.branch, r.source) for r in rows]
+
+    def series(
+        self,
+        case: str = "*",
+        metric: str | None = None,
+        since: str | None = None,
+        suite: str | None = None,
+        baseline_key: str | None = None,
+    ) -> list[Series]:
+        """One :class:`Series` per (suite, case, metric, baseline key) whose case id matches the glob ``case``,
+        points oldest first; ``since`` (ISO 8601 UTC, see :func:`parse_since`) keeps the runs that started then
+        or later. Sorted by suite, case, metric and baseline key."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import cases, metric_values, runs
+
+        mv = metric_values
+        query = (
+            sa.select(
+                mv.c.suite,
+                mv.c.case_id,
+                mv.c.metric,
+                runs.c.baseline_key,
+                runs.c.run_id,
+                runs.c.time,
+                runs.c.commit,
+                runs.c.branch,
+                mv.c.value,
+                mv.c.trials,
+                cases.c.verdict,
+            )
+            .select_from(
+                mv.join(runs, runs.c.run_id == mv.c.run_id).join(
+                    cases,
+                    sa.and_(
+                        cases.c.run_id == mv.c.run_id, cases.c.suite == mv.c.suite, cases.c.case_id == mv.c.case_id
+                    ),
+                )
+            )
+            .order_by(runs.c.time, runs.c.run_id)
+        )
+        like = _like(case)
+        if like is not None:
+            query = query.where(mv.c.case_id.like(like, escape="\\"))
+        for column, wanted in ((mv.c.metric, metric), (mv.c.suite, suite), (runs.c.baseline_key, baseline_key)):
+            if wanted is not None:
+                query = query.where(column == wanted)
+        if since is not None:
+            query = query.where(runs.c.time >= since)
+        with self._errors("cannot be read"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        grouped: dict[tuple[str, str, str, str], list[Point]] = {}
+        for r in rows:
+            if not fnmatch.fnmatchcase(r.case_id, case):  # LIKE is a prefilter: SQLite's ignores case
+                continue
+            point = Point(r.run_id, r.time, r.commit, r.branch, r.value, tuple(r.trials or ()), r.verdict)
+            grouped.setdefault((r.suite, r.case_id, r.metric, r.baseline_key), []).append(point)
+        return [Series(*key, points=tuple(points)) for key, points in sorted(grouped.items())]
+
+    # -- life cycle and errors --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        return database_errors(self.display, doing)
+
+
+@contextlib.contextmanager
+def database_errors(display: str, doing: str) -> Iterator[None]:
+    """A database's own exception (refused connection, locked or corrupt file, lost server) as one line."""
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        text = str(exc.orig).strip() if exc.orig is not None else ""
+        cause = text.splitlines()[0] if text else type(exc).__name__
+        advice = (
+            "check the URL and that the server is running"
+            if isinstance(exc, sa.exc.OperationalError)
+            else "check that it is a harness history store"
+        )
+        raise HarnessError(f"history store {display} {doing}: {cause}; {advice}") from None
+
+
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    # pysqlite's own transaction handling off, so the "begin" listener below decides how a transaction starts.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _like(glob: str) -> str | None:
+    """A LIKE pattern that every id matching ``glob`` matches (None: no useful prefilter, e.g. ``[ab]`` classes)."""
+    if "[" in glob:
+        return None
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+# -- rows ------------------------------------------------------------------------------------------------------------
+def _run_row(results: RunResults, run: RunInfo) -> dict[str, Any]:
+    env = results.environment
+    return {
+        "run_id": run.run_id,
+        "time": run.time,
+        "commit": run.commit,
+        "branch": run.branch,
+        "baseline_key": str(env.get("key") or "unknown"),
+        "suites": sorted({_suite_of(results, c) for c in results.cases} | set(results.suites)),
+        "environment": _json(env),
+        "source": run.source,
+        "harness_version": env.get("harness_version"),
+    }
+
+
+def _case_row(run_id: str, results: RunResults, case: CaseResult) -> dict[str, Any]:
+    telemetry = {k: case.telemetry[k] for k in ("status", "flagged", "throttled", "flags") if k in case.telemetry}
+    build = {k: v for k, v in case.build.items() if isinstance(v, (int, float, bool, str))}
+    return {
+        "run_id": run_id,
+        "suite": _suite_of(results, case),
+        "case_id": case.id,
+        "params": _json(case.params),
+        "status": case.status,
+        "verdict": case.verdict,
+        "accuracy": _json(case.accuracy) if case.accuracy is not None else None,
+        "telemetry": _json(telemetry),
+        "build": _json(build),
+    }
+
+
+def _value_rows(run_id: str, results: RunResults, case: CaseResult) -> Iterator[dict[str, Any]]:
+    """One row per finite metric of the case; a NaN has no place in a trend (the case row keeps its verdict)."""
+    for metric, value in sorted(case.metrics.items()):
+        if not _finite(value):
+            continue
+        yield {
+            "run_id": run_id,
+            "suite": _suite_of(results, case),
+            "case_id": case.id,
+            "metric": metric,
+            "value": float(value),
+            "trials": [float(t) for t in case.trials.get(metric, []) if _finite(t)],
+        }
+
+
+def _suite_of(results: RunResults, case: CaseResult) -> str:
+    suite = case.params.get("suite")
+    if isinstance(suite, str) and suite:
+        return suite
+    return next(iter(results.suites)) if len(results.suites) == 1 else ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json(value: Any) -> Any:
+    """``value`` as JSON a database takes: non-finite numbers as None, tuples as lists, other objects as text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if value is None or isinstance(value, (str, int)):
+        return value
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
