@@ -25,6 +25,7 @@ from harness.core.fsio import require_writable
 from harness.machine.environment import fingerprint
 from harness.models.sources import check_sources
 from harness.report import append_step_summary, write_reports
+from harness.report.openmetrics import check_metrics_file, write_metrics_file
 from harness.suite.load import load_suite
 
 Run = Callable[[argparse.Namespace], int]
@@ -78,6 +79,12 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not append summary.md to $GITHUB_STEP_SUMMARY even when GitHub Actions sets it",
     )
+    parser.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="also write the results as OpenMetrics text to PATH (atomically), e.g. into node_exporter's textfile "
+        "collector folder as harness.prom",
+    )
 
 
 def report(args: argparse.Namespace) -> int:
@@ -86,11 +93,15 @@ def report(args: argparse.Namespace) -> int:
         results = results / "results.json"
     out_dir = Path(args.output) if args.output else results.parent
     require_writable(out_dir, "-o" if args.output else "-o/--output")
+    if args.metrics_file:
+        check_metrics_file(args.metrics_file)
     files = write_reports(results, out_dir, baseline=args.baseline)
     print(files.headline)
     for path in (files.html, files.markdown, files.benchmark_json):
         print(f"  {path}")
     print(f"  {files.out_dir / 'plots'}/ ({len(files.plots)} PNG)")
+    if args.metrics_file and files.results is not None:
+        print(f"  {write_metrics_file(files.results, args.metrics_file)} (OpenMetrics text)")
     if not args.no_step_summary and append_step_summary(files.summary):
         print("  summary appended to $GITHUB_STEP_SUMMARY")
     return 0

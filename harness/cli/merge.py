@@ -14,6 +14,7 @@ from harness.core.fsio import atomic_write_text, require_writable, write_json
 from harness.core.results import RunResults
 from harness.report import write_reports
 from harness.report.markdown import escape
+from harness.report.openmetrics import check_metrics_file, write_metrics_file
 from harness.report.terminal import summary_lines
 from harness.run.durations import durations_document, durations_of
 from harness.run.merge import RESULTS_NAME, failures, find_results, merge, write_baselines
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-dir", default="baselines", help="baseline store for --update-baselines")
     parser.add_argument("--no-report", action="store_true", help="write the merged results file only")
     parser.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="also write the merged results as OpenMetrics text to PATH (atomically), e.g. into node_exporter's "
+        "textfile collector folder as harness.prom",
+    )
+    parser.add_argument(
         "--no-gate", action="store_true", help="exit 0 even when a shard is missing or failed (problems still shown)"
     )
 
@@ -61,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         require_writable(report_dir, "--report-dir")
     if args.update_baselines:
         require_writable(Path(args.baseline_dir), "--baseline-dir")
+    if args.metrics_file:
+        check_metrics_file(args.metrics_file)
     outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
     if args.baseline:
         outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
@@ -76,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.update_baselines:
         for path in write_baselines(results, Path(args.baseline_dir)):
             print(f"baselines updated: {path}")
+    if args.metrics_file:
+        print(f"metrics of {len(results.cases)} case(s) -> {write_metrics_file(results, args.metrics_file)}")
     if not args.no_report:
         summary = write_report(results, report_dir, outcome.problems, source=str(output), gate=outcome.gate)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")

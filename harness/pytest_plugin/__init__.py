@@ -21,10 +21,12 @@ from filelock import BaseFileLock, Timeout
 
 from harness.core.errors import HarnessError, OutputError, internal_error_line, log_internal_error, output_error
 from harness.core.fsio import locked, writable_dir_problem
+from harness.core.results import RunResults
 from harness.pytest_plugin import options, shard, workers
 from harness.pytest_plugin.collect import case_of, check_case
 from harness.pytest_plugin.state import cases_of, session_of, state_of
 from harness.report import append_step_summary, write_reports
+from harness.report.openmetrics import check_metrics_file, write_metrics_file
 from harness.report.terminal import summary_lines
 from harness.run.session import HarnessSession
 
@@ -84,6 +86,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for suite in suites:
             session.backend_for(suite)
         check_output_folders(session)
+        if (metrics := options.metrics_file(config)) is not None:
+            check_metrics_file(metrics)
         if not config.option.collectonly:  # listing the cases writes nothing: it may run beside a real run
             state.report_claim = claim_report_dir(session)
         if not session.config.update_baselines:
@@ -176,8 +180,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     hsession = state.session
     if hsession is None or hsession.results is None or not hsession.results.cases:
         return
-    if workers.is_worker(config) or config.getoption("no_reports"):
+    if workers.is_worker(config):
         return  # an xdist worker: the controller reports on the merged results
+    write_metrics(config, hsession.results)
+    if config.getoption("no_reports"):
+        return
     try:
         files = write_reports(hsession.results, hsession.results_path.parent, source=str(hsession.results_path))
         append_step_summary(files.summary)
@@ -189,6 +196,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.report_error = internal_error_line(exc, log_internal_error(exc, hsession.results_path.parent))
     else:
         state.report = files
+
+
+def write_metrics(config: pytest.Config, results: RunResults) -> None:
+    """``--metrics-file``: the run as OpenMetrics text (harness.report.openmetrics), with --no-reports too."""
+    path = options.metrics_file(config)
+    if path is None:
+        return
+    state = state_of(config)
+    try:
+        state.metrics_file = write_metrics_file(results, path)
+    except HarnessError as exc:  # the benchmark outcome stands; the summary says what was not written
+        state.metrics_error = str(exc)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -208,6 +227,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"report: {state.report.html} (summary.md, benchmark.json, plots/ beside it)")
     if state.report_error:
         terminalreporter.write_line(f"report: not written: {state.report_error}", red=True)
+    if state.metrics_file is not None:
+        terminalreporter.write_line(f"metrics: {state.metrics_file} (OpenMetrics text)")
+    if state.metrics_error:
+        terminalreporter.write_line(f"metrics: not written: {state.metrics_error}", red=True)
     if state.write_error:
         terminalreporter.write_line(f"results: not all written: {state.write_error}", red=True)
     if session.config.update_baselines:

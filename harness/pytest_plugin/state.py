@@ -4,6 +4,7 @@ every hook, item and fixture of the run shares, built from the options on first 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
@@ -43,6 +44,8 @@ class PluginState:
     report_claim: BaseFileLock | None = None  # held on results.json for the whole run (claim_report_dir)
     report: ReportFiles | None = None  # the reports written at the session's end
     report_error: str | None = None  # why the reports were not written (one line for the terminal summary)
+    metrics_file: Path | None = None  # the --metrics-file written at the session's end
+    metrics_error: str | None = None  # why it was not written
     write_error: str | None = None  # why results.json or the baselines were not all written
 
 

@@ -35,6 +35,7 @@ class ReportFiles:
     plots: list[Path] = field(default_factory=list)
     summary: str = ""  # the markdown text, for $GITHUB_STEP_SUMMARY
     headline: str = ""
+    results: RunResults | None = None  # what the reports show (judged again when a baseline was given)
 
 
 def _display_path(path: Path) -> str:
@@ -85,7 +86,7 @@ def write_reports(
     summary = render_markdown(view, report_path=_display_path(html_path))
     atomic_write_text(md_path, summary)
     write_json(json_path, to_pytest_benchmark(results))
-    return ReportFiles(out, html_path, md_path, json_path, written, summary, view.headline)
+    return ReportFiles(out, html_path, md_path, json_path, written, summary, view.headline, results)
 
 
 def append_step_summary(summary: str) -> Path | None:
