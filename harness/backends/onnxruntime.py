@@ -7,15 +7,22 @@ numbers depend on the runner's core count and on whatever else the machine is do
 
 from __future__ import annotations
 
+import re
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from harness.attribution import ort_trace
+from harness.attribution.record import LayerProfile
 from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
 from harness.core.errors import CaseSkipped, HarnessError
+from harness.core.fsio import atomic_write_bytes
 from harness.core.messages import condensed
 from harness.models.inputs import rejected_inputs
 from harness.models.sources import PreparedModel
@@ -24,6 +31,13 @@ from harness.suite.schema import Case
 
 OPTIONS = BACKEND_OPTIONS["onnxruntime"]  # the suite's table of this backend's options and their types
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+PROFILE_WARMUP = 3  # inferences of the profiling session left out of its profile: first-run allocations, thread spin-up
+
+
+def _graph_nodes(model: Any) -> list[ort_trace.GraphNode]:
+    return [
+        ort_trace.GraphNode(node.name, node.op_type, tuple(node.input), tuple(node.output)) for node in model.graph.node
+    ]
 
 
 def create(options: dict[str, Any], context: BackendContext) -> OnnxRuntimeBackend:
@@ -92,6 +106,19 @@ class OnnxRuntimeBackend(BackendBase):
         if case.precision not in self.precisions:
             reason = self.precision_notes.get(case.precision, f"it runs {sorted(self.precisions)}")
             raise CaseSkipped(f"onnxruntime cannot run {case.precision}: {reason}")
+        start = time.perf_counter()
+        try:
+            session = self._ort.InferenceSession(str(model.path), self._session_options(), providers=self.providers)
+        except Exception as exc:
+            raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {condensed(exc)}") from None
+        build_ms = (time.perf_counter() - start) * 1e3
+        build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size)
+        profiled = _ProfiledSession(model.path, self._session_options, self.providers, self._trace_path(case))
+        return OnnxRuntimeEngine(session, build, lambda exc: rejected_inputs(model, case, self.name, exc), profiled)
+
+    def _session_options(self) -> Any:
+        """The options of every session of this backend: the measured one and the profiled one, so the profiler
+        watches the same fusions and thread counts that were timed."""
         ort = self._ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
@@ -106,37 +133,58 @@ class OnnxRuntimeBackend(BackendBase):
         # Fatal only: the zoo models trigger harmless unused-initializer warnings, and a failed run is reported as
         # one line naming the inputs fed (rejected_inputs), not as ORT's own log line on the terminal.
         options.log_severity_level = 4
-        start = time.perf_counter()
-        try:
-            session = ort.InferenceSession(str(model.path), options, providers=self.providers)
-        except Exception as exc:
-            raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {condensed(exc)}") from None
-        build_ms = (time.perf_counter() - start) * 1e3
-        build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size)
-        return OnnxRuntimeEngine(session, build, lambda exc: rejected_inputs(model, case, self.name, exc))
+        return options
+
+    def _trace_path(self, case: Case) -> Path | None:
+        """Where the case's profiler trace is kept (``<artifact_dir>/<case>/ort_profile.json``), or None."""
+        folder = self.context.artifact_dir
+        return None if folder is None else folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id) / "ort_profile.json"
+
+
+@dataclass(frozen=True)
+class _ProfiledSession:
+    """What a profiling pass needs to open a session of its own like the measured one."""
+
+    model_path: Path
+    options: Callable[[], Any]
+    providers: list[str]
+    keep_trace: Path | None  # where the raw trace is kept as a case artifact; None: it is removed once read
 
 
 class OnnxRuntimeEngine:
-    def __init__(self, session: Any, build: BuildInfo, explain: Callable[[BaseException], str] | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        build: BuildInfo,
+        explain: Callable[[BaseException], str] | None = None,
+        profiled: _ProfiledSession | None = None,
+    ) -> None:
         self.session = session
         self.build = build
         self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
+        self.profiled = profiled
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(self.session, feeds, self.explain)
+        return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled)
 
 
 class OnnxRuntimeRunner(RunnerBase):
     def __init__(
-        self, session: Any, feeds: dict[str, np.ndarray], explain: Callable[[BaseException], str] | None = None
+        self,
+        session: Any,
+        feeds: dict[str, np.ndarray],
+        explain: Callable[[BaseException], str] | None = None,
+        profiled: _ProfiledSession | None = None,
     ) -> None:
         self.session = session
         self.explain = explain
+        self.feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
+        self.profiled = profiled
         self.output_names = [o.name for o in session.get_outputs()]
         # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values.
         self.binding = session.io_binding()
-        for name, value in feeds.items():
-            self.binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name, value in self.feeds.items():
+            self.binding.bind_cpu_input(name, value)
         for name in self.output_names:
             self.binding.bind_output(name)
 
@@ -154,6 +202,47 @@ class OnnxRuntimeRunner(RunnerBase):
             if self.explain is None:
                 raise
             raise HarnessError(self.explain(exc)) from None
+
+    def profile(self, iterations: int) -> LayerProfile | None:
+        """ORT's session profiler over ``iterations`` inferences of a second session with the measured one's options
+        (so the same fusions run), its nodes mapped back to the model's nodes through the optimized graph it saves.
+        """
+        if self.profiled is None:
+            return None
+        import onnx
+        import onnxruntime as ort
+
+        setup = self.profiled
+        with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as scratch:
+            options = setup.options()
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(scratch) / "ort_profile")
+            options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
+            try:
+                session = ort.InferenceSession(str(setup.model_path), options, providers=setup.providers)
+            except Exception as exc:
+                raise HarnessError(f"onnxruntime could not open a profiling session: {condensed(exc)}") from None
+            runner = OnnxRuntimeRunner(session, self.feeds, self.explain)
+            try:
+                for _ in range(PROFILE_WARMUP + max(1, iterations)):
+                    runner.step()
+            finally:
+                runner.close()
+                trace = Path(session.end_profiling())
+            optimized = Path(options.optimized_model_filepath)
+            notes: tuple[str, ...] = ()
+            if optimized.is_file():
+                origins = ort_trace.node_origins(
+                    _graph_nodes(onnx.load(str(setup.model_path), load_external_data=False)),
+                    _graph_nodes(onnx.load(str(optimized), load_external_data=False)),
+                )
+            else:  # execution providers that compile subgraphs cannot save the optimized graph
+                origins, notes = None, ("node names as ONNX Runtime ran them; its optimized graph could not be saved",)
+            profile = ort_trace.profile_from_trace(ort_trace.read_trace(trace), origins, skip_runs=PROFILE_WARMUP)
+            if setup.keep_trace is not None:
+                setup.keep_trace.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(setup.keep_trace, trace.read_bytes())
+        return replace(profile, notes=profile.notes + notes)
 
     def close(self) -> None:
         self.binding.clear_binding_inputs()
