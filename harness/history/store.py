@@ -138,7 +138,7 @@ class HistoryStore:
         self.schema_version = SCHEMA_VERSION
         try:
             self.url = sa.make_url(normalize_url(url))
-        except sa.exc.ArgumentError:
+        except (sa.exc.ArgumentError, ValueError):
             raise HarnessError(
                 f"--history {url}: not a database URL; give sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path"
             ) from None
