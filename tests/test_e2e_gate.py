@@ -4,6 +4,7 @@ verdicts pass unless asked otherwise, and bad gate options are usage errors."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from statistics import median
 
@@ -168,3 +169,29 @@ def test_bad_gate_options_are_one_line_usage_errors(pytester, project, args, mes
     outcome = run(pytester, *args)
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     assert message in outcome.stderr.str()
+
+
+def test_confirmation_in_a_fresh_process_measures_in_another_process_and_confirms_a_real_slowdown(pytester, project):
+    # GPU backends confirm in a new process by default (--confirm-in auto); ONNX Runtime stands in for them here.
+    run(pytester, "-k", "other-fp32-b1", "--update-baselines").assert_outcomes(passed=1)
+    outcome = run(pytester, "-k", "other-fp32-b1", "--simulate-slowdown", "3", "--confirm-in", "fresh-process")
+    outcome.assert_outcomes(failed=1)
+    case = cases(project)["other-fp32-b1"]
+    confirmation = case["measure"]["confirmation"]
+    # the slowdown travels with the run's settings into the new process, so a real change shows there too
+    assert confirmation["process"] == "fresh" and confirmation["pid"] != os.getpid()
+    assert case["verdict"] == "regressed" and confirmation["second_verdict"] == "regressed"
+    assert not any("a new process could not" in w for w in case["warnings"])
+
+
+def test_confirmation_falls_back_to_this_process_with_a_warning_when_a_new_one_cannot_measure(
+    pytester, project, monkeypatch
+):
+    run(pytester, "-k", "other-fp32-b1", "--update-baselines").assert_outcomes(passed=1)
+    # a new process that dies at once (here: an interpreter that does not exist on the PATH it is given)
+    monkeypatch.setattr("harness.run.fresh.sys.executable", str(pytester.path / "no-python"))
+    outcome = run(pytester, "-k", "other-fp32-b1", "--simulate-slowdown", "3", "--confirm-in", "fresh-process")
+    outcome.assert_outcomes(failed=1)
+    case = cases(project)["other-fp32-b1"]
+    assert case["measure"]["confirmation"]["process"] == "same"
+    assert any("confirmation measured in this process: a new process could not" in w for w in case["warnings"])

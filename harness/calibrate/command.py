@@ -59,9 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--confirm-in",
         choices=CONFIRM_IN,
         default=CONFIRM_IN[0],
-        help="where a case that looks regressed is measured again: same-process (default: right after, as pytest "
-        "does) or fresh-process (the next simulated run's confirmation, as a gate that re-measures it in a new "
-        "process would see it)",
+        help="where a case that looks regressed is measured again: auto (default: as the gate does it, a new "
+        "process on GPU backends, the same process otherwise), same-process (right after its trials) or "
+        "fresh-process (the next simulated run's confirmation, as the gate's new process sees it)",
     )
     parser.add_argument(
         "--interleave",

@@ -36,8 +36,9 @@ from harness.judge.gate import NAIVE_THRESHOLD, confirm, judge, judge_paired, na
 from harness.measure.trials import TrialSet
 
 TARGETS = {"false_alarm": 0.01, "detect_10": 0.99, "detect_5": 0.90, "time_ratio": 3.0}
-# Where a confirmation is measured: in the run's own process right after its trials, or in another process.
-CONFIRM_IN = ("same-process", "fresh-process")
+# Where a confirmation is measured: in the run's own process right after its trials, or in another process; auto
+# does what the gate does (harness.run.fresh): another process on GPU backends.
+CONFIRM_IN = ("auto", "same-process", "fresh-process")
 # Tolerances tried for the quietest one this runner supports (:func:`quietest`): the suites' usual settings.
 TOLERANCE_GRID = (0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30)
 
@@ -102,6 +103,8 @@ def evaluate_measured(
     block and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
     window and its confirmation."""
     settings = measured["settings"]
+    if confirm_in == "auto":
+        confirm_in = "fresh-process" if settings.get("uses_gpu") else "same-process"
     chunk = int(settings["chunk"])
     half = chunk // 2
     block = min(trials or int(settings["trials"]), half)
@@ -170,7 +173,7 @@ def evaluate(
     use_confirmation: bool,
     spec: Any,
     confirm_sets: dict[tuple[str, str], TrialSet] | None = None,
-    confirm_in: str = CONFIRM_IN[0],
+    confirm_in: str = "same-process",
 ) -> dict[str, Any]:
     """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall.
     A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run; with

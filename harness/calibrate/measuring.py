@@ -154,6 +154,7 @@ def measure_runs(plan: Plan, factors: tuple[float, ...], runs: int, progress: bo
             "chunk": chunk,
             "pairs": pairs,
             "layout": "interleaved" if interleave else "back to back",
+            "uses_gpu": uses_gpu,
             "measure": spec.__dict__,
             "backend": session.backend_for(cases[0].suite).settings(),
         },

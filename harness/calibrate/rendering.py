@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.calibrate.evaluating import CONFIRM_IN, TARGETS, TOLERANCE_GRID
+from harness.calibrate.evaluating import TARGETS, TOLERANCE_GRID
 
 
 def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
@@ -124,7 +124,7 @@ def quietest_line(found: dict[str, Any] | None, factors: tuple[float, ...]) -> s
 def _confirmation(settings: dict[str, Any]) -> str:
     if not settings["confirm"]:
         return "off"
-    if settings.get("confirm_in", CONFIRM_IN[0]) == "same-process":
+    if settings.get("confirm_in", "same-process") == "same-process":
         return "on (same process)"
     return "on (in a fresh process; its start and build are not counted in the measuring time)"
 

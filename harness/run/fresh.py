@@ -1,0 +1,70 @@
+"""A case measured again in a new process: the confirmation of a GPU case that looks regressed.
+
+On a GPU each process keeps a level of its own for its lifetime: two healthy processes measured the same engine up
+to 2-3% apart while the trials inside one stayed within a few tenths of a percent, and none of clocks, power,
+algorithm selection, memory placement or warm-up explained it (docs/evidence/gpu-gate-h200.md). A gate whose trials
+and confirmation come from one process cannot see that offset, so it confirms it as a regression. Measured again in
+a new process, the confirmation draws a new offset: a false alarm then needs two processes to land high against the
+baseline's, while a real slowdown shows in every process. This is the re-measurement on a fresh machine state that
+continuous-benchmarking services make before they call a change real (e.g. the repeated, separately started runs of
+Kalibera & Jones, "Rigorous Benchmarking in Reasonable Time", ISMM 2013: the variation between executions is its own
+level of the experiment and needs its own repetitions).
+
+The child process is ``python -m harness.run.fresh_worker REQUEST RESULT``: it unpickles the run's configuration and the
+case, builds the engine (the engine cache makes that a load for TensorRT), measures the suite's trials exactly as the
+parent would and pickles the measurements back. The files are the parent's own, in a private temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import harness
+from harness.core.errors import HarnessError
+from harness.measure.trials import TrialSet
+from harness.run.config import RunConfig
+from harness.suite.schema import Case
+
+CONFIRM_IN = ("auto", "same-process", "fresh-process")  # auto: a fresh process for GPU backends
+TIMEOUT_S = 1800.0  # a child that neither finishes nor fails within this is stopped; the parent then measures itself
+
+
+def confirms_in_fresh_process(config: RunConfig, uses_gpu: bool) -> bool:
+    """Whether a case that looks regressed is measured again in a new process (``--confirm-in``)."""
+    return config.confirm_in == "fresh-process" or (config.confirm_in == "auto" and uses_gpu)
+
+
+def measure_in_fresh_process(config: RunConfig, case: Case) -> tuple[TrialSet, int]:
+    """The suite's trials of ``case`` measured by a new Python process, and that process's id; raises
+    :class:`HarnessError` with the child's last line when it could not measure (the caller then confirms in its own
+    process and says so)."""
+    with tempfile.TemporaryDirectory(prefix="harness-confirm-") as tmp:
+        request, answer = Path(tmp) / "request.pkl", Path(tmp) / "result.pkl"
+        request.write_bytes(pickle.dumps((config, case)))
+        command = [sys.executable, "-m", "harness.run.fresh_worker", str(request), str(answer)]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=_same_harness()
+            )
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"the new process did not finish within {TIMEOUT_S:g} s") from None
+        except OSError as exc:  # no interpreter to start, no memory for a process
+            raise HarnessError(f"{command[0]}: {exc.strerror or exc}") from None
+        if done.returncode != 0 or not answer.is_file():
+            lines = [line for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
+            raise HarnessError(lines[-1] if lines else f"the new process exited with status {done.returncode}")
+        pid, batch_size, measurements = pickle.loads(answer.read_bytes())
+    return TrialSet(batch_size, list(measurements)), pid
+
+
+def _same_harness() -> dict[str, str]:
+    """The environment of the child: this one, with this harness first on the import path, so the child runs the
+    code the parent runs (a checkout, not whatever copy is installed)."""
+    here = str(Path(harness.__file__).resolve().parents[1])
+    paths = [here, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
