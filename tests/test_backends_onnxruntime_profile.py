@@ -165,3 +165,29 @@ def test_the_profile_pass_leaves_the_measured_session_as_it_was(tmp_path):
     assert runner.profile(3) is not None
     np.testing.assert_array_equal(runner.outputs()["y"], before)
     runner.close()
+
+
+def test_an_int8_qdq_model_maps_each_quantized_convolution_to_its_node_unit(tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.batches = iter([{"x": rng.standard_normal((1, 3, 32, 32), dtype=np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantized = tmp_path / "int8.onnx"
+    quantize_static(
+        str(export(tmp_path / "net.onnx", wide=True)), str(quantized), Reader(), quant_format=QuantFormat.QDQ
+    )
+    result, _ = profile(tmp_path, quantized, iterations=3)
+    covered = [node for layer in result.layers for node in layer.nodes]
+    assert compute_nodes(quantized) <= set(covered)
+    by_node = {node: layer for layer in result.layers for node in layer.nodes}
+    unit = by_node["/layer2/conv/Conv"]
+    assert unit.kind == "QLinearConv" and unit.precision == "int8"
+    # The Q after the conv belongs to it (QLinearConv writes int8), the DQ after that to the next conv.
+    assert "/layer2/relu/Relu_output_0_QuantizeLinear" in unit.nodes
+    assert by_node["/layer2/relu/Relu_output_0_DequantizeLinear"] is by_node["/layer2/back/Conv"]

@@ -35,8 +35,12 @@ from harness.core.stats import nearest_rank
 KERNEL_SUFFIX = "_kernel_time"
 # Nodes ORT inserts to change a tensor's layout or device: they write the model's tensors but compute none of them.
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "MemcpyToHost", "MemcpyFromHost"})
-# Suffixes ORT's optimizers append to the name of what they create (NCHWc transformer, node-name deduplication).
-_GENERATED_SUFFIX = re.compile(r"(_nchwc|_token_\d+)+$")
+# A QDQ node unit (ORT's QDQ selectors; TensorRT's Q/DQ fusion likewise) is the DequantizeLinear nodes on a node's
+# inputs, the node, and the QuantizeLinear nodes on its outputs: a Q fuses with what it quantizes.
+QUANTIZE_OPS = frozenset({"QuantizeLinear"})
+# Suffixes ORT's optimizers append to the names of what they create: the NCHWc transformer, node-name deduplication,
+# and the copies of a DequantizeLinear read by two node units (``EnsureUniqueDQForNodeUnit``).
+_GENERATED_SUFFIX = re.compile(r"(_nchwc|_token_\d+|/duplicated(_\d+)?)+$")
 _PRECISIONS = {
     "float": "fp32",
     "float16": "fp16",
@@ -44,6 +48,7 @@ _PRECISIONS = {
     "int8": "int8",
     "uint8": "int8",
     "double": "fp64",
+    "int32": "int32",
 }
 
 
@@ -86,6 +91,10 @@ def node_origins(original: Sequence[GraphNode], optimized: Sequence[GraphNode]) 
     implemented: dict[str, list[str]] = {node.name: [] for node in optimized}
     for original_name, optimized_name in owner.items():
         implemented[optimized_name].append(original_name)
+    for node in optimized:  # a copy ORT made of a model node computes that node too (two layers share its name)
+        stem = _GENERATED_SUFFIX.sub("", node.name)
+        if not implemented[node.name] and node.op_type not in LAYOUT_OPS and stem != node.name and stem in by_name:
+            implemented[node.name].append(stem)
     return {name: tuple(sorted(nodes)) for name, nodes in implemented.items()}
 
 
@@ -115,7 +124,10 @@ def _follow_fusions(
     while unclaimed:
         before = len(owner)
         for node in reversed(unclaimed):  # a chain's last node first, so one pass carries the owner up the chain
-            found = [consumers[t][0] for t in node.outputs if fused(t) and consumers[t][0] in owner]
+            if node.op_type in QUANTIZE_OPS:  # a quantization ends the node that computes it (QLinearConv's output)
+                found = [producer[t] for t in node.inputs if fused(t) and producer.get(t) in owner]
+            else:
+                found = [consumers[t][0] for t in node.outputs if fused(t) and consumers[t][0] in owner]
             if found:
                 owner[node.name] = owner[found[0]]
         unclaimed = [node for node in unclaimed if node.name not in owner]
