@@ -19,7 +19,7 @@ from types import MappingProxyType
 from harness import __version__
 from harness.backends import get_backend
 from harness.calibrate import command as calibrate
-from harness.cli import init, merge
+from harness.cli import history, init, merge
 from harness.core.errors import HarnessError, internal_error_line, log_internal_error, output_error
 from harness.core.fsio import require_writable
 from harness.machine.environment import fingerprint
@@ -120,6 +120,9 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         ),
         "report": Command(
             "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args, report
+        ),
+        "history": Command(
+            "the run history store: import saved results, show a case's series", history.add_arguments, history.run
         ),
         "calibrate": Command(
             "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",
