@@ -59,7 +59,7 @@ def import_(args: argparse.Namespace) -> int:
 
 # -- show ------------------------------------------------------------------------------------------------------------
 def _show_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--case", default="*", metavar="GLOB", help="case ids to show, e.g. 'resnet50-*' (default: all)")
+    parser.add_argument("--case", default="*", metavar="GLOB", help="case ids, e.g. 'resnet50-*' (default: all)")
     parser.add_argument(
         "--metric",
         default=None,
@@ -77,11 +77,8 @@ def show(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         found = store.series(args.case, metric=metric, since=since, suite=args.suite, baseline_key=args.key)
         if not found:
-            asked = " ".join(
-                f"--{name} {value}"
-                for name, value in (("case", args.case), ("metric", metric), ("since", args.since), ("suite", args.suite))
-                if value is not None
-            )
+            given = {"case": args.case, "metric": metric, "since": args.since, "suite": args.suite, "key": args.key}
+            asked = " ".join(f"--{name} {value}" for name, value in given.items() if value is not None)
             print(f"no series in {store.display} matches {asked}", file=sys.stderr)
             return EXIT_NO_SERIES
     for series in found:
@@ -102,7 +99,8 @@ def series_lines(series: Series) -> list[str]:
     (their spread as the range over the median), verdict."""
     metric = METRICS.get(series.metric)
     label, unit = (metric.label, metric.unit) if metric else (series.metric, "")
-    lines = [f"{series.suite} {series.case_id}: {label} ({series.metric}), {series.baseline_key}, {len(series.points)} run(s)"]
+    runs = len(series.points)
+    lines = [f"{series.suite} {series.case_id}: {label} ({series.metric}), {series.baseline_key}, {runs} run(s)"]
     for p in series.points:
         spread = ""
         if len(p.trials) > 1 and p.value:
