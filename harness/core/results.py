@@ -52,6 +52,12 @@ class CaseResult:
     # was finite or no output was checked. A finding: flagged in the terminal and the reports; an output with no
     # finite value at all fails the case (nothing it computes can be checked).
     reference_nonfinite: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The case's per-layer profile, taken in a pass of its own after the gated trials
+    # (harness.attribution.record.LayerProfile.to_dict); None where the backend has no profiler or profiling was off.
+    profile: dict[str, Any] | None = None
+    # Where the time went: the baseline's (or A/B reference's) profile against this one
+    # (harness.attribution.diff.ProfileDiff.to_dict); None when there was no profile on either side.
+    attribution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,8 +112,10 @@ _FIELD_TYPES: dict[str, Any] = {
     "accuracy": dict,
     "inputs": dict,
     "reference_nonfinite": dict,
+    "profile": dict,
+    "attribution": dict,
 }
-_NULLABLE = frozenset({"verdict", "baseline", "accuracy", "duration_s"})
+_NULLABLE = frozenset({"verdict", "baseline", "accuracy", "duration_s", "profile", "attribution"})
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", _NUMBER: "a number"}
 
 

@@ -8,6 +8,13 @@ samples/s), which is what the gate's rank test compares with the current run's t
 read; without trials the gate cannot tell a change from noise, so a change beyond tolerance is ``ambiguous`` until
 the baseline is recorded again.
 
+A case may also keep ``profile``: its per-layer profile (harness.attribution.record.LayerProfile, compact: one short
+object per layer), which a later run diffs its own profile against to say where a change went. It is an optional key
+of schema 2, not a schema 3: nothing schema 2 already means changes, a file without it (recorded before profiles,
+with ``--no-profile``, or on a backend without a profiler) is as usable as ever and only explains nothing, and
+harness versions that know nothing of profiles read the files that hold them, since they ignore keys they do not
+use; a new schema would make every one of them refuse the files for no gain.
+
 A file is used only when it is what it claims to be: a baseline document of a readable schema, recorded for the
 suite it is named after, whose case records hold finite numbers. Anything else is refused with one line naming the
 file, what is wrong and how to record it again, never half-used. Updates hold a lock on the file (``filelock``)
@@ -22,6 +29,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.attribution.record import LayerProfile
 from harness.core.errors import HarnessError, output_error
 from harness.core.fsio import loads_json, locked, write_json
 from harness.core.results import CaseResult
@@ -142,6 +150,11 @@ def _entry_problem(entry: Any, suite: str) -> str | None:
     for name, values in trials.items():
         if not isinstance(values, list) or not all(_finite(v) for v in values):
             return f"trials.{name}: expected a list of finite numbers"
+    if entry.get("profile") is not None:
+        try:
+            LayerProfile.from_dict(entry["profile"])
+        except HarnessError as exc:
+            return str(exc)
     return None
 
 
@@ -160,6 +173,8 @@ def baseline_entry(result: CaseResult, environment: dict[str, Any]) -> dict[str,
     latency = result.samples.get("latency_ms")
     if latency:
         entry["latency_quantiles_ms"] = compact_quantiles(latency)
+    if result.profile:
+        entry["profile"] = result.profile  # already compact: what a later run's attribution diffs against
     accuracy = getattr(result, "accuracy", None)
     if accuracy and accuracy.get("outputs"):
         # What a later run's accuracy is checked against (harness.judge.accuracy.check: cosine, top-1, mismatch).

@@ -64,13 +64,6 @@ def add_run_options(group: pytest.OptionGroup) -> None:
         "--no-reports", action="store_true", help="write results.json only, no report.html, plots or summaries"
     )
     group.addoption(
-        "--metrics-file",
-        default=None,
-        metavar="PATH",
-        help="also write the run as OpenMetrics text to PATH (atomically), e.g. into node_exporter's textfile "
-        "collector folder as harness.prom",
-    )
-    group.addoption(
         "--harness-cache",
         default=None,
         metavar="DIR",
@@ -79,6 +72,21 @@ def add_run_options(group: pytest.OptionGroup) -> None:
     group.addoption("--warmup-ms", type=float, default=None, help="override the suites' warm-up time (ms)")
     group.addoption("--min-duration-ms", type=float, default=None, help="override the suites' minimum duration (ms)")
     group.addoption("--min-iterations", type=int, default=None, help="override the suites' minimum iterations")
+    group.addoption(
+        "--no-profile",
+        action="store_false",
+        dest="harness_profile",
+        default=True,
+        help="take no per-layer profile of the cases (default: one pass after each case's gated trials, where the "
+        "backend has a profiler; it says where a regression went)",
+    )
+    group.addoption(
+        "--profile-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inferences the per-layer profile pass runs (default: one trial's budget, 20 to 200)",
+    )
 
 
 def add_gate_options(group: pytest.OptionGroup) -> None:
@@ -179,12 +187,6 @@ def report_dir(config: pytest.Config) -> Path:
     return rooted(config, config.getoption("report_dir", None), "reports")
 
 
-def metrics_file(config: pytest.Config) -> Path | None:
-    """The file of ``--metrics-file`` (as given: relative to the working directory), or None."""
-    value = config.getoption("metrics_file", None)
-    return Path(value) if value else None
-
-
 def suite_files(config: pytest.Config) -> list[Path]:
     """The suite files of ``--suite`` (globs allowed), else of the ini option ``harness_suites``."""
     patterns = config.getoption("suite") or [str(config.rootpath / p) for p in config.getini("harness_suites")]
@@ -217,7 +219,18 @@ def run_config(config: pytest.Config) -> RunConfig:
         strict_baselines=config.getoption("strict_baselines"),
         measure_overrides=measure_overrides(config),
         **gate,
+        **profile_settings(config),
     )
+
+
+def profile_settings(config: pytest.Config) -> dict[str, Any]:
+    """RunConfig fields of the per-layer profile options; a count below 1 is a usage error."""
+    iterations = config.getoption("profile_iterations")
+    if iterations is not None and iterations < 1:
+        raise pytest.UsageError(
+            f"--profile-iterations {iterations}: profile at least 1 inference (20 or more give stable layer medians)"
+        )
+    return {"profile": config.getoption("harness_profile"), "profile_iterations": iterations}
 
 
 def _gate_settings(config: pytest.Config) -> dict[str, Any]:

@@ -14,7 +14,9 @@ The variants (the reference is A, the candidate B; the verdict says how B compar
 - ``--ab-backend NAME`` and/or ``--ab-backend-option KEY=VALUE``: the candidate runs on another backend, or on the
   same backend with other settings (e.g. ``intra_op_threads=2``); the reference runs on ``--backend`` with its usual
   options.
-Both can be combined. Baselines are not read or written in A/B mode.
+Both can be combined. Baselines are not read or written in A/B mode. Once the pairs are measured, both variants are
+profiled layer by layer and the reference's profile is diffed against the candidate's, so a regressed verdict says
+where the difference went, as it does against a stored baseline.
 
 :class:`ABSession` is the session of such a run: the ordinary session's stages (build, measure, record), with the
 comparison against a stored baseline replaced by the paired one (:meth:`ABSession.evaluate`).
@@ -34,7 +36,7 @@ from harness.core.results import CaseResult
 from harness.core.stats import summarize
 from harness.judge.gate import confirm, judge_paired
 from harness.run.config import ABConfig, RunConfig
-from harness.run.interleave import Interleaved
+from harness.run.interleave import Interleaved, Variant
 from harness.run.session import HarnessSession
 from harness.suite.schema import Case
 
@@ -126,6 +128,7 @@ class ABSession(HarnessSession):
         }
         if ref_case is None:
             self.measure_case(case, cand_engine, cand_feeds, result)
+            self.profile_case(case, cand_engine, cand_feeds, result)
             result.verdict = "new"
             result.message = f"{case.id}: {case.model.location} has no counterpart under --ab-base {config.base_dir}"
             return
@@ -164,6 +167,21 @@ class ABSession(HarnessSession):
                 result.measure["confirmation"] = {"first_verdict": "regressed", "second_verdict": current.verdict}
         assert verdict is not None
         self.apply_verdict(result, verdict)
+        self.attribute_variants(result, variants[0], variants[1])
+
+    def attribute_variants(self, result: CaseResult, reference: Variant, candidate: Variant) -> None:
+        """Profile both variants once their pairs are measured, and diff the reference's profile against the
+        candidate's: the same attribution and ``where:`` as against a stored baseline. The reference's profile is
+        kept with the numbers it was compared against (``result.baseline["profile"]``), as a baseline entry keeps
+        its own."""
+        assert result.baseline is not None
+        scratch = CaseResult(id=result.id, params={}, metrics=dict(result.baseline["metrics"]))
+        before = self.profile_case(*reference, scratch)
+        result.warnings.extend(f"reference: {warning}" for warning in scratch.warnings)
+        if scratch.profile is not None:
+            result.baseline["profile"] = scratch.profile
+        after = self.profile_case(*candidate, result)
+        self.attribute(result, before, after)
 
 
 def _labels(config: ABConfig, reference: Backend, candidate: Backend) -> tuple[str, str]:

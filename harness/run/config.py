@@ -52,3 +52,7 @@ class RunConfig:
     slowdown: float = 1.0  # --simulate-slowdown FACTOR: every inference of the selected cases takes FACTOR x longer
     slowdown_cases: tuple[str, ...] = ()  # case-id globs the slowdown applies to; empty: every case
     ab: ABConfig | None = None  # compare with a second variant in the same job instead of the baseline
+    # A per-layer profile of every measured case, in a pass of its own after the gated trials (--no-profile: none),
+    # and how many inferences it profiles (None: chosen from the suite's measuring budget, harness.run.session).
+    profile: bool = True
+    profile_iterations: int | None = None

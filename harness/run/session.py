@@ -2,23 +2,28 @@
 
 The pytest plugin owns the command line and turns outcomes into pass / fail / skip; this module owns the run:
 prepare the model, build the engine, generate inputs, measure the trials, summarize, compare with the baseline,
-confirm a regression by measuring again, decide, record. Results are written after every case, and baselines (with
-``--update-baselines``) too, so nothing finished is lost. The stages are public: A/B mode (harness.run.ab, a
-subclass that replaces :meth:`HarnessSession.evaluate`) compares with a second variant measured in the same job
-instead of the stored baseline, and ``harness calibrate`` builds and measures cases through them.
+confirm a regression by measuring again, profile layer by layer and say where a change went, decide, record. Results
+are written after every case, and baselines (with ``--update-baselines``) too, so nothing finished is lost. The
+stages are public: A/B mode (harness.run.ab, a subclass that replaces :meth:`HarnessSession.evaluate`) compares with
+a second variant measured in the same job instead of the stored baseline, and ``harness calibrate`` builds and
+measures cases through them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from harness.attribution.diff import ProfileDiff, diff_profiles
+from harness.attribution.record import LayerProfile
 from harness.backends.base import Backend, BackendContext, get_backend
 from harness.core.errors import CaseSkipped, HarnessError, log_internal_error, output_error
+from harness.core.messages import condensed
 from harness.core.progress import Progress
 from harness.core.results import CaseResult, RunResults, all_nonfinite
 from harness.core.stats import summarize
@@ -35,7 +40,10 @@ from harness.run.config import RunConfig
 from harness.run.interleave import Interleaved, Variant, VariantFailed, interleave
 from harness.suite.schema import Case, MeasureSpec, Suite
 
-__all__ = ["HarnessSession", "RunConfig"]
+__all__ = ["HarnessSession", "RunConfig", "profile_iterations"]
+
+PROFILE_MIN_ITERATIONS = 20  # enough inferences for a per-layer median and interquartile range
+PROFILE_MAX_ITERATIONS = 200  # beyond this the medians hardly move, and the profiler's trace only grows
 
 
 class HarnessSession:
@@ -123,6 +131,10 @@ class HarnessSession:
         verdict = self.gate_case(case, env, result)
         if verdict is not None and self._needs_confirmation(verdict):
             self._confirm_case(case, engine, feeds, env, result, verdict)
+        # Last, once every judged number is taken: a profiler slows what it watches.
+        profile = self.profile_case(case, engine, feeds, result)
+        if verdict is not None:  # judged against the stored entry, so its profile is comparable
+            self.attribute(result, (result.baseline or {}).get("profile"), profile)
 
     def _finish(self, case: Case, result: CaseResult, started: float) -> CaseResult:
         result.duration_s = time.perf_counter() - started
@@ -351,6 +363,62 @@ class HarnessSession:
             **{k: v for k, v in again.facts().items() if k in ("trials", "iterations", "wall_ms")},
         }
 
+    # -- where the time went ------------------------------------------------------------------------------------
+    def profile_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> LayerProfile | None:
+        """The case's per-layer profile, into ``result.profile``: a fresh runner profiled in a pass of its own after
+        the gated trials and their confirmation, as trtexec profiles apart from its timing loop (``--dumpProfile``
+        with ``--separateProfileRun``), so the profiler's cost never reaches a judged number. None when profiling is
+        off (--no-profile) or the backend has no profiler; a profiler that fails leaves a warning on the case and no
+        profile: the profile explains a verdict, it never decides one."""
+        if not self.config.profile:
+            return None
+        spec = self.measure_spec(case.suite)
+        iterations = profile_iterations(spec, result.metrics.get("latency_median_ms"), self.config.profile_iterations)
+        try:
+            with self.progress.phase(f"{case.id}: layer profile"):
+                # Never slowed: --simulate-slowdown's busy-wait is outside every layer, and its wrapper has no profiler.
+                runner = self.open_runner(case, engine, feeds, slowdown=1.0)
+                try:
+                    profile = runner.profile(iterations)
+                finally:
+                    runner.close()
+        except HarnessError as exc:
+            result.warnings.append(f"no layer profile: {exc}")
+            return None
+        except Exception as exc:  # a profiler crash: logged, and the case keeps its verdict
+            log = log_internal_error(exc, self.config.report_dir)
+            result.warnings.append(f"no layer profile: {type(exc).__name__}: {condensed(exc)} (traceback in {log})")
+            return None
+        if profile is not None:
+            result.profile = profile.to_dict()
+        return profile
+
+    def attribute(self, result: CaseResult, before: Any, profile: LayerProfile | None) -> ProfileDiff | None:
+        """Where the time went between ``before`` (the baseline entry's or the A/B reference's profile, as a dict or
+        a :class:`LayerProfile`) and this case's ``profile``: the diff into ``result.attribution`` and, when the
+        verdict is regressed or improved, its top groups on the message's first line
+        (``... (+12.1% > tolerance 10%; ...); where: Conv_12+Relu_13 +0.41 ms (71% of the change, tactic changed)``).
+        None, and nothing recorded, when either side has no profile; a profile that cannot be read or diffed leaves a
+        warning, never the case's error."""
+        if profile is None or before is None:
+            return None
+        try:
+            old = before if isinstance(before, LayerProfile) else LayerProfile.from_dict(before, "baseline profile")
+            diff = diff_profiles(old, profile)
+            result.attribution = diff.to_dict()
+            where = diff.where() if result.verdict in ("regressed", "improved") else ""
+        except HarnessError as exc:
+            result.warnings.append(f"no attribution: {exc}; rerun with --update-baselines to record a fresh profile")
+            return None
+        except Exception as exc:
+            log = log_internal_error(exc, self.config.report_dir)
+            result.warnings.append(f"no attribution: {type(exc).__name__}: {condensed(exc)} (traceback in {log})")
+            return None
+        if where:
+            first, newline, rest = result.message.partition("\n")
+            result.message = f"{first}; {where}{newline}{rest}"
+        return diff
+
     def _check_accuracy(
         self, case: Case, env: dict[str, Any], engine: Any, feeds: dict[str, Any], result: CaseResult
     ) -> None:
@@ -396,6 +464,18 @@ class HarnessSession:
             raise output_error(exc, self.results_path, "--report-dir") from None
         if recorded and not unfit:
             self.store(self.results.environment["key"]).update(suite.name, [result], self.results.environment)
+
+
+def profile_iterations(spec: MeasureSpec, latency_ms: float | None, asked: int | None = None) -> int:
+    """Inferences the profile pass runs: ``asked`` (--profile-iterations), else as many as one trial's budget
+    (``min_duration_ms / trials``) holds at the case's median latency (ms), kept between 20 (a median and a spread
+    per layer) and 200, so the pass costs about one more trial."""
+    if asked is not None:
+        return asked
+    if latency_ms is None or not math.isfinite(latency_ms) or latency_ms <= 0:
+        return PROFILE_MIN_ITERATIONS
+    fits = int(spec.min_duration_ms / max(spec.trials, 1) / latency_ms)
+    return max(PROFILE_MIN_ITERATIONS, min(PROFILE_MAX_ITERATIONS, fits))
 
 
 def _unfit_for_baseline(result: CaseResult) -> str:
