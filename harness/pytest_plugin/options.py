@@ -64,6 +64,13 @@ def add_run_options(group: pytest.OptionGroup) -> None:
         "--no-reports", action="store_true", help="write results.json only, no report.html, plots or summaries"
     )
     group.addoption(
+        "--metrics-file",
+        default=None,
+        metavar="PATH",
+        help="also write the run as OpenMetrics text to PATH (atomically), e.g. into node_exporter's textfile "
+        "collector folder as harness.prom",
+    )
+    group.addoption(
         "--harness-cache",
         default=None,
         metavar="DIR",
@@ -185,6 +192,12 @@ def rooted(config: pytest.Config, value: str | None, default: str) -> Path:
 def report_dir(config: pytest.Config) -> Path:
     """The folder of ``--report-dir`` (default: reports/ below the rootdir)."""
     return rooted(config, config.getoption("report_dir", None), "reports")
+
+
+def metrics_file(config: pytest.Config) -> Path | None:
+    """The file of ``--metrics-file`` (as given: relative to the working directory), or None."""
+    value = config.getoption("metrics_file", None)
+    return Path(value) if value else None
 
 
 def suite_files(config: pytest.Config) -> list[Path]:
