@@ -133,8 +133,8 @@ class GroupChange:
 
 
 def _signed_ms(value: float) -> str:
-    """``+0.41 ms``, ``-0.0042 ms``: two decimals from 0.01 ms up, two significant digits below."""
-    return f"{value:+.2f} ms" if abs(value) >= 0.01 else f"{value:+.2g} ms"
+    """``+0.41 ms``, ``+0.014 ms``: two decimals from 0.1 ms up, two significant digits below."""
+    return f"{value:+.2f} ms" if round(abs(value), 2) >= 0.1 else f"{value:+.2g} ms"
 
 
 @dataclass(frozen=True)

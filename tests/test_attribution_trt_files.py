@@ -1,0 +1,250 @@
+"""harness.attribution.trt_files: trtexec's profile, layer-information, times and metadata files into a LayerProfile.
+
+The MobileNet files are real exports of TensorRT 8.x (tests/data/tensorrt-exports/NOTICE.md); the 10.x and 11.x
+layer-information documents are written here in the shapes those releases' engine inspectors give.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.attribution.diff import diff_profiles
+from harness.attribution.names import REFORMAT
+from harness.attribution.trt_files import (
+    layer_profile,
+    median_latency,
+    parse_layer_info,
+    parse_profile,
+    profile_from_files,
+    read_layer_info,
+    read_metadata,
+    read_profile,
+    read_times,
+)
+from harness.core.errors import HarnessError
+
+EXPORTS = Path(__file__).parent / "data" / "tensorrt-exports"
+PROFILE = EXPORTS / "mobilenet.qat.engine.profile.json"
+GRAPH = EXPORTS / "mobilenet.qat.engine.graph.json"
+TIMES = EXPORTS / "mobilenet.qat.engine.timing.json"
+METADATA = EXPORTS / "mobilenet.qat.engine.profile.metadata.json"
+SLOWED = "features.6.conv.1.0.weight + QuantizeLinear_267 + Conv_271 + PWN(Clip_275)"
+
+
+def test_the_real_tensorrt_8_files_parse() -> None:
+    count, rows = read_profile(PROFILE)
+    assert count == 6610 and len(rows) == 73
+    assert rows[0].name == "QuantizeLinear_2" and rows[0].median_ms == pytest.approx(0.004544)
+    info = read_layer_info(GRAPH)
+    assert len(info.layers) == 73 and info.detailed
+    assert info.io_tensors == ("input1", "1179")
+    assert len(read_times(TIMES)) == 200
+    assert median_latency(read_metadata(METADATA)) == pytest.approx(0.351196)
+
+
+def test_the_real_files_join_into_a_profile_with_nodes_precision_and_tactics() -> None:
+    profile = profile_from_files(PROFILE, GRAPH, times=TIMES)
+    assert profile.source == "trtexec" and profile.iterations == 6610
+    assert profile.total_ms == pytest.approx(0.468768, rel=1e-6)
+    layers = {layer.name: layer for layer in profile.layers}
+    conv = layers["features.0.0.weight + QuantizeLinear_8 + Conv_12 + PWN(Clip_16)"]
+    assert conv.nodes == ("Clip_16", "Conv_12", "QuantizeLinear_8")
+    assert conv.kind == "Convolution" and conv.precision == "int8"
+    assert conv.tactic == "volta_int8x4_icudnn_int8x4_128x32_relu_xregs_medium_c32_nn_v1"
+    assert conv.signature == "Convolution(1x3x224x224)->(1x32x112x112)"
+    quantize = layers["QuantizeLinear_2"]
+    assert quantize.kind == REFORMAT and quantize.precision == "fp32->int8" and quantize.tactic is None
+    assert layers["Reformatting CopyNode for Input Tensor 0 to GlobalAveragePool_843"].nodes == (
+        "GlobalAveragePool_843",
+    )
+    # each layer's spread is its share of the end-to-end half-IQR (a layer that took no time has none)
+    assert all(layer.spread_ms > 0 for layer in profile.layers if layer.time_ms > 0)
+    assert layers["copied_squeeze_after_(Unnamed Layer* 850) [ElementWise]"].nodes == ()
+    assert profile.notes == ("no layer Metadata (TensorRT before 8.6): ONNX nodes read from the layer names",)
+    # the profile's layers come slowest first, as the record keeps them
+    assert profile.layers[0].time_ms == max(layer.time_ms for layer in profile.layers)
+
+
+def slowed_copy(tmp_path: Path, name: str, factor: float) -> Path:
+    """The real profile with one layer ``factor`` times slower (a regression of that layer alone)."""
+    data: list[dict[str, Any]] = json.loads(PROFILE.read_text())
+    for row in data[1:]:
+        if row["name"] == name:
+            for key in ("timeMs", "averageMs", "medianMs"):
+                row[key] *= factor
+    path = tmp_path / "slowed.profile.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_copy_with_one_layer_slowed_diffs_with_that_layer_first(tmp_path: Path) -> None:
+    baseline = profile_from_files(PROFILE, GRAPH)
+    current = profile_from_files(slowed_copy(tmp_path, SLOWED, 4.0), GRAPH)
+    diff = diff_profiles(baseline, current)
+    first = diff.groups[0]
+    assert first.label == SLOWED and first.change == "slower" and first.above_noise
+    assert first.nodes == ("Clip_275", "Conv_271", "QuantizeLinear_267")
+    assert diff.share(first) == pytest.approx(1.0)
+    assert not any(group.above_noise for group in diff.groups[1:])
+    assert diff.where().startswith(f"where: {SLOWED} +0.014 ms (100% of the change)")
+
+
+def test_a_and_a_of_the_real_files_has_nothing_above_the_noise() -> None:
+    diff = diff_profiles(profile_from_files(PROFILE, GRAPH), profile_from_files(PROFILE, GRAPH))
+    assert diff.where() == ""
+    assert len(diff.groups) == 72  # the reformat in front of GlobalAveragePool_843 is in that node's group
+
+
+def layer(name: str, kind: str, shapes: tuple[list[int], list[int]], fmt: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "LayerType": kind,
+        "Inputs": [{"Name": f"{name}:in", "Location": "Device", "Dimensions": shapes[0], "Format/Datatype": fmt}],
+        "Outputs": [{"Name": f"{name}:out", "Location": "Device", "Dimensions": shapes[1], "Format/Datatype": fmt}],
+        **extra,
+    }
+
+
+def tensorrt_10_layer_info() -> dict[str, Any]:
+    """A 10.x ``--exportLayerInfo`` document (detailed): ``Metadata`` per layer, ``Bindings`` as names."""
+    fmt = "Channel major FP16 format where channel % 8 == 0"
+    return {
+        "Layers": [
+            layer(
+                "/stem/Conv + /stem/act/Relu",
+                "CaskConvolution",
+                ([1, 3, 224, 224], [1, 64, 112, 112]),
+                fmt,
+                ParameterType="Convolution",
+                TacticName="sm90_xmma_fprop_implicit_gemm_f16f16_f16f16_f16_nhwckrsc_nhwc",
+                TacticValue="0x2a4f1b0c9d3e8f71",
+                StreamId=0,
+                Metadata="[ONNX Layer: /stem/Conv]\x1f[ONNX Layer: /stem/act/Relu]",
+            ),
+            layer(
+                "__myl_MulAddRelu_myl0_1",
+                "kgen",
+                ([1, 64, 112, 112], [1, 64, 112, 112]),
+                "Half",
+                TacticName="__myl_MulAddRelu_0x8c1e",
+                StreamId=0,
+                Metadata="[ONNX Layer: /block/Mul]\x1f[ONNX Layer: /block/Add]\x1f[ONNX Layer: /block/Relu]",
+            ),
+            layer(
+                "Reformatting CopyNode for Output Tensor 0 to /head/Gemm",
+                "Reformat",
+                ([1, 1000], [1, 1000]),
+                "Row major linear FP32",
+                StreamId=0,
+                Metadata="",
+            ),
+        ],
+        "Bindings": ["images", "logits"],
+    }
+
+
+def tensorrt_11_layer_info() -> dict[str, Any]:
+    """An 11.x document: ``I/O Tensors`` as objects, tensors with ``Format`` and ``DataType`` apart."""
+    return {
+        "ProfilingVerbosity": "DETAILED",
+        "Layers": [
+            {
+                "Name": "{ForeignNode[/encoder/layer.0/attention/MatMul.../encoder/layer.0/output/Add]}",
+                "LayerType": "Myelin",
+                "Inputs": [{"Name": "hidden", "Dimensions": [1, 128, 768], "Format": "LINEAR", "DataType": "BF16"}],
+                "Outputs": [{"Name": "out", "Dimensions": [1, 128, 768], "Format": "LINEAR", "DataType": "BF16"}],
+                "TacticName": "",
+                "Metadata": (
+                    "[ONNX Layer: /encoder/layer.0/attention/MatMul]\x1f[ONNX Layer: /encoder/layer.0/attention/"
+                    "Softmax]\x1f[ONNX Layer: /encoder/layer.0/output/Add]"
+                ),
+            }
+        ],
+        "I/O Tensors": [
+            {"Name": "hidden", "IOMode": "INPUT", "DataType": "BF16", "Dimensions": [1, 128, 768]},
+            {"Name": "out", "IOMode": "OUTPUT", "DataType": "BF16", "Dimensions": [1, 128, 768]},
+        ],
+        "Engine Metadata": {"Multi-Device": "Disabled"},
+    }
+
+
+def rows_for(names: list[str], ms: float = 0.1) -> list[dict[str, Any]]:
+    return [{"count": 100}] + [
+        {"name": n, "timeMs": ms * 100, "averageMs": ms, "medianMs": ms, "percentage": 100 / len(names)} for n in names
+    ]
+
+
+def test_a_tensorrt_10_document_maps_layers_to_onnx_nodes_through_metadata() -> None:
+    info = parse_layer_info(tensorrt_10_layer_info(), "layers.json")
+    assert info.io_tensors == ("images", "logits")
+    count, rows = parse_profile(rows_for([layer.name for layer in info.layers]), "profile.json")
+    profile = layer_profile(rows, info, source="tensorrt", iterations=count)
+    layers = {layer.name: layer for layer in profile.layers}
+    assert layers["/stem/Conv + /stem/act/Relu"].nodes == ("/stem/Conv", "/stem/act/Relu")
+    assert layers["/stem/Conv + /stem/act/Relu"].precision == "fp16"
+    assert layers["/stem/Conv + /stem/act/Relu"].tactic.startswith("sm90_xmma_fprop")  # type: ignore[union-attr]
+    assert layers["__myl_MulAddRelu_myl0_1"].nodes == ("/block/Add", "/block/Mul", "/block/Relu")
+    assert layers["__myl_MulAddRelu_myl0_1"].precision == "fp16"
+    reformat = layers["Reformatting CopyNode for Output Tensor 0 to /head/Gemm"]
+    assert reformat.nodes == ("/head/Gemm",) and reformat.kind == REFORMAT  # empty Metadata: from the name
+    assert profile.notes == ("no per-inference times: layer spreads unknown, only the noise floor applies",)
+
+
+def test_a_tensorrt_11_document_maps_a_foreign_node_to_all_its_nodes() -> None:
+    info = parse_layer_info(tensorrt_11_layer_info(), "layers.json")
+    assert info.io_tensors == ("hidden", "out")
+    (only,) = info.layers
+    _, rows = parse_profile(rows_for([only.name], 0.8), "profile.json")
+    (layer,) = layer_profile(rows, info).layers
+    assert layer.nodes == (
+        "/encoder/layer.0/attention/MatMul",
+        "/encoder/layer.0/attention/Softmax",
+        "/encoder/layer.0/output/Add",
+    )
+    assert layer.precision == "bf16" and layer.tactic is None and layer.kind == "Myelin"
+    assert layer.signature == "Myelin(1x128x768)->(1x128x768)"
+
+
+def test_layer_information_below_detailed_verbosity_is_names_only() -> None:
+    info = parse_layer_info({"Layers": ["Conv_0 + Relu_1", "Gemm_2"], "Bindings": ["x", "y"]}, "layers.json")
+    assert not info.detailed
+    _, rows = parse_profile(rows_for(["Conv_0 + Relu_1", "Gemm_2"]), "profile.json")
+    profile = layer_profile(rows, info, latencies_ms=[0.3, 0.31, 0.29, 0.3, 0.32])
+    assert {layer.nodes for layer in profile.layers} == {("Conv_0", "Relu_1"), ("Gemm_2",)}
+    assert profile.end_to_end_ms == pytest.approx(0.3)
+    assert profile.notes[0].startswith("no detailed layer information (build with --profilingVerbosity=detailed)")
+
+
+@pytest.mark.parametrize(
+    ("text", "reader", "message"),
+    [
+        (None, read_profile, "no such file; run trtexec with --exportProfile=<file>"),
+        ("[{", read_profile, "not valid JSON (line 1)"),
+        ('{"Layers": []}', read_profile, 'expected [{"count": N}, {layer}, ...] as trtexec --exportProfile writes'),
+        ('[{"count": 1}, {"name": "Conv_0"}]', read_profile, "layer 'Conv_0' has no 'averageMs' number"),
+        ('[{"count": 1}, {"timeMs": 1}]', read_profile, "entry 1 has no layer 'name'"),
+        ("[]", read_layer_info, "expected an object with a 'Layers' list"),
+        ('{"Layers": [{"LayerType": "Conv"}]}', read_layer_info, "layer 0: a layer should be a name or an object"),
+        (
+            '{"Layers": [{"Name": "c", "Inputs": [{"Dimensions": ["1"]}]}]}',
+            read_layer_info,
+            "'Dimensions' that are not integers",
+        ),
+        ('[{"computeMs": 1}]', read_times, "an inference has no 'latencyMs' number"),
+        ("[]", read_metadata, "expected an object (a TREx *.metadata.json file)"),
+    ],
+)
+def test_unreadable_files_are_one_line_errors_naming_the_file(
+    tmp_path: Path, text: str | None, reader: Any, message: str
+) -> None:
+    path = tmp_path / "export.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(HarnessError) as error:
+        reader(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+    assert "\n" not in str(error.value)
