@@ -308,7 +308,7 @@ def test_unusable_stores_are_one_line(tmp_path: Path) -> None:
         HistoryStore("mysql://u@h/db")
     with pytest.raises(
         HarnessError,
-        match=r"history store postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:1/x cannot be "
+        match=r"history store postgresql://u:\*\*\*@127\.0\.0\.1:1/x cannot be "
         r"opened: .*; check the URL and that the server is running",
     ):
         HistoryStore("postgresql://u:secret@127.0.0.1:1/x")  # the password is never shown

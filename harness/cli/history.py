@@ -105,9 +105,14 @@ def series_lines(series: Series) -> list[str]:
         spread = ""
         if len(p.trials) > 1 and p.value:
             spread = f"  ±{(max(p.trials) - min(p.trials)) / 2 / abs(p.value):.1%} over {len(p.trials)} trials"
-        cells = [p.time, (p.commit or "-")[:10], p.branch or "-", f"{p.value:.6g} {unit}".rstrip()]
+        cells = [p.time, (p.commit or "-")[:10], p.branch or "-", f"{_number(p.value)} {unit}".rstrip()]
         lines.append("  " + "  ".join(cells) + spread + (f"  {p.verdict}" if p.verdict else ""))
     return lines
+
+
+def _number(value: float) -> str:
+    """Four significant digits, without an exponent for large numbers (throughput, bytes)."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 # The subcommands, in the order `harness history --help` lists them; each also gets --history URL.

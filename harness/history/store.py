@@ -122,6 +122,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def record_run(store: HistoryStore, results: RunResults, source: str) -> str:
+    """Append ``results`` (a run of ``source``) to ``store``; the line that says what happened."""
+    info = run_info(results, source)
+    done = store.append(results, info)
+    return f"history: run {info.run_id} {'appended to' if done else 'already in'} {store.display}"
+
+
 class HistoryStore:
     """A history database opened (and migrated to this harness's schema) at ``url``: ``sqlite:///path.db``,
     ``postgresql://user@host/db`` or a plain path (an SQLite file). Also a context manager that closes it.
@@ -142,7 +149,8 @@ class HistoryStore:
             raise HarnessError(
                 f"--history {url}: not a database URL; give sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path"
             ) from None
-        self.display = self.url.render_as_string(hide_password=True)
+        # as the user wrote it, password hidden (CI logs are public)
+        self.display = (sa.make_url(url) if "://" in url else self.url).render_as_string(hide_password=True)
         self.engine = self._create_engine(self.url)
         with self._errors("cannot be opened"):
             self._migrate()
