@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.core.fsio import atomic_write_text, require_writable, write_json
 from harness.core.results import RunResults
+from harness.history.store import ENV_VAR, HistoryStore, record_run
 from harness.report import write_reports
 from harness.report.markdown import escape
 from harness.report.openmetrics import check_metrics_file, write_metrics_file
@@ -53,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "textfile collector folder as harness.prom",
     )
     parser.add_argument(
+        "--history",
+        default=None,
+        metavar="URL",
+        help="append the merged run to a history store: sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path "
+        f"(default: ${ENV_VAR} when set)",
+    )
+    parser.add_argument(
         "--no-gate", action="store_true", help="exit 0 even when a shard is missing or failed (problems still shown)"
     )
 
@@ -70,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         require_writable(Path(args.baseline_dir), "--baseline-dir")
     if args.metrics_file:
         check_metrics_file(args.metrics_file)
+    history_url = args.history or os.environ.get(ENV_VAR)
+    history = HistoryStore(history_url) if history_url else None  # opened first: a bad URL stops before any write
     outcome = merge([(str(path), RunResults.read(path)) for path in files], args.expect_shards)
     if args.baseline:
         outcome.results, source = apply_baseline(outcome.results, Path(args.baseline))
@@ -78,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     results = outcome.results
     results.write(output)
     print(f"merged {len(files)} file(s), {len(results.cases)} case(s) -> {output}")
+    if history is not None:
+        with history:
+            print(record_run(history, results, "merge"))
     if args.durations_out:
         target = str(args.durations_out).replace("{key}", str(results.environment.get("key") or "unknown"))
         write_json(target, durations_document(durations_of(results)))

@@ -90,6 +90,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             check_metrics_file(metrics)
         if not config.option.collectonly:  # listing the cases writes nothing: it may run beside a real run
             state.report_claim = claim_report_dir(session)
+            options.check_history(config)  # a bad --history URL or an unreachable server, before anything is measured
         if not session.config.update_baselines:
             for suite in suites:
                 key = session.environment(session.backend_for(suite))["key"]
@@ -181,7 +182,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hsession is None or hsession.results is None or not hsession.results.cases:
         return
     if workers.is_worker(config):
-        return  # an xdist worker: the controller reports on the merged results
+        return  # an xdist worker: the controller reports on (and records) the merged results
+    options.append_history(config, hsession.results)  # before the reports: a failing report cannot cost it
     write_metrics(config, hsession.results)
     if config.getoption("no_reports"):
         return

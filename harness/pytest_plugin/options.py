@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 from harness.core.errors import HarnessError
+from harness.core.results import RunResults
+from harness.history.store import ENV_VAR, HistoryStore, record_run
 from harness.judge.gate import ALPHA
 from harness.run.config import ABConfig, RunConfig
 from harness.suite.schema import measure_value_problem
@@ -62,6 +65,13 @@ def add_run_options(group: pytest.OptionGroup) -> None:
     )
     group.addoption(
         "--no-reports", action="store_true", help="write results.json only, no report.html, plots or summaries"
+    )
+    group.addoption(
+        "--history",
+        default=None,
+        metavar="URL",
+        help="append the run's cases to a history store: sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path "
+        f"(default: ${ENV_VAR} when set; read it with harness history)",
     )
     group.addoption(
         "--metrics-file",
@@ -192,6 +202,35 @@ def rooted(config: pytest.Config, value: str | None, default: str) -> Path:
 def report_dir(config: pytest.Config) -> Path:
     """The folder of ``--report-dir`` (default: reports/ below the rootdir)."""
     return rooted(config, config.getoption("report_dir", None), "reports")
+
+
+def history_url(config: pytest.Config) -> str | None:
+    """The store of ``--history``, else ``$HARNESS_HISTORY``; None when the run keeps no history."""
+    return config.getoption("history", None) or os.environ.get(ENV_VAR) or None
+
+
+def check_history(config: pytest.Config) -> None:
+    """Open (and migrate) the history store now: a bad URL or a server that does not answer stops the run before
+    anything is measured, as one line."""
+    url = history_url(config)
+    if url:
+        HistoryStore(url).close()
+
+
+def append_history(config: pytest.Config, results: RunResults) -> None:
+    """Append the run to the history store, saying so in one line of the terminal. A store that fails now costs the
+    history this run, never the run's outcome: the results file keeps it for ``harness history import``."""
+    url = history_url(config)
+    if not url:
+        return
+    try:
+        with HistoryStore(url) as store:
+            line, failed = record_run(store, results, "pytest"), False
+    except HarnessError as exc:
+        line, failed = f"history: not appended: {exc} (harness history import adds the results file later)", True
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line, red=failed)
 
 
 def metrics_file(config: pytest.Config) -> Path | None:
