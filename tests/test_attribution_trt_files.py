@@ -7,6 +7,9 @@ layer-information documents are written here in the shapes those releases' engin
 from __future__ import annotations
 
 import json
+import stat
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +251,131 @@ def test_unreadable_files_are_one_line_errors_naming_the_file(
         reader(path)
     assert str(error.value).startswith(str(path)) and message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+# -- the profiles the TensorRT and trtexec runners take (stand-ins of tests/test_trt_runner.py and a fake trtexec) --
+
+
+@pytest.fixture
+def trt_fakes(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from test_trt_runner import FakeCuda, fake_trt
+
+    from harness.trt import runner as tensorrt_runner
+
+    cuda = FakeCuda()
+    monkeypatch.setattr(tensorrt_runner, "cuda", cuda)
+    monkeypatch.setattr(tensorrt_runner, "trt", fake_trt(cuda.clock))
+    monkeypatch.setattr(tensorrt_runner, "tensorrt_log", lambda: types.SimpleNamespace(logger=None))
+    return cuda
+
+
+def test_the_tensorrt_runner_profiles_layers_in_a_pass_of_its_own(trt_fakes: Any, tmp_path: Path) -> None:
+    from test_trt_runner import FEEDS, fake_engine
+
+    from harness.trt.runner import TensorRTRunner
+
+    runner = TensorRTRunner(fake_engine(tmp_path), FEEDS)
+    trt_fakes.clock.calls.clear()
+    profile = runner.profile(7)
+    assert profile is not None
+    # a second context without the CUDA graph: every profiled inference is a plain enqueue, waited for
+    assert trt_fakes.clock.calls.count("enqueue") == 7 and "graph.launch" not in trt_fakes.clock.calls
+    assert profile.source == "tensorrt" and profile.iterations == 7
+    assert [(layer.name, layer.time_ms, layer.nodes) for layer in profile.layers] == [
+        ("conv", 1.5, ("conv",)),
+        ("fc", 0.5, ("fc",)),
+    ]
+    assert profile.end_to_end_ms == 2.0  # CUDA events around each profiled inference
+    assert profile.notes[0].startswith("no detailed layer information")
+    assert runner.trace == []  # the gated iterations' trace is not touched
+    runner.close()
+
+
+def test_the_tensorrt_runner_maps_layers_through_the_inspectors_metadata(trt_fakes: Any, tmp_path: Path) -> None:
+    from test_trt_runner import FEEDS, fake_engine
+
+    from harness.trt.runner import TensorRTRunner
+
+    runner = TensorRTRunner(fake_engine(tmp_path), FEEDS)
+    detailed = {
+        "Layers": [
+            layer(
+                "conv",
+                "CaskConvolution",
+                ([4, 4], [4, 4]),
+                "Half",
+                TacticName="sm90_conv",
+                Metadata=("[ONNX Layer: /features/conv/Conv]\x1f[ONNX Layer: /features/act/Relu]"),
+            ),
+            layer("fc", "CaskGemm", ([4, 4], [4, 2]), "Row major linear FP32", Metadata="[ONNX Layer: /head/Gemm]"),
+        ],
+        "Bindings": ["x", "y"],
+    }
+    runner.inspector_json = lambda: detailed  # type: ignore[method-assign]
+    profile = runner.profile(5)
+    assert profile is not None and profile.notes == ()
+    conv, fc = profile.layers
+    assert conv.nodes == ("/features/act/Relu", "/features/conv/Conv") and conv.precision == "fp16"
+    assert conv.tactic == "sm90_conv" and fc.nodes == ("/head/Gemm",) and fc.precision == "fp32"
+    assert conv.spread_ms == 0.0  # the stand-in reports the same time every inference
+    runner.close()
+
+
+FAKE_TRTEXEC = r"""
+import json, os, sys
+args = sys.argv[1:]
+open(os.environ["FAKE_TRTEXEC_LOG"], "a").write(json.dumps(args) + "\n")
+print("&&&& RUNNING TensorRT.trtexec [TensorRT v101300] # trtexec " + " ".join(args))
+opts = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "") for a in args if a.startswith("--"))
+if "help" in opts:
+    sys.exit(0)
+n = int(opts["iterations"])
+rows = [{"startComputeMs": i, "computeMs": 0.3 + 0.01 * (i % 3), "latencyMs": 0.3 + 0.01 * (i % 3)} for i in range(n)]
+open(opts["exportTimes"], "w").write(json.dumps(rows))
+profile = [{"count": n}, {"name": "/conv/Conv + /relu/Relu", "timeMs": 0.2 * n, "averageMs": 0.2, "medianMs": 0.2,
+           "percentage": 80}, {"name": "/head/Gemm", "timeMs": 0.05 * n, "averageMs": 0.05, "medianMs": 0.05,
+           "percentage": 20}]
+open(opts["exportProfile"], "w").write(json.dumps(profile))
+layers = [{"Name": "/conv/Conv + /relu/Relu", "LayerType": "CaskConvolution", "Inputs": [], "Outputs": [],
+           "TacticName": "sm90_xmma_fprop", "Metadata": "[ONNX Layer: /conv/Conv]\x1f[ONNX Layer: /relu/Relu]"},
+          {"Name": "/head/Gemm", "LayerType": "CaskGemm", "Inputs": [], "Outputs": [],
+           "Metadata": "[ONNX Layer: /head/Gemm]"}]
+open(opts["exportLayerInfo"], "w").write(json.dumps({"Layers": layers, "Bindings": ["x", "y"]}))
+"""
+
+
+def test_the_trtexec_runner_profiles_in_a_separate_trtexec_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends.base import BackendContext, BuildInfo, get_backend
+    from harness.backends.trtexec import TrtexecEngine, TrtexecOptions
+
+    binary = tmp_path / "trtexec"
+    binary.write_text(f"#!{sys.executable}\n{FAKE_TRTEXEC}")
+    binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "trtexec.log"
+    monkeypatch.setenv("FAKE_TRTEXEC_LOG", str(log))
+    context = BackendContext(tmp_path / "cache", tmp_path / "artifacts")
+    backend = get_backend("trtexec", {"binary": str(binary)}, context)
+    case = types.SimpleNamespace(id="net-fp16-b1", precision="fp16")
+    engine = TrtexecEngine(
+        backend,  # type: ignore[arg-type]
+        case,  # type: ignore[arg-type]
+        tmp_path / "net.engine",
+        {"x": ((1, 4), (1, 4), (1, 4))},
+        TrtexecOptions(),
+        BuildInfo(build_time_ms=1.0, engine_bytes=1),
+    )
+
+    profile = engine.runner({}).profile(12)
+
+    (call,) = [json.loads(line) for line in log.read_text().splitlines() if "--help" not in line]
+    assert "--separateProfileRun" in call and "--iterations=12" in call
+    assert "--profilingVerbosity=detailed" in call
+    folder = tmp_path / "artifacts" / "net-fp16-b1" / "profile"
+    assert f"--exportProfile={folder / 'profile.json'}" in call
+    assert f"--exportLayerInfo={folder / 'layer_info.json'}" in call
+    assert profile is not None and profile.source == "trtexec" and profile.iterations == 12
+    conv, gemm = profile.layers
+    assert conv.nodes == ("/conv/Conv", "/relu/Relu") and conv.tactic == "sm90_xmma_fprop"
+    assert gemm.nodes == ("/head/Gemm",)
+    assert profile.end_to_end_ms == pytest.approx(0.31)
+    assert conv.spread_ms > gemm.spread_ms > 0  # their shares of the timed pass's half-IQR

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from harness.attribution.names import OnnxGraph, layer_kind, layer_nodes
 from harness.attribution.record import LayerProfile, LayerTime
 from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json
+from harness.core.stats import nearest_rank
 
 # Data types as the inspector words them ("Row major linear FP32", "Thirty-two wide channel vectorized row major Int8
 # format", 10.x's kgen "Half"), in the harness's precision names.
@@ -274,11 +275,13 @@ def median_latency(metadata: dict[str, Any]) -> float | None:
 # -- joining -----------------------------------------------------------------------------------------------------
 
 
-def _half_iqr(values: Sequence[float]) -> float:
-    if len(values) < 4:
+def half_iqr(values: Sequence[float]) -> float:
+    """Half the interquartile range of ``values`` (nearest-rank quartiles, as the harness's statistics take them):
+    the spread a :class:`LayerTime` keeps; 0 for fewer than two values."""
+    if len(values) < 2:
         return 0.0
-    q1, _, q3 = statistics.quantiles(values, n=4)
-    return (q3 - q1) / 2
+    ordered = sorted(values)
+    return (nearest_rank(ordered, 75) - nearest_rank(ordered, 25)) / 2
 
 
 def layer_profile(
@@ -290,25 +293,28 @@ def layer_profile(
     graph: OnnxGraph | None = None,
     latencies_ms: Sequence[float] = (),
     end_to_end_ms: float | None = None,
+    spreads: Mapping[str, float] | None = None,
 ) -> LayerProfile:
     """The profile of a TensorRT engine: per-layer times joined with the inspector's layers by name.
 
-    ``latencies_ms`` (per-inference times of the timed pass) give the end-to-end median and each layer's spread:
-    a per-layer profile holds no per-inference samples, so a layer is given its share of the end-to-end half-IQR.
+    ``latencies_ms`` (per-inference times) give the end-to-end median. ``spreads`` are the layers' half-IQRs where
+    the caller kept per-inference samples (``IProfiler``); trtexec's profile file keeps none, so there a layer is
+    given its share of the end-to-end half-IQR.
     """
     inspected = info.by_name() if info else {}
     total = sum(row.time_ms for row in rows)
-    spread = _half_iqr(latencies_ms)
+    spread = half_iqr(latencies_ms)
     layers = []
     for row in rows:
         layer = inspected.get(row.name, InspectedLayer(name=row.name))
+        share = spread * row.time_ms / total if total > 0 else 0.0
         layers.append(
             LayerTime(
                 name=row.name,
                 nodes=layer_nodes(row.name, layer.metadata, graph),
                 kind=layer_kind(row.name) or layer.kind,
                 time_ms=row.time_ms,
-                spread_ms=spread * row.time_ms / total if total > 0 else 0.0,
+                spread_ms=spreads.get(row.name, share) if spreads is not None else share,
                 precision=layer.precision,
                 tactic=layer.tactic,
                 signature=layer.signature,
@@ -319,7 +325,7 @@ def layer_profile(
         notes.append("no detailed layer information (build with --profilingVerbosity=detailed): no types or tactics")
     elif not any(layer.metadata for layer in inspected.values()):
         notes.append("no layer Metadata (TensorRT before 8.6): ONNX nodes read from the layer names")
-    if not latencies_ms:
+    if not latencies_ms and spreads is None:
         notes.append("no per-inference times: layer spreads unknown, only the noise floor applies")
     if end_to_end_ms is None and latencies_ms:
         end_to_end_ms = statistics.median(latencies_ms)

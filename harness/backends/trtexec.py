@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.attribution import trt_files
+from harness.attribution.record import LayerProfile
 from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
 from harness.backends.engine_cache import EngineCache, cache_key
 from harness.core.errors import CaseSkipped, HarnessError
@@ -55,6 +57,7 @@ TIME_FIELDS = (
     "endToEndMs",
 )
 PRECISION_FLAGS = {"fp16": "--fp16", "bf16": "--bf16", "int8": "--int8", "fp8": "--fp8"}
+PROFILE_WARMUP_MS = 100.0  # the profile run's warm-up: first inferences load kernels and would skew layer medians
 
 
 # -- the files ---------------------------------------------------------------------------------------------------
@@ -400,6 +403,32 @@ class TrtexecRunner(RunnerBase):
             warmup_ms=spec.warmup_ms,
             extra_ms=times.extra(),
         )
+
+    def profile(self, iterations: int) -> LayerProfile | None:
+        """Per-layer times from a trtexec run of their own: ``--exportProfile`` over ``iterations`` inferences in a
+        ``--separateProfileRun`` (the timed iterations stay unprofiled and give the end-to-end median), and
+        ``--exportLayerInfo`` at the engine's profiling verbosity for ONNX nodes, precision and tactics. The files
+        are kept under the case's artifact folder, in ``profile/``."""
+        engine = self.engine
+        folder = engine.backend.context.artifact_dir or engine.path.parent
+        case_dir = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case.id) / "profile"
+        case_dir.mkdir(parents=True, exist_ok=True)
+        exports = {k: case_dir / f"{k}.json" for k in ("times", "profile", "layer_info")}
+        spec = MeasureSpec(warmup_ms=PROFILE_WARMUP_MS, min_duration_ms=0.0, min_iterations=iterations, trials=1)
+        cmd = command(
+            engine.backend.binary,
+            engine.backend.version_tuple[0],
+            engine.path,
+            engine.shapes,
+            engine.case.precision,
+            engine.options,
+            engine.path,
+            False,
+            spec,
+            exports,
+        )
+        run([*cmd, f"--profilingVerbosity={engine.options.profiling_verbosity}"], f"{engine.case.id}: profile")
+        return trt_files.profile_from_files(exports["profile"], exports["layer_info"], times=exports["times"])
 
     def step(self) -> None:
         raise HarnessError("the trtexec backend measures through trtexec itself (TrtexecRunner.measure)")

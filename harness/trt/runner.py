@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.attribution import trt_files
+from harness.attribution.record import LayerProfile
 from harness.backends.base import RunnerBase
 from harness.backends.trtexec import write_profile, write_times
 from harness.core.errors import HarnessError
@@ -226,20 +228,17 @@ class TensorRTRunner(RunnerBase):
         return {name: host.array.copy() for name, (host, _) in self.outputs_.items()}
 
     # -- after measuring: layer profile, inspector, trtexec-format files ---------------------------------------
-    def layer_profile(self, iterations: int = LAYER_PROFILE_ITERATIONS) -> list[dict[str, Any]]:
-        """Per-layer GPU times from IProfiler on a second context, without CUDA graphs (they exclude profiling)."""
+    def _layer_samples(self, iterations: int) -> tuple[dict[str, list[float]], list[float]]:
+        """Per-layer GPU times (ms, one per inference, layers in execution order) from IProfiler on a second
+        context without CUDA graphs (they exclude profiling), and each profiled inference's GPU time."""
         times: dict[str, list[float]] = {}
-        order: list[str] = []
 
         class Profiler(trt.IProfiler):
             def __init__(self) -> None:
                 trt.IProfiler.__init__(self)
 
             def report_layer_time(self, layer_name: str, ms: float) -> None:
-                if layer_name not in times:
-                    times[layer_name] = []
-                    order.append(layer_name)
-                times[layer_name].append(ms)
+                times.setdefault(layer_name, []).append(ms)
 
         context = self._context()
         context.profiler = Profiler()
@@ -247,21 +246,63 @@ class TensorRTRunner(RunnerBase):
             context.set_input_shape(name, self.context.get_tensor_shape(name))
         for name, (_, device) in {**self.inputs, **self.outputs_}.items():
             context.set_tensor_address(name, device.ptr)
+        _, start, end, _ = self.events
+        inferences = []
         for _ in range(iterations):
+            start.record(self.stream)
             context.execute_async_v3(self.stream.handle)
+            end.record(self.stream)
             self.stream.synchronize()
+            inferences.append(cuda.elapsed_ms(start, end))
+        return times, inferences
+
+    def layer_profile(self, iterations: int = LAYER_PROFILE_ITERATIONS) -> list[dict[str, Any]]:
+        """Per-layer times in trtexec's ``--exportProfile`` form."""
+        times, _ = self._layer_samples(iterations)
         total = sum(sum(v) for v in times.values()) or 1.0
         return [
             {
                 "name": name,
-                "timeMs": sum(times[name]),
-                "averageMs": sum(times[name]) / len(times[name]),
-                "medianMs": statistics.median(times[name]),
-                "percentage": 100.0 * sum(times[name]) / total,
-                "count": len(times[name]),
+                "timeMs": sum(samples),
+                "averageMs": sum(samples) / len(samples),
+                "medianMs": statistics.median(samples),
+                "percentage": 100.0 * sum(samples) / total,
+                "count": len(samples),
             }
-            for name in order
+            for name, samples in times.items()
         ]
+
+    def profile(self, iterations: int) -> LayerProfile | None:
+        """Per-layer times over ``iterations`` inferences (IProfiler: median and half-IQR of each layer) joined with
+        the engine inspector's JSON by layer name: the ONNX nodes from each layer's ``Metadata`` (TensorRT 8.6+,
+        detailed verbosity) or its name, precision, tactic. The inspector's JSON is optional: an engine built with
+        less verbosity, or a release whose inspector fails, still gives times per layer name."""
+        times, inferences = self._layer_samples(iterations)
+        if not times:
+            return None
+        total = sum(sum(samples) for samples in times.values()) or 1.0
+        rows = [
+            trt_files.ProfileRow(
+                name=name,
+                total_ms=sum(samples),
+                average_ms=sum(samples) / len(samples),
+                median_ms=statistics.median(samples),
+                percentage=100.0 * sum(samples) / total,
+            )
+            for name, samples in times.items()
+        ]
+        try:
+            info = trt_files.parse_layer_info(self.inspector_json(), f"{self.engine.case_id}: the inspector's JSON")
+        except (HarnessError, AttributeError, RuntimeError, TypeError):  # no inspector, or one this parser cannot read
+            info = None
+        return trt_files.layer_profile(
+            rows,
+            info,
+            source="tensorrt",
+            iterations=iterations,
+            latencies_ms=inferences,
+            spreads={name: trt_files.half_iqr(samples) for name, samples in times.items()},
+        )
 
     def inspector_json(self) -> dict[str, Any]:
         inspector = self.cuda_engine.create_engine_inspector()
