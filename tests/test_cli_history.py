@@ -1,0 +1,154 @@
+"""``harness history import/show`` and ``--history`` on pytest runs and ``harness merge``, as a user types them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.cli.main import main
+from harness.history.store import HistoryStore
+from harness.models.sources import zoo_dir
+from tests.suite_runner import BENCH_MODULE, cases, isolated_args
+from tests.test_history_store import synthetic_run
+
+pytest_plugins = ["pytester"]
+
+FAST = [
+    "--warmup-ms",
+    "10",
+    "--min-duration-ms",
+    "60",
+    "--min-iterations",
+    "3",
+    "--trials",
+    "2",
+    "-p",
+    "no:cacheprovider",
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Five nightly runs imported into an SQLite store in the test's folder; the commands run there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_HISTORY", raising=False)
+    for i in range(5):
+        synthetic_run(i).write(tmp_path / "artifacts" / f"run{i}" / "results.json")
+    assert main(["history", "import", "artifacts", "--history", "h.db"]) == 0
+    return str(tmp_path / "h.db")
+
+
+def test_import_counts_what_it_added_and_what_was_there(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["history", "import", "artifacts", "artifacts/run0/results.json", "--history", store]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"0 imported, 5 already present in sqlite:///{store}"  # a plain path is an SQLite file
+    assert out[0].startswith("  artifacts/run0/results.json: run 20260101T000000Z-") and "already present" in out[0]
+
+
+def test_show_prints_one_line_per_run_oldest_first(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["history", "show", "--history", store, "--case", "resnet50-fp32-b1", "--metric", "latency"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "zoo-cpu resnet50-fp32-b1: median latency (latency_median_ms), cpu-synthetic-2cpu__onnxruntime-1.23.2, 5 run(s)"
+    )
+    assert [line.split()[0] for line in lines[1:]] == [f"2026-01-01T{h:02d}:00:00+00:00" for h in range(5)]
+    value = synthetic_run(4).cases[0].metrics["latency_median_ms"]
+    assert f"main  {value:.4g} ms  ±" in lines[-1] and lines[-1].endswith("over 5 trials  unchanged")
+
+
+def test_show_filters_by_date_and_reads_the_store_from_the_environment(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_HISTORY", f"sqlite:///{store}")
+    capsys.readouterr()
+    assert (
+        main(["history", "show", "--case", "squeezenet-*", "--metric", "throughput", "--since", "2026-01-01T03:00"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("2 run(s)") == 2 and "T02:00:00" not in out
+
+
+def test_show_without_a_match_says_so_and_exits_1(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "show", "--history", store, "--case", "bert-*"]) == 1
+    assert capsys.readouterr().err == f"no series in sqlite:///{store} matches --case bert-*\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["show", "--metric", "speed"], "--metric speed: unknown metric; one of latency_median_ms, "),
+        (["show", "--since", "last week"], "--since last week: not a date; give YYYY-MM-DD"),
+        (
+            ["show", "--history", "postgresql://me:secret@127.0.0.1:1/h"],
+            "history store postgresql://me:***@127.0.0.1:1/h ",
+        ),
+        (["show", "--history", "oracle://db/h"], "--history oracle://db/h: a oracle database is not supported"),
+        (["import", "nowhere"], "nowhere: no such results file or folder"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(
+    store: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    assert main(["history", *argv] if "--history" in argv else ["history", *argv, "--history", store]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness history: error: {message}") and err.count("\n") == 1, err
+    assert "secret" not in err
+
+
+# -- --history on runs -----------------------------------------------------------------------------------------------
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    pytester.makepyfile(test_bench=BENCH_MODULE)
+    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
+    (pytester.path / "suite.yaml").write_text(
+        "suite: demo\nmodels:\n  - name: net\n    path: net.onnx\nbatch_sizes: [1, 2]\n"
+        "backends:\n  onnxruntime: {intra_op_threads: 1}\n"
+    )
+    return pytester.path
+
+
+def bench(pytester: pytest.Pytester, report: str, *args: str) -> pytest.RunResult:
+    root = pytester.path
+    argv = ["--suite", str(root / "suite.yaml"), *isolated_args(root), "--report-dir", str(root / report)]
+    return pytester.runpytest(*argv, *FAST, *args)
+
+
+def test_shards_and_their_merge_append_to_the_history(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("HARNESS_HISTORY", raising=False)
+    shards = project / "shards.db"
+    for index in (1, 2):
+        run = bench(pytester, f"shard{index}", "--shard", f"{index}/2", "--history", f"sqlite:///{shards}")
+        run.assert_outcomes(passed=1)
+        assert any(f"-shard{index}of2-" in line and "appended to sqlite:///" in line for line in run.outlines)
+    with HistoryStore(str(shards)) as store:
+        assert len(store.runs()) == 2
+        assert [(s.case_id, len(s.points)) for s in store.series(metric="latency_median_ms")] == [
+            ("net-fp32-b1", 1),
+            ("net-fp32-b2", 1),
+        ]
+        assert store.series("net-fp32-b1", "latency_median_ms")[0].points[0].trials  # the trials are kept
+    merged = str(project / "merged.db")
+    argv = ["merge", "shard1", "shard2", "--report-dir", str(project / "all"), "--no-report", "--history", merged]
+    assert main(argv) == 0
+    assert f"appended to sqlite:///{merged}" in capsys.readouterr().out
+    assert main(argv) == 0  # the same merged run again: stored once
+    assert f"already in sqlite:///{merged}" in capsys.readouterr().out
+    with HistoryStore(merged) as store:
+        (run,) = store.runs()
+        assert run.source == "merge"
+
+
+def test_a_bad_history_url_stops_the_run_before_anything_is_measured(pytester: pytest.Pytester, project: Path) -> None:
+    run = bench(pytester, "reports", "--history", "postgresql://u:pw@127.0.0.1:1/h")
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in run.errlines if "history store" in line]
+    assert errors and "cannot be opened" in errors[0] and "pw" not in errors[0]
+    assert not cases(project)
