@@ -19,7 +19,7 @@ from types import MappingProxyType
 from harness import __version__
 from harness.backends import get_backend
 from harness.calibrate import command as calibrate
-from harness.cli import history, init, merge
+from harness.cli import explain, history, init, merge
 from harness.core.errors import HarnessError, internal_error_line, log_internal_error, output_error
 from harness.core.fsio import require_writable
 from harness.machine.environment import fingerprint
@@ -123,6 +123,11 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         ),
         "history": Command(
             "the run history store: import saved results, show a case's series", history.add_arguments, history.run
+        ),
+        "explain": Command(
+            "show where each case's time went: the layer groups whose time changed most against a baseline profile",
+            explain.add_arguments,
+            explain.run,
         ),
         "calibrate": Command(
             "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",

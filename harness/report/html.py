@@ -14,7 +14,8 @@ from typing import Any
 
 import harness
 from harness.report.plots import Plot
-from harness.view.cells import ms, size, sps, whole
+from harness.view.attribution import MAX_LAYERS, CaseAttribution, percent, report_attributions, signed_ms
+from harness.view.cells import ms, size, slug, sps, whole
 from harness.view.report_view import ReportView
 from harness.view.verdicts import LABELS
 
@@ -65,15 +66,43 @@ def _regressions_title(view: ReportView) -> str:
     return "Regressions first: " + ", ".join(parts)
 
 
+def _where_entries(view: ReportView, plots: list[Plot]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The "where the time went" section: per case with a layer profile its groups, layer rows and plot; the cases
+    whose plot was left out; the profiles that could not be read."""
+    drawn = {plot.case_id: _plot_entry(plot) for plot in plots if plot.kind == "attribution"}
+    labels = {c.id: c.label for c in view.cases}
+    shown, problems = report_attributions(view)
+    entries = [_where_entry(a, drawn.get(a.case_id), labels.get(a.case_id, "")) for a in shown]
+    left_out = [a.case_id for a in shown if a.diff is not None and a.case_id not in drawn]
+    return entries, left_out, problems
+
+
+def _where_entry(attribution: CaseAttribution, plot: dict[str, Any] | None, label: str) -> dict[str, Any]:
+    layers = attribution.layer_rows()
+    rest = [row for row in (attribution.others(), attribution.unattributed()) if row is not None]
+    return {
+        "attribution": attribution,
+        "anchor": slug(attribution.case_id),
+        "label": label,
+        "plot": plot,
+        "groups": attribution.group_rows() + rest,
+        "layers": layers[:MAX_LAYERS],
+        "more_layers": max(0, len(layers) - MAX_LAYERS),
+        "has_precision": any(row.precision for row in layers),
+        "has_tactic": any(row.tactic for row in layers),
+    }
+
+
 def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source: str = "results.json") -> str:
     rank = {label: index for index, label in enumerate(LABELS)}
     order = {c.id: i for i, c in enumerate(view.cases)}
     table = sorted(view.cases, key=lambda c: (rank.get(c.label, len(LABELS)), order[c.id]))
     model_plots: dict[str, list[dict[str, Any]]] = {}
     for plot in plots:
-        if plot.kind != "distribution":
+        if plot.kind not in ("distribution", "attribution"):
             model_plots.setdefault(plot.model or "", []).append(_plot_entry(plot))
     suites = ", ".join(view.results.suites) or "benchmark"
+    where, where_left_out, where_problems = _where_entries(view, plots)
     regressions = view.with_label("regressed", "ambiguous", "missing")
     context = {
         "title": f"{suites}: benchmark report",
@@ -99,6 +128,11 @@ def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source
         "model_plots": list(model_plots.items()),
         "distributions": [_plot_entry(p) for p in plots if p.kind == "distribution"],
         "left_out": left_out,
+        "attributions": where,
+        "where_left_out": where_left_out,
+        "where_problems": where_problems,
+        "signed_ms": signed_ms,
+        "percent": percent,
         "num": _num,
         "source": source,
         "harness_version": harness.__version__,

@@ -9,12 +9,10 @@ name cannot break a table or inject markup.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-from harness.core.metrics import brief_label
+from harness.view.attribution import report_attributions
 from harness.view.cells import inputs_line
 from harness.view.report_view import ReportView
-from harness.view.trend_lines import WIDTH, TrendLike, sparkline, summary_trends, trend_text
 
 MAX_ROWS = 50  # a PR comment must stay readable; the full list is in report.html
 
@@ -50,51 +48,37 @@ def _icon(view: ReportView) -> str:
     return ":white_check_mark:" if view.total else ":grey_question:"
 
 
-def trend_section(view: ReportView, trends: Sequence[TrendLike]) -> list[str]:
-    """``**Trends**`` and a table: per changed case, its metric, the bars of its last runs and its newest change."""
-    shown = summary_trends(view, trends)
-    if not shown:
-        return []
-    head = f"**Trends (last {WIDTH} runs in the history store):**"
-    lines = [head, "", "| case | metric | trend |", "| --- | --- | --- |"]
-    for trend in shown[:MAX_ROWS]:
-        series = trend.series
-        bars = sparkline(series.values[-WIDTH:])
-        lines.append(
-            f"| {escape(series.case_id)} | {escape(brief_label(series.metric))} "
-            f"| `{bars}` {escape(trend_text(series, trend.changes))} |"
-        )
-    if len(shown) > MAX_ROWS:
-        lines.append(f"| … | {len(shown) - MAX_ROWS} more in the full report | |")
-    return [*lines, ""]
-
-
 def run_link() -> str | None:
     """The CI run page on GitHub Actions, where the report artifact can be downloaded."""
     server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
-def render_markdown(view: ReportView, report_path: str = "report.html", trends: Sequence[TrendLike] = ()) -> str:
-    """The summary; ``trends`` (the cases' series in the history store, when one was given) adds a trend line
-    for each case that changed (harness.view.trend_lines)."""
+def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
     suites = ", ".join(view.results.suites) or "benchmarks"
     lines = [f"### {_icon(view)} {escape(view.headline)} ({escape(suites)})", ""]
     lines.append(" · ".join(f"**{n} {label}**" if n else f"{n} {label}" for label, n in view.counts.items()))
     lines.append("")
 
     changed = view.with_label("regressed", "ambiguous", "missing") + view.with_label("improved")
+    # a regressed case's first regressed row says where the time went (the layers' groups that explain the change)
+    where_of = {a.case_id: a.where for a in report_attributions(view)[0] if a.where}
     rows = []
     for case in changed:
         deltas = [d for d in case.deltas if d.verdict in ("regressed", "improved", "ambiguous")] or case.deltas
+        tail = where_of.get(case.id, "") if case.label == "regressed" else ""
         for d in deltas:
+            verdict = d.verdict or case.label
+            if tail and d.verdict == "regressed":
+                verdict, tail = f"{verdict}; {tail}", ""
             rows.append(
                 f"| {escape(case.id)} | {escape(d.label)} | {escape(d.baseline_text)} | {escape(d.current_text)} "
                 f"| {'**' + d.change_text + '**' if d.verdict == 'regressed' else d.change_text} "
-                f"| {d.tolerance_text} | {escape(d.verdict or case.label)} |"
+                f"| {d.tolerance_text} | {escape(verdict)} |"
             )
         if not deltas:
-            rows.append(f"| {escape(case.id)} | – | – | – | – | – | {escape(case.label)} |")
+            verdict = f"{case.label}; {tail}" if tail else case.label
+            rows.append(f"| {escape(case.id)} | – | – | – | – | – | {escape(verdict)} |")
     if rows:
         lines += [
             "| case | metric | baseline | current | change | tolerance | verdict |",
@@ -136,7 +120,6 @@ def render_markdown(view: ReportView, report_path: str = "report.html", trends: 
             lines.append(f"- … and {len(flagged) - MAX_ROWS} more in the full report")
         lines.append("")
 
-    lines += trend_section(view, trends)
     lines.append(f"Environment: {escape(view.environment_line())}")
     lines.append("")
     where = f"Full report: {escape(report_path)}"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.view.attribution import CaseAttribution, GroupRow, report_attributions, signed_ms
 from harness.view.cases import CaseView
 from harness.view.cells import slug
 from harness.view.report_view import ReportView
@@ -30,6 +31,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 FIGSIZE = (6.4, 3.9)  # inches; 640 x 390 px at DPI, legible at 100 % zoom
 DPI = 100
 MAX_DISTRIBUTIONS = 16  # latency-distribution plots per report; the rest are listed, not drawn (keeps it fast)
+MAX_ATTRIBUTIONS = 16  # where-the-time-went plots per report, regressed cases first; the rest show their tables
 
 
 @dataclass
@@ -308,6 +310,55 @@ def latency_distribution(case: CaseView) -> Any | None:
     return fig
 
 
+def where_the_time_went(attribution: CaseAttribution) -> Any | None:
+    """Baseline vs current time of the groups with the largest deltas, the unattributed rest last; None when the case
+    has nothing to compare with. Each pair of bars is labelled with its delta and its share of the change."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    rows: list[GroupRow] = attribution.group_rows()
+    rest = [row for row in (attribution.others(), attribution.unattributed()) if row is not None]
+    rows += rest
+    if not rows:
+        return None
+    labels = [_short(row.label, 34) for row in rows]
+    fig, ax = _figure(
+        height=max(2.4, 1.3 + 0.5 * len(rows)), left_px=20 + 7.4 * max(len(t) for t in labels), bottom_px=84
+    )
+    ys = np.arange(len(rows))
+    slower = OKABE_ITO[3]
+    ax.barh(ys - 0.2, [max(0.0, r.baseline_ms) for r in rows], height=0.38, color=OKABE_ITO[6], label="baseline")
+    colours = [slower if r.delta_ms > 0 and r.above_noise else OKABE_ITO[0] for r in rows]
+    ax.barh(ys + 0.2, [max(0.0, r.current_ms) for r in rows], height=0.38, color=colours, label="current")
+    for y, row in zip(ys, rows, strict=True):
+        share = f" ({row.share:.0%})" if row.share is not None else ""
+        ax.annotate(
+            f"{signed_ms(row.delta_ms)} ms{share}",
+            (max(row.baseline_ms, row.current_ms, 0.0), y),
+            textcoords="offset points",
+            xytext=(6, -3),
+            fontsize=7,
+            color=slower if row.delta_ms > 0 and row.above_noise else "#333333",
+        )
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+    ax.set_xlabel("time per inference (ms); label: delta (share of the change)")
+    top = max(max(r.baseline_ms, r.current_ms) for r in rows)
+    ax.set_xlim(0, (top if top > 0 else 1.0) * 1.3)  # room for the delta labels
+    change = attribution.change
+    total = f" ({change:+.1%})" if change is not None else ""
+    ax.set_title(f"{_short(attribution.case_id, 50)}: where the time went{total}", fontsize=10)
+    handles = [
+        Patch(color=OKABE_ITO[6], label="baseline"),
+        Patch(color=OKABE_ITO[0], label="current"),
+        Patch(color=slower, label="current, slower beyond noise"),
+    ]
+    fig.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=3, frameon=False)
+    return fig
+
+
 MODEL_PLOTS: tuple[tuple[str, str, Callable[[str, list[CaseView]], Any]], ...] = (
     ("latency", "Latency vs batch size", latency_vs_batch),
     ("throughput", "Throughput vs batch size", throughput_vs_batch),
@@ -346,8 +397,18 @@ def _distribution_plots(cases: list[CaseView]) -> list[Plot]:
     return out
 
 
+def _attribution_plots(attribution: CaseAttribution) -> list[Plot]:
+    fig = where_the_time_went(attribution)
+    if fig is None:
+        return []
+    file, title = f"{slug(attribution.case_id)}__where.png", f"Where the time went: {attribution.case_id}"
+    return [Plot(file, title, attribution.model, "attribution", _png(fig), attribution.case_id)]
+
+
 def _run(task: tuple[str, Any]) -> list[Plot]:
     kind, payload = task
+    if kind == "attribution":
+        return _attribution_plots(payload)
     return _model_plots(payload) if kind == "model" else _distribution_plots(payload)
 
 
@@ -372,6 +433,8 @@ def render_plots(view: ReportView, workers: int | None = None) -> tuple[list[Plo
     left_out = [c.id for c in shown[MAX_DISTRIBUTIONS:]]
     tasks: list[tuple[str, Any]] = [("model", (model, view.model_cases(model))) for model in view.models]
     tasks += [("distribution", [case]) for case in shown[:MAX_DISTRIBUTIONS]]
+    compared = [a for a in report_attributions(view)[0] if a.diff is not None]
+    tasks += [("attribution", attribution) for attribution in compared[:MAX_ATTRIBUTIONS]]
     workers = _workers(len(tasks)) if workers is None else workers
     if workers > 1:
         try:

@@ -1,0 +1,177 @@
+"""The report's "where the time went": per profiled case a plot of the largest group deltas, the groups table and a
+layer table sortable by time and by change; summary.md's regressed rows say where; --baseline re-explains."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from test_view_attribution import BASELINE, layer, record
+
+from harness.attribution.record import LayerProfile
+from harness.core.results import RunResults
+from harness.report import write_reports
+from harness.view.cells import slug
+
+EVIL = "<script>alert(1)</script>"
+
+
+def sample() -> RunResults:
+    return RunResults(
+        environment={"key": "cpu"},
+        suites={"demo": "demo.yaml"},
+        cases=[
+            record("net-fp32-b1"),  # regressed, compared with its baseline entry's profile
+            record("net-fp16-b1", baseline=None, verdict="unchanged"),  # profile, nothing to compare with
+            record("net-int8-b1", profile=None, verdict="unchanged"),  # no profile: no section
+            record(EVIL, verdict="unchanged"),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_reports(sample(), tmp_path_factory.mktemp("where"))
+
+
+def article(html: str, case_id: str) -> str:
+    start = html.index(f'<article class="where" id="where-{slug(case_id)}">')
+    return html[start : html.index("</article>", start)]
+
+
+def test_a_section_per_profiled_case_and_none_without_a_profile(files):
+    html = files.html.read_text()
+    assert '<a href="#where">Where the time went</a>' in html
+    assert "<h2>Where the time went (3 cases)</h2>" in html
+    assert html.count('<article class="where"') == 3
+    assert f'id="where-{slug("net-int8-b1")}"' not in html
+    # the regressed case comes first
+    assert html.index(f'id="where-{slug("net-fp32-b1")}"') < html.index(f'id="where-{slug("net-fp16-b1")}"')
+
+
+def test_the_plot_of_the_largest_group_deltas_is_written_and_embedded(files):
+    name = f"{slug('net-fp32-b1')}__where.png"
+    png = files.out_dir / "plots" / name
+    assert png in files.plots and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    section = article(files.html.read_text(), "net-fp32-b1")
+    assert f"<code>plots/{name}</code>" in section and 'src="data:image/png;base64,' in section
+    # not among the per-model plots
+    plots = files.html.read_text().split('<section id="plots">')[1].split("</section>")[0]
+    assert "__where.png" not in plots
+
+
+def test_the_groups_table_shows_the_change_and_the_unattributed_rest(files):
+    section = article(files.html.read_text(), "net-fp32-b1")
+    assert "End to end 2.00 → 3.05 ms" in section and "+52.5%" in section
+    assert "where: conv2 +0.80 ms (76% of the change), conv3 +0.30 ms (29%, added)" in section
+    groups = section[section.index('<table class="where-groups">') :]
+    groups = groups[: groups.index("</table>")]
+    labels = re.findall(r"<tr><td[^>]*>(?:<code>)?([^<]+)", groups)
+    assert labels == ["conv2", "conv3", "pool", "conv1", "relu1", "unattributed"]
+    assert re.search(r"<code>conv2</code></td>.*?>\+0\.8\d*</td><td class=\"num\">76%</td><td>slower", groups)
+    assert "removed" in groups and "added" in groups
+
+
+def test_the_layer_table_is_sortable_by_time_and_by_change(files):
+    section = article(files.html.read_text(), "net-fp32-b1")
+    table = section[section.index('<table class="sortable where-layers">') :]
+    table = table[: table.index("</table>")]
+    headers = re.findall(r"<th[^>]*>([^<]+)</th>", table)
+    assert headers == ["layer", "type", "ONNX nodes", "ms", "% of layers", "Δ ms (its group)", "change"]
+    rows = re.findall(r"<tr><td><code>([^<]+)</code>", table)
+    assert rows == ["conv2", "conv1", "conv3", "relu1", "pool"]
+    assert 'data-v="1.3"' in table and 'data-v="0.8' in table
+    assert re.search(r"<code>pool</code>.*?data-v=\"\">–</td>.*?removed", table)  # gone: no time, sorts last
+
+
+def test_without_a_baseline_profile_the_layers_only_and_why(files):
+    section = article(files.html.read_text(), "net-fp16-b1")
+    assert "nothing to compare with: the baseline holds no layer profile; record baselines with --update-baselines" in (
+        section
+    )
+    assert "<img" not in section and "where-groups" not in section
+    assert "Δ ms" not in section and "<code>conv2</code>" in section
+    assert not (files.out_dir / "plots" / f"{slug('net-fp16-b1')}__where.png").exists()
+
+
+def test_user_text_is_escaped(files):
+    html = files.html.read_text()
+    assert EVIL not in html and f"<code>{EVIL.replace('<', '&lt;').replace('>', '&gt;')}</code>" in html
+
+
+def test_summary_names_where_on_the_regressed_row(files):
+    lines = files.markdown.read_text().splitlines()
+    regressed = [line for line in lines if line.startswith("| net-fp32-b1 |")]
+    assert regressed and regressed[0].endswith(
+        "| regressed; where: conv2 +0.80 ms (76% of the change), conv3 +0.30 ms (29%, added) |"
+    )
+    assert sum("where:" in line for line in lines) == 1  # one tail per case, on regressed rows only
+
+
+def test_an_unreadable_profile_is_named_and_the_rest_still_shown(tmp_path):
+    results = sample()
+    results.cases[1].profile = {"source": "onnxruntime", "layers": "none"}
+    files = write_reports(results, tmp_path)
+    html = files.html.read_text()
+    assert "case &#39;net-fp16-b1&#39;: profile: &#39;layers&#39; should be a list" in html
+    assert html.count('<article class="where"') == 2
+
+
+def test_a_report_without_profiles_has_no_section(tmp_path):
+    results = sample()
+    for case in results.cases:
+        case.profile = None
+    html = write_reports(results, tmp_path).html.read_text()
+    assert '<section id="where">' not in html and 'href="#where"' not in html
+
+
+def test_a_report_against_another_baseline_explains_against_that_baseline_only(tmp_path):
+    """``harness report --baseline``: the section follows the baseline the page judges against, never the diff
+    the run recorded against its own."""
+    results = sample()
+    other = LayerProfile.of("onnxruntime", [layer("conv1", 1.0), layer("relu1", 0.2, "Relu"), layer("conv2", 0.1)])
+    results.cases[0] = record("net-fp32-b1", attribution=other)  # recorded: conv2 +1.2 ms
+    folder = tmp_path / "baselines" / "cpu"
+    folder.mkdir(parents=True)
+    entries = {
+        "net-fp32-b1": {"metrics": {"latency_median_ms": 2.0}},  # no profile in this baseline
+        "net-fp16-b1": {"metrics": {"latency_median_ms": 2.0}, "profile": BASELINE.to_dict()},
+    }
+    document = {"schema": "harness.baseline/2", "suite": "demo", "key": "cpu", "cases": entries}
+    (folder / "demo.json").write_text(json.dumps(document))
+
+    recorded = article(write_reports(results, tmp_path / "own").html.read_text(), "net-fp32-b1")
+    assert "where: conv2 +1.20 ms" in recorded
+    html = write_reports(results, tmp_path / "out", baseline=tmp_path / "baselines").html.read_text()
+    assert "nothing to compare with" in article(html, "net-fp32-b1") and "+1.20" not in article(html, "net-fp32-b1")
+    assert "End to end 2.00 → 3.05 ms" in article(html, "net-fp16-b1")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Chromium (Debian: apt-get install chromium)")
+def test_sorting_the_layer_table_in_a_browser(files):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright drives the browser: pip install -e .[dev]")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
+            page.goto(files.html.as_uri())
+            table = f"#where-{slug('net-fp32-b1')} table.where-layers"
+
+            def names() -> list[str]:
+                return list(page.eval_on_selector_all(f"{table} tbody tr", "rs => rs.map(r => r.cells[0].innerText)"))
+
+            page.click(f"{table} th:has-text('Δ ms')")  # by change: the most negative first
+            assert names() == ["pool", "conv1", "relu1", "conv3", "conv2"]
+            page.click(f"{table} th:has-text('Δ ms')")
+            assert names()[:2] == ["conv2", "conv3"]
+            page.click(f"{table} th:text-is('ms')")  # by time: the removed layer (no time) last
+            assert names() == ["relu1", "conv3", "conv1", "conv2", "pool"]
+            assert page.is_visible(f"#where-{slug('net-fp32-b1')} img")
+        finally:
+            browser.close()
+    assert problems == []
