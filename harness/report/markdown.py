@@ -9,10 +9,13 @@ name cannot break a table or inject markup.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+from harness.core.metrics import brief_label
 from harness.view.attribution import report_attributions
 from harness.view.cells import inputs_line
 from harness.view.report_view import ReportView
+from harness.view.trend_lines import WIDTH, TrendLike, sparkline, summary_trends, trend_text
 
 MAX_ROWS = 50  # a PR comment must stay readable; the full list is in report.html
 
@@ -48,13 +51,34 @@ def _icon(view: ReportView) -> str:
     return ":white_check_mark:" if view.total else ":grey_question:"
 
 
+def trend_section(view: ReportView, trends: Sequence[TrendLike]) -> list[str]:
+    """``**Trends**`` and a table: per changed case, its metric, the bars of its last runs and its newest change."""
+    shown = summary_trends(view, trends)
+    if not shown:
+        return []
+    head = f"**Trends (last {WIDTH} runs in the history store):**"
+    lines = [head, "", "| case | metric | trend |", "| --- | --- | --- |"]
+    for trend in shown[:MAX_ROWS]:
+        series = trend.series
+        bars = sparkline(series.values[-WIDTH:])
+        lines.append(
+            f"| {escape(series.case_id)} | {escape(brief_label(series.metric))} "
+            f"| `{bars}` {escape(trend_text(series, trend.changes))} |"
+        )
+    if len(shown) > MAX_ROWS:
+        lines.append(f"| … | {len(shown) - MAX_ROWS} more in the full report | |")
+    return [*lines, ""]
+
+
 def run_link() -> str | None:
     """The CI run page on GitHub Actions, where the report artifact can be downloaded."""
     server, repo, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
-def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
+def render_markdown(view: ReportView, report_path: str = "report.html", trends: Sequence[TrendLike] = ()) -> str:
+    """The summary; ``trends`` (the cases' series in the history store, when one was given) adds a trend line
+    for each case that changed (harness.view.trend_lines)."""
     suites = ", ".join(view.results.suites) or "benchmarks"
     lines = [f"### {_icon(view)} {escape(view.headline)} ({escape(suites)})", ""]
     lines.append(" · ".join(f"**{n} {label}**" if n else f"{n} {label}" for label, n in view.counts.items()))
@@ -120,6 +144,7 @@ def render_markdown(view: ReportView, report_path: str = "report.html") -> str:
             lines.append(f"- … and {len(flagged) - MAX_ROWS} more in the full report")
         lines.append("")
 
+    lines += trend_section(view, trends)
     lines.append(f"Environment: {escape(view.environment_line())}")
     lines.append("")
     where = f"Full report: {escape(report_path)}"
