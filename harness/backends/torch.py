@@ -24,10 +24,15 @@ installed, torch.cuda.Event otherwise); ``step`` returns ``gpu_compute_ms`` (GPU
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.attribution import torch_trace
+from harness.attribution.record import LayerProfile
 from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.machine import cuda
@@ -40,6 +45,7 @@ OPTIONS = BACKEND_OPTIONS["torch"]  # the suite's table of this backend's option
 MODES = ("graphs", "eager", "compile")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRIME_ITERATIONS = 3  # first calls pick cuDNN algorithms, fill the caching allocator, compile: kept out of timing
+PROFILE_WARMUP = 2  # eager calls before the profiled ones: the hooks' first calls, cuDNN's choice for eager shapes
 
 
 def create(options: dict[str, Any], context: BackendContext) -> TorchBackend:
@@ -130,7 +136,9 @@ class TorchBackend(BackendBase):
         weight_bytes += sum(b.numel() * b.element_size() for b in net.buffers())
         details = {"mode": self.mode, "dtype": str(dtype).removeprefix("torch."), "weight_bytes": weight_bytes}
         build = BuildInfo(build_time_ms=build_ms, details=details)
-        return TorchEngine(torch, fn, list(examples), dtype, device, case.precision, self.mode, build)
+        return TorchEngine(
+            torch, fn, list(examples), dtype, device, case.precision, self.mode, build, module=net, onnx_path=model.path
+        )
 
 
 def _dtype(torch: Any, precision: str) -> Any:
@@ -148,6 +156,8 @@ class TorchEngine:
         precision: str,
         mode: str,
         build: BuildInfo,
+        module: Any = None,
+        onnx_path: Path | None = None,
     ) -> None:
         self.torch = torch
         self.fn = fn
@@ -160,6 +170,8 @@ class TorchEngine:
         # cuDNN times its algorithms once per process and shape (False: its heuristics choose). Either way an H200
         # process kept its own level (docs/evidence/gpu-gate-h200.md); benchmarking picks the faster algorithms.
         self.cudnn_benchmark = True
+        self.module = fn if module is None else module  # the eager module the profile pass runs (fn may be compiled)
+        self.onnx_path = onnx_path  # the harness's ONNX export of the same factory: node names for profiles
 
     def runner(self, feeds: dict[str, np.ndarray]) -> TorchRunner:
         return TorchRunner(self, feeds)
@@ -282,6 +294,25 @@ class TorchRunner(RunnerBase):
             items = [("output", out)]
         return {name: t.detach().float().cpu().numpy() for name, t in items}
 
+    def profile(self, iterations: int) -> LayerProfile:
+        """``torch.profiler`` over ``iterations`` eager inferences of the module (CUDA kernel time per module), in a
+        pass after the timed ones. Eager, whatever the mode: a CUDA graph replay or a compiled graph hides the
+        module boundaries; the kernels are the same ones in eager and graph mode (compile fuses its own)."""
+        engine = self.engine
+        self.stream.synchronize()
+        nodes = _export_nodes(engine.onnx_path)
+        profile = profile_module(self.torch, engine.module, self.inputs, iterations, nodes, on_device=True)
+        if engine.mode == "compile":
+            note = "profiled eagerly: torch.compile's fused kernels are not those timed"
+            profile = LayerProfile.of(
+                profile.source,
+                profile.layers,
+                iterations=profile.iterations,
+                end_to_end_ms=profile.end_to_end_ms,
+                notes=(*profile.notes, note),
+            )
+        return profile
+
     def close(self) -> None:
         torch = self.torch
         if self.timer is not None:
@@ -294,3 +325,90 @@ class TorchRunner(RunnerBase):
         torch.cuda.set_stream(self._saved_stream)
         backends = torch.backends
         backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.benchmark = self._saved_flags
+
+
+def _export_nodes(path: Path | None) -> list[str] | None:
+    if path is None or not path.is_file():
+        return None
+    import onnx
+
+    return [node.name for node in onnx.load(str(path), load_external_data=False).graph.node]
+
+
+def profile_module(
+    torch: Any, module: Any, inputs: Sequence[Any], iterations: int, onnx_nodes: Sequence[str] | None, on_device: bool
+) -> LayerProfile:
+    """Per-module times of ``module(*inputs)`` over ``iterations`` calls with ``torch.profiler``: CUDA kernel time
+    when ``on_device`` (the module and inputs on a GPU), else CPU time.
+
+    Module boundaries come from forward hooks that open a ``record_function`` range per module
+    (:func:`harness.attribution.torch_trace.module_label`): the profiler's own ``with_modules`` records module
+    hierarchy only for TorchScript, and ``with_stack`` gives Python frames, not module paths."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_device else [])
+    with _module_ranges(torch, module) as calls:
+        for _ in range(PROFILE_WARMUP):
+            module(*inputs)
+        _synchronize(torch, on_device)
+        with profile(activities=activities) as prof:
+            for _ in range(max(1, iterations)):
+                with record_function(torch_trace.ITERATION):
+                    module(*inputs)
+                _synchronize(torch, on_device)
+    spans = [
+        torch_trace.Span(
+            event.name,
+            event.time_range.start,
+            event.time_range.end,
+            float(event.self_device_time_total) if on_device else 0.0,
+        )
+        for event in prof.events()
+        if event.device_type == torch.autograd.DeviceType.CPU
+    ]
+    return torch_trace.profile_from_spans(spans, onnx_nodes, on_device, calls)
+
+
+def _synchronize(torch: Any, on_device: bool) -> None:
+    if on_device:
+        torch.cuda.synchronize()
+
+
+@contextmanager
+def _module_ranges(torch: Any, root: Any) -> Iterator[dict[str, torch_trace.ModuleCall]]:
+    """A profiler range around every module's forward, for as long as the context lasts; yields what each module's
+    first call was given (class, input shapes, dtype)."""
+    from torch.profiler import record_function
+
+    calls: dict[str, torch_trace.ModuleCall] = {}
+    open_ranges: list[Any] = []
+    handles = []
+
+    def opener(path: str, kind: str) -> Any:
+        label = torch_trace.module_label(path, kind)
+
+        def pre_hook(module: Any, args: tuple[Any, ...]) -> None:
+            if path not in calls:
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                shapes = ", ".join("x".join(str(d) for d in t.shape) for t in tensors)
+                dtype = str(tensors[0].dtype).removeprefix("torch.") if tensors else ""
+                calls[path] = torch_trace.ModuleCall(kind, shapes, dtype)
+            span = record_function(label)
+            span.__enter__()
+            open_ranges.append(span)
+
+        return pre_hook
+
+    def closer(module: Any, args: tuple[Any, ...], output: Any) -> None:
+        open_ranges.pop().__exit__(None, None, None)
+
+    try:
+        for path, child in root.named_modules():
+            handles.append(child.register_forward_pre_hook(opener(path, type(child).__name__)))
+            handles.append(child.register_forward_hook(closer))
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+        while open_ranges:  # a forward that raised left its ranges open
+            open_ranges.pop().__exit__(None, None, None)
