@@ -191,3 +191,29 @@ def test_an_int8_qdq_model_maps_each_quantized_convolution_to_its_node_unit(tmp_
     # The Q after the conv belongs to it (QLinearConv writes int8), the DQ after that to the next conv.
     assert "/layer2/relu/Relu_output_0_QuantizeLinear" in unit.nodes
     assert by_node["/layer2/relu/Relu_output_0_DequantizeLinear"] is by_node["/layer2/back/Conv"]
+
+
+def test_without_the_optimized_graph_nodes_keep_the_names_ort_ran_and_a_note_says_so(tmp_path, monkeypatch):
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    def refusing_to_save(path, options=None, **kwargs):  # as a provider that compiles subgraphs refuses
+        if options is not None and options.optimized_model_filepath:
+            raise RuntimeError("Unable to serialize model as it contains compiled nodes")
+        return real(path, options, **kwargs)
+
+    model = export(tmp_path / "net.onnx")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"suite: s\nmodels:\n  - {{name: net, path: {model}}}\n")
+    case = load_suite(suite).cases()[0]
+    backend = get_backend("onnxruntime", {"intra_op_threads": 1}, BackendContext(tmp_path / "cache"))
+    prepared = prepare(case.model, tmp_path / "cache")
+    runner = backend.build(prepared, case).runner(generate_inputs(prepared, case))
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refusing_to_save)
+    try:
+        result = runner.profile(3)
+    finally:
+        runner.close()
+    assert result is not None and "could not be saved" in result.notes[-1]
+    assert all(layer.nodes == (layer.name,) for layer in result.layers)

@@ -40,6 +40,42 @@ def _graph_nodes(model: Any) -> list[ort_trace.GraphNode]:
     ]
 
 
+def _profiling_session(setup: _ProfiledSession, scratch: Path) -> tuple[Any, Path | None]:
+    """A session like the measured one that profiles and saves its optimized graph; where the graph cannot be saved
+    (execution providers that compile subgraphs, models past protobuf's 2 GB), one that only profiles."""
+    import onnxruntime as ort
+
+    def session(save_to: Path | None) -> Any:
+        options = setup.options()
+        options.enable_profiling = True
+        options.profile_file_prefix = str(scratch / "ort_profile")
+        if save_to is not None:
+            options.optimized_model_filepath = str(save_to)
+        return ort.InferenceSession(str(setup.model_path), options, providers=setup.providers)
+
+    optimized = scratch / "optimized.onnx"
+    try:
+        return session(optimized), optimized
+    except Exception:  # saving the graph failed: a profile without the mapping is still worth taking
+        pass
+    try:
+        return session(None), None
+    except Exception as exc:
+        raise HarnessError(f"onnxruntime could not open a profiling session: {condensed(exc)}") from None
+
+
+def _origins(model_path: Path, optimized: Path | None) -> dict[str, tuple[str, ...]] | None:
+    """Optimized node -> the model's nodes it runs (:func:`harness.attribution.ort_trace.node_origins`), or None."""
+    if optimized is None or not optimized.is_file():
+        return None
+    import onnx
+
+    return ort_trace.node_origins(
+        _graph_nodes(onnx.load(str(model_path), load_external_data=False)),
+        _graph_nodes(onnx.load(str(optimized), load_external_data=False)),
+    )
+
+
 def create(options: dict[str, Any], context: BackendContext) -> OnnxRuntimeBackend:
     try:
         import onnxruntime  # noqa: F401
@@ -209,19 +245,9 @@ class OnnxRuntimeRunner(RunnerBase):
         """
         if self.profiled is None:
             return None
-        import onnx
-        import onnxruntime as ort
-
         setup = self.profiled
         with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as scratch:
-            options = setup.options()
-            options.enable_profiling = True
-            options.profile_file_prefix = str(Path(scratch) / "ort_profile")
-            options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
-            try:
-                session = ort.InferenceSession(str(setup.model_path), options, providers=setup.providers)
-            except Exception as exc:
-                raise HarnessError(f"onnxruntime could not open a profiling session: {condensed(exc)}") from None
+            session, optimized = _profiling_session(setup, Path(scratch))
             runner = OnnxRuntimeRunner(session, self.feeds, self.explain)
             try:
                 for _ in range(PROFILE_WARMUP + max(1, iterations)):
@@ -229,20 +255,14 @@ class OnnxRuntimeRunner(RunnerBase):
             finally:
                 runner.close()
                 trace = Path(session.end_profiling())
-            optimized = Path(options.optimized_model_filepath)
-            notes: tuple[str, ...] = ()
-            if optimized.is_file():
-                origins = ort_trace.node_origins(
-                    _graph_nodes(onnx.load(str(setup.model_path), load_external_data=False)),
-                    _graph_nodes(onnx.load(str(optimized), load_external_data=False)),
-                )
-            else:  # execution providers that compile subgraphs cannot save the optimized graph
-                origins, notes = None, ("node names as ONNX Runtime ran them; its optimized graph could not be saved",)
+            origins = _origins(setup.model_path, optimized)
             profile = ort_trace.profile_from_trace(ort_trace.read_trace(trace), origins, skip_runs=PROFILE_WARMUP)
             if setup.keep_trace is not None:
-                setup.keep_trace.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(setup.keep_trace, trace.read_bytes())
-        return replace(profile, notes=profile.notes + notes)
+        if origins is None:
+            note = "node names as ONNX Runtime ran them: its optimized graph could not be saved to map fused nodes"
+            profile = replace(profile, notes=(*profile.notes, note))
+        return profile
 
     def close(self) -> None:
         self.binding.clear_binding_inputs()
