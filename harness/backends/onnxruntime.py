@@ -35,8 +35,10 @@ PROFILE_WARMUP = 3  # inferences of the profiling session left out of its profil
 
 
 def _graph_nodes(model: Any) -> list[ort_trace.GraphNode]:
+    """The graph's nodes; one without a name is called ``<op_type>_<index>``, as harness.attribution.names does."""
     return [
-        ort_trace.GraphNode(node.name, node.op_type, tuple(node.input), tuple(node.output)) for node in model.graph.node
+        ort_trace.GraphNode(node.name or f"{node.op_type}_{index}", node.op_type, tuple(node.input), tuple(node.output))
+        for index, node in enumerate(model.graph.node)
     ]
 
 
