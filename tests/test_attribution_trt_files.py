@@ -6,6 +6,7 @@ layer-information documents are written here in the shapes those releases' engin
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import sys
@@ -18,9 +19,11 @@ import pytest
 from harness.attribution.diff import diff_profiles
 from harness.attribution.names import REFORMAT
 from harness.attribution.trt_files import (
+    ProfileRow,
     layer_profile,
     median_latency,
     parse_layer_info,
+    parse_layer_info_text,
     parse_profile,
     profile_from_files,
     read_layer_info,
@@ -237,6 +240,7 @@ def test_layer_information_below_detailed_verbosity_is_names_only() -> None:
             read_layer_info,
             "'Dimensions' that are not integers",
         ),
+        ("[V] Layers:\nnothing here\n", read_layer_info, "no 'Layers:' with 'Name: ...' lines"),
         ('[{"computeMs": 1}]', read_times, "an inference has no 'latencyMs' number"),
         ("[]", read_metadata, "expected an object (a TREx *.metadata.json file)"),
     ],
@@ -379,3 +383,112 @@ def test_the_trtexec_runner_profiles_in_a_separate_trtexec_run(tmp_path: Path, m
     assert gemm.nodes == ("/head/Gemm",)
     assert profile.end_to_end_ms == pytest.approx(0.31)
     assert conv.spread_ms > gemm.spread_ms > 0  # their shares of the timed pass's half-IQR
+
+
+# -- a real engine not in shared/: TensorRT-RTX's layer information, printed by its verbose build on this CPU ---------
+RTX_LAYERS = EXPORTS / "rtx.resnet-block.layers.txt"
+
+
+def test_tensorrt_rtx_layer_information_text_maps_to_onnx_nodes() -> None:
+    info = read_layer_info(RTX_LAYERS)
+    assert info.io_tensors == ("input.1", "17") and info.detailed
+    by_name = {layer.name: layer for layer in info.layers}
+    assert len(by_name) == 7
+    fused = by_name["__myl_CorrAdd_myl0_2"]
+    assert fused.kind == "runtime_fusion" and fused.precision == "fp32"
+    assert fused.signature == "runtime_fusion(1x8x32x32,1x8x32x32)->(1x8x32x32)"
+    rows = [ProfileRow(layer.name, 0.0, 0.01 * (i + 1), 0.01 * (i + 1), 0.0) for i, layer in enumerate(info.layers)]
+    profile = layer_profile(rows, info, source="tensorrt")
+    nodes = {layer.name: layer.nodes for layer in profile.layers}
+    assert nodes["__myl_CorrAdd_myl0_2"] == (
+        "/layer1/layer1.0/Add",
+        "/layer1/layer1.0/act/Relu",
+        "/layer1/layer1.0/conv/Conv",
+    )
+    assert nodes["/stem/Conv_myl0_1"] == ("/stem/Conv",)
+    assert nodes["__myl_AddMoveMean_myl0_4"] == ("/ReduceMean", "/layer1/layer1.1/Add")
+    assert nodes["__myl_Move_myl0_0"] == ()  # a layout move of Myelin's own, no ONNX node
+    assert by_name["/stem/Conv_myl0_1"].tactic == "__myelin_CASK_STUB"
+
+
+def test_tensorrt_rtx_layers_with_one_slowed_diff_with_that_layer_first() -> None:
+    info = read_layer_info(RTX_LAYERS)
+    times = {layer.name: 0.02 + 0.01 * i for i, layer in enumerate(info.layers)}
+
+    def profile(slowed: str | None) -> Any:
+        rows = [
+            ProfileRow(name, 0.0, ms * (3 if name == slowed else 1), ms * (3 if name == slowed else 1), 0.0)
+            for name, ms in times.items()
+        ]
+        return layer_profile(rows, info, source="tensorrt", iterations=100)
+
+    diff = diff_profiles(profile(None), profile("/layer1/layer1.1/conv/Conv_myl0_3"))
+    first = diff.groups[0]
+    assert first.current_layers == ("/layer1/layer1.1/conv/Conv_myl0_3",) and first.change == "slower"
+    assert first.nodes == ("/layer1/layer1.1/act/Relu", "/layer1/layer1.1/conv/Conv")
+    assert diff.where() == "where: /layer1/layer1.1/conv/Conv_myl0_3 +0.10 ms (100% of the change)"
+    # the Gemm runs as two Myelin kernels: one group of both
+    head = next(g for g in diff.groups if g.nodes == ("/head/Gemm",))
+    assert set(head.current_layers) == {"__myl_ReshMulSum_myl0_5", "__myl_Add_myl0_6"}
+
+
+def rtx_build_log() -> str:
+    """The verbose log of TensorRT-RTX building the network of the committed layer information (this CPU suffices)."""
+    torch = pytest.importorskip("torch")
+    from harness.trt import compat
+
+    try:
+        trt = compat.find("tensorrt-rtx").module
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.act = torch.nn.ReLU()
+
+        def forward(self, x: Any) -> Any:
+            return self.act(self.conv(x)) + x
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.layer1 = torch.nn.Sequential(Block(), Block())
+            self.head = torch.nn.Linear(8, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.head(self.layer1(self.stem(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(Net().eval(), torch.randn(1, 3, 32, 32), buffer, dynamo=False, opset_version=17)
+    messages: list[str] = []
+
+    class Capture(trt.ILogger):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, message: str) -> None:
+            messages.append(message)
+
+    logger = Capture()
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(buffer.getvalue())
+    config = builder.create_builder_config()
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    config.num_compute_capabilities = 1
+    config.set_compute_capability(trt.ComputeCapability.SM89, 0)
+    assert builder.build_serialized_network(network, config) is not None
+    return "\n".join(messages)
+
+
+def test_a_tensorrt_rtx_build_here_prints_the_committed_layer_information() -> None:
+    live = parse_layer_info_text(rtx_build_log(), "build log")
+    committed = read_layer_info(RTX_LAYERS)
+    assert [(layer.name, layer.metadata) for layer in live.layers] == [
+        (layer.name, layer.metadata) for layer in committed.layers
+    ]

@@ -59,7 +59,7 @@ def metadata_nodes(metadata: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name.strip() for name in _METADATA_ENTRY.findall(metadata) if name.strip()))
 
 
-def _split_top_level(text: str, separators: tuple[str, ...] = (" + ", ", ")) -> list[str]:
+def split_top_level(text: str, separators: tuple[str, ...] = (" + ", ", ")) -> list[str]:
     """``text`` split at the separators that sit outside any brackets (node names may hold ``( )`` and ``[ ]``)."""
     parts, depth, start, i = [], 0, 0, 0
     while i < len(text):
@@ -91,7 +91,7 @@ def fused_parts(layer_name: str) -> tuple[Part, ...]:
     reformat = _REFORMAT.match(layer_name.strip())
     text = reformat.group(1) if reformat else layer_name.strip()
     parts: list[Part] = []
-    for piece in _split_top_level(text):
+    for piece in split_top_level(text):
         if pointwise := _PWN.match(piece):
             parts.extend(fused_parts(pointwise.group(1)))
         elif foreign := _FOREIGN.match(piece):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.attribution.names import OnnxGraph, layer_kind, layer_nodes
+from harness.attribution.names import REFORMAT, OnnxGraph, layer_kind, layer_nodes, split_top_level
 from harness.attribution.record import LayerProfile, LayerTime
 from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json
@@ -57,6 +57,8 @@ _DATATYPES = {
 }
 _DATATYPE = re.compile(r"\b(" + "|".join(_DATATYPES) + r")\b", re.I)
 _NO_TACTIC = "0x0000000000000000"
+# a "Layers:" line (after a log prefix, if any) opens the inspector's one-line text; JSON writes the key quoted
+_TEXT_LAYERS = re.compile(r"^(?:.*\] )?Layers:\s*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,70 @@ def parse_layer_info(data: Any, where: str) -> LayerInfo:
 
 
 def read_layer_info(path: Path) -> LayerInfo:
-    """The layers of a ``--exportLayerInfo`` file."""
-    return parse_layer_info(_read(path, "--exportLayerInfo"), str(path))
+    """The layers of a ``--exportLayerInfo`` file (JSON), or of the inspector's one-line text as
+    ``trtexec --dumpLayerInfo`` and a verbose build log print it (:func:`parse_layer_info_text`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""  # the JSON reader words the error
+    if not _TEXT_LAYERS.search(text[:4096]):
+        return parse_layer_info(_read(path, "--exportLayerInfo"), str(path))
+    return parse_layer_info_text(text, str(path))
+
+
+# The one-line text: "Name: n, LayerType: t, Inputs: [ { Name: x, Dimensions: [1,3], ... }], ..., Metadata: m"
+_LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\] )*(?:\[[A-Z]\] )?")
+
+
+def _value(text: str) -> Any:
+    """A value of the one-line text: ``[a,b]`` a list, ``{ k: v, ... }`` an object, an integer, or the text."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        inner = text[1:-1].strip()
+        return [_value(item) for item in split_top_level(inner, (",",))] if inner else []
+    if text.startswith("{") and text.endswith("}"):
+        return _fields(text[1:-1])
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _fields(text: str) -> dict[str, Any]:
+    fields = {}
+    for item in split_top_level(text, (", ",)):
+        key, _, value = item.partition(": ")
+        fields[key.strip()] = _value(value)
+    return fields
+
+
+def _text_layer(line: str) -> dict[str, Any]:
+    """One layer line as the JSON form's object: the name and metadata are taken whole (a name may hold brackets
+    and commas, the metadata holds separators), the fields between them parsed."""
+    line, _, metadata = line.partition(", Metadata: ")
+    name, found, rest = line[len("Name: ") :].partition(", LayerType: ")
+    layer = _fields("LayerType: " + rest) if found else {}
+    layer.update(Name=name, Metadata=metadata)
+    return layer
+
+
+def parse_layer_info_text(text: str, where: str) -> LayerInfo:
+    """The engine inspector's one-line text (``LayerInformationFormat.ONELINE``): a ``Layers:`` line, one
+    ``Name: ...`` line per layer, then ``I/O Tensors:`` (or ``Bindings:``) with one ``Name: ...`` line per tensor."""
+    section = ""
+    layers: list[InspectedLayer] = []
+    io_tensors: list[str] = []
+    for raw in text.splitlines():
+        line = _LOG_PREFIX.sub("", raw).strip()
+        if line in ("Layers:", "I/O Tensors:", "Bindings:", "Engine Metadata:"):
+            section = line
+        elif section == "Layers:" and line.startswith("Name: "):
+            layers.append(_layer(_text_layer(line), f"{where} layer {len(layers)}"))
+        elif section in ("I/O Tensors:", "Bindings:") and line:
+            io_tensors.append(line[len("Name: ") :].split(", ", 1)[0] if line.startswith("Name: ") else line)
+    if not layers:
+        raise HarnessError(
+            f"{where}: no 'Layers:' with 'Name: ...' lines; pass trtexec --exportLayerInfo JSON or the layer "
+            "information a verbose build prints"
+        )
+    return LayerInfo(layers=tuple(layers), io_tensors=tuple(io_tensors))
 
 
 def read_times(path: Path) -> list[float]:
@@ -284,6 +348,13 @@ def half_iqr(values: Sequence[float]) -> float:
     return (nearest_rank(ordered, 75) - nearest_rank(ordered, 25)) / 2
 
 
+def _kind(name: str, layer: InspectedLayer) -> str:
+    """The inspector's layer type, except that a reformat is always ``Reformat`` (the diff tells format changes
+    from fusion changes by it); the name's kind where the inspector gave no type."""
+    from_name = layer_kind(name)
+    return from_name if from_name == REFORMAT else (layer.kind or from_name or "")
+
+
 def layer_profile(
     rows: Sequence[ProfileRow],
     info: LayerInfo | None = None,
@@ -312,7 +383,7 @@ def layer_profile(
             LayerTime(
                 name=row.name,
                 nodes=layer_nodes(row.name, layer.metadata, graph),
-                kind=layer_kind(row.name) or layer.kind,
+                kind=_kind(row.name, layer),
                 time_ms=row.time_ms,
                 spread_ms=spreads.get(row.name, share) if spreads is not None else share,
                 precision=layer.precision,
