@@ -230,3 +230,173 @@ def test_plan_refuses_bad_settings_before_any_gpu_job_starts(tmp_path, env, mess
     status, out, log = run_plan(tmp_path, **env)
     assert status == 1 and message in log
     assert "matrix" not in out
+
+
+# -- perf.yml: the history store -------------------------------------------------------------------------------------
+def merge_step(name: str) -> dict[str, Any]:
+    return next(s for s in load("perf.yml")["jobs"]["merge"]["steps"] if s.get("name") == name)
+
+
+def run_step(step: dict[str, Any], tmp_path: Path, tools: dict[str, str], **env: str) -> subprocess.CompletedProcess:
+    """A step's script run by bash as Actions would, in ``tmp_path``, with fake commands (``tools``: name -> bash
+    body) ahead of the system's on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    files = {k: str(tmp_path / k.lower()) for k in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "RUNNER_TEMP")}
+    (tmp_path / "runner_temp").mkdir(exist_ok=True)
+    files["RUNNER_TEMP"] = str(tmp_path / "runner_temp")
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **files, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "github_output"
+    return dict(line.split("=", 1) for line in path.read_text().splitlines()) if path.exists() else {}
+
+
+def test_the_history_url_secret_reaches_only_the_steps_that_open_the_store():
+    merge = load("perf.yml")["jobs"]["merge"]
+    # the job knows whether the secret is set, not its value
+    assert merge["env"]["HISTORY_IN_SECRET"] == "${{ secrets.PERF_HISTORY_URL != '' }}"
+    holders = []
+    for step in merge["steps"]:
+        env = step.get("env", {})
+        if "uses" in step:  # third-party actions never see it
+            assert "PERF_HISTORY_URL" not in str(step.get("with", {})) + str(env), step["uses"]
+            continue
+        assert "secrets." not in step["run"], step["name"]
+        if "secrets.PERF_HISTORY_URL" in str(env):
+            assert env["HISTORY_URL"] == "${{ secrets.PERF_HISTORY_URL || 'sqlite:///.perf-history/history.db' }}"
+            assert '--history "$HISTORY_URL"' in step["run"]
+            assert not re.search(r"(echo|printf|cat)[^\n|]*\$\{?HISTORY_URL|set -x", step["run"]), step["name"]
+            holders.append(step["name"])
+    assert holders == ["Append this run to the history store", "Trends and change points from the history store"]
+    for name, job in load("perf.yml")["jobs"].items():
+        if name != "merge":
+            assert "PERF_HISTORY_URL" not in str(job), name
+
+
+def test_only_default_branch_runs_append_to_the_store_and_hand_the_history_file_on():
+    merge = load("perf.yml")["jobs"]["merge"]
+    assert merge["env"]["RECORD_HISTORY"] == (
+        "${{ github.event_name != 'pull_request' && github.ref_name == github.event.repository.default_branch }}"
+    )
+    append = merge_step("Append this run to the history store")
+    assert "env.RECORD_HISTORY == 'true'" in append["if"]
+    assert append["run"] == 'harness history import reports/merged/results.json --history "$HISTORY_URL"'
+    upload = merge_step("Upload the history file for the next run")
+    assert "steps.append.outcome == 'success'" in upload["if"] and "env.HISTORY_IN_SECRET != 'true'" in upload["if"]
+    assert upload["with"]["name"] == "perf-history" and upload["with"]["path"] == ".perf-history/history.db"
+    download = merge_step("Download the history file")
+    assert download["with"]["name"] == "perf-history" and download["with"]["path"] == ".perf-history"
+    assert download["with"]["run-id"] == "${{ steps.history-file.outputs.run_id }}"
+    assert merge["permissions"]["actions"] == "read"  # another run's artifact
+    names = [s.get("name") for s in merge["steps"]]
+    assert names.index("Merge (one results file, one report, the step summary)") < names.index(append["name"])
+    assert names.index(append["name"]) < names.index("Trends and change points from the history store")
+    assert names.index("Trends and change points from the history store") < names.index(
+        "Sticky pull request comment (one per pull request, updated by every run)"
+    )
+
+
+GH_ARTIFACTS = """{"artifacts": [
+  {"expired": false, "workflow_run": {"id": 41, "head_branch": "feature"}},
+  {"expired": true, "workflow_run": {"id": 40, "head_branch": "main"}},
+  {"expired": false, "workflow_run": {"id": 39, "head_branch": "main"}},
+  {"expired": false, "workflow_run": {"id": 38, "head_branch": "main"}}
+]}"""
+
+
+def test_the_history_file_comes_from_the_newest_unexpired_default_branch_artifact(tmp_path):
+    step = merge_step("Find the history file of the last default-branch run")
+    assert step["if"] == "env.HISTORY_IN_SECRET != 'true'"
+    env = {"GITHUB_REPOSITORY": "o/r", "DEFAULT_BRANCH": "main", "GH_TOKEN": "t"}
+    asked = "repos/o/r/actions/artifacts?name=perf-history&per_page=100"
+    gh = f"[ \"$2\" = '{asked}' ] || exit 9\ncat <<'J'\n{GH_ARTIFACTS}\nJ"
+    proc = run_step(step, tmp_path / "found", {"gh": gh}, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert outputs(tmp_path / "found") == {"listed": "true", "run_id": "39"}
+    proc = run_step(step, tmp_path / "none", {"gh": "echo '{\"artifacts\": []}'"}, **env)
+    assert proc.returncode == 0 and outputs(tmp_path / "none") == {"listed": "true", "run_id": ""}
+    assert "no history file yet" in proc.stdout
+    # the history cannot be seen: this run must not start a new file that would hide it as the newest artifact
+    proc = run_step(step, tmp_path / "refused", {"gh": "echo 'HTTP 403' >&2; exit 1"}, **env)
+    assert proc.returncode == 0 and outputs(tmp_path / "refused") == {"listed": "false"}
+    assert "::warning::could not list the artifacts perf-history" in proc.stdout
+    append = merge_step("Append this run to the history store")["if"]
+    assert "steps.history-file.outputs.listed == 'true'" in append
+    assert "steps.history-download.outcome == 'success'" in append
+
+
+FAKE_HARNESS = r"""
+case "$1" in
+  report) mkdir -p reports/merged/trends
+          cat > reports/merged/trends/summary.md <<'MD'
+### ok
+
+**Trends (last 20 runs in the history store):**
+
+| case | metric | trend |
+| --- | --- | --- |
+| net | latency p50 | `▁▁█` +6.1% since abc1234 |
+
+Environment: x
+MD
+          ;;
+  history) echo "net latency_median_ms key abc1234..def5678 +6.1% p<0.001"; exit "${DETECT_STATUS:-0}" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("detect_status", [0, 1])
+def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, detect_status):
+    step = merge_step("Trends and change points from the history store")
+    (tmp_path / ".perf-history").mkdir(parents=True)
+    (tmp_path / ".perf-history" / "history.db").write_text("")
+    (tmp_path / "runner_temp").mkdir()
+    (tmp_path / "runner_temp" / "comment.md").write_text("## Benchmark results\n")
+    env = {"HISTORY_URL": "sqlite:///.perf-history/history.db", "HISTORY_IN_SECRET": "false"}
+    env |= {"STARTED": "2026-01-01T00:00:00Z", "DETECT_STATUS": str(detect_status)}
+    proc = run_step(step, tmp_path, {"harness": FAKE_HARNESS}, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert outputs(tmp_path)["status"] == str(detect_status)
+    comment = (tmp_path / "runner_temp" / "comment.md").read_text()
+    summary = (tmp_path / "github_step_summary").read_text()
+    for text in (comment, summary):
+        assert "| net | latency p50 | `▁▁█` +6.1% since abc1234 |" in text
+        assert "Environment" not in text  # the trend table only, not the rest of that summary
+        assert "abc1234..def5678 +6.1% p<0.001" in text and f"harness history detect, exit {detect_status}" in text
+    assert comment.startswith("## Benchmark results\n")
+
+
+def test_no_store_yet_is_not_an_error(tmp_path):
+    step = merge_step("Trends and change points from the history store")
+    proc = run_step(step, tmp_path, {"harness": "exit 7"}, HISTORY_IN_SECRET="false", HISTORY_URL="x", STARTED="t")
+    assert proc.returncode == 0 and outputs(tmp_path) == {"status": "0"}
+    assert "no history store yet" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("changes", "record", "status", "message"),
+    [
+        ("0", "true", 0, "performance gate passed"),
+        ("1", "true", 1, "::error::the history store found a change point at this run"),
+        ("1", "false", 0, "::warning::the history store holds a recent change point"),
+        ("2", "true", 0, "::warning::the history store could not be read (harness history detect exit status 2)"),
+        ("", "false", 0, "performance gate passed"),
+    ],
+)
+def test_the_gate_fails_the_default_branch_on_a_change_point_and_warns_elsewhere(
+    tmp_path, changes, record, status, message
+):
+    proc = run_step(merge_step("Gate"), tmp_path, {}, STATUS="0", CHANGES=changes, RECORD_HISTORY=record)
+    assert proc.returncode == status and message in proc.stdout, proc.stdout
