@@ -6,9 +6,9 @@ verdict, accuracy, telemetry flags, build metrics and every metric with its per-
 :meth:`HistoryStore.series` can answer "since when?".
 
 Through SQLAlchemy Core, one code path for both databases. One run is one transaction: concurrent shards both land,
-and a run killed halfway leaves nothing behind. SQLite transactions start with ``BEGIN IMMEDIATE`` (SQLAlchemy's
-recipe for pysqlite), so two writers queue on the database lock instead of failing with "database is locked" when
-both try to upgrade a read lock.
+and a run killed halfway leaves nothing behind. SQLite write transactions start with ``BEGIN IMMEDIATE`` (after
+SQLAlchemy's recipe for pysqlite), so two writers queue on the database lock instead of failing with "database is
+locked" when both try to upgrade a read lock.
 """
 
 from __future__ import annotations
@@ -184,27 +184,44 @@ class HistoryStore:
         )
 
     def _migrate(self) -> None:
-        """Apply the migrations this store lacks, in one transaction (a PostgreSQL advisory lock, or SQLite's
-        ``BEGIN IMMEDIATE``, makes concurrent openers wait for the first)."""
+        """Apply the migrations this store lacks, in one write transaction; a PostgreSQL advisory lock, or SQLite's
+        ``BEGIN IMMEDIATE``, makes concurrent openers wait for the first, which then finds nothing left to do. A
+        store already up to date is only read (a read-only copy of one opens)."""
         import sqlalchemy as sa
 
         from harness.history.schema import MIGRATIONS, schema_version
 
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
+            if self._checked_version(conn) == self.schema_version:
+                return
+        with self._writing() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            version = self._stored_version(conn)
-            if version > self.schema_version:
-                raise HarnessError(
-                    f"{self.display}: written by a newer harness (schema {version}; this one reads up to "
-                    f"{self.schema_version}); upgrade the harness"
-                )
+            version = self._checked_version(conn)
             if version == self.schema_version:
                 return
             for migration in MIGRATIONS[version:]:
                 migration(conn)
             conn.execute(schema_version.delete())
             conn.execute(schema_version.insert(), [{"version": self.schema_version}])
+
+    def _checked_version(self, conn: sa.Connection) -> int:
+        """The store's schema version; a newer one than this harness knows is refused."""
+        version = self._stored_version(conn)
+        if version > self.schema_version:
+            raise HarnessError(
+                f"{self.display}: written by a newer harness (schema {version}; this one reads up to "
+                f"{self.schema_version}); upgrade the harness"
+            )
+        return version
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction: on SQLite it takes the write lock at its start (see :func:`_sqlite_begin`)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(history_write=True)
+            with conn.begin():
+                yield conn
 
     def _stored_version(self, conn: sa.Connection) -> int:
         import sqlalchemy as sa
@@ -231,7 +248,7 @@ class HistoryStore:
         value_rows = [row for case in results.cases for row in _value_rows(run.run_id, results, case)]
         with self._errors("cannot take the run"):
             try:
-                with self.engine.begin() as conn:
+                with self._writing() as conn:
                     if self._stored(conn, run.run_id):
                         return False
                     conn.execute(runs.insert(), [_run_row(results, run)])
@@ -363,7 +380,10 @@ def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes the write lock at once: two writers that both began by reading would each wait for the other
+    # to drop its read lock, and SQLite fails one of them at once ("database is locked") instead of waiting.
+    immediate = conn.get_execution_options().get("history_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _like(glob: str) -> str | None:
