@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
+from harness.cli.main import main
 from harness.history.changes import ChangePoint, candidates, detect, merge
 from harness.history.series import Point, Series
+from harness.history.store import HistoryStore, run_info
+from harness.judge.baselines import BaselineStore
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+from tests.test_history_store import KEY, synthetic_run
 
 
 def series_of(values, metric="latency_median_ms", key="cpu-ort-1.20", commits=True) -> Series:
@@ -148,3 +154,103 @@ def test_change_point_is_a_frozen_record():
     change = ChangePoint(3, "r", "t", None, "abc", 1.0, 1.1, 0.1, 0.01, True)
     with pytest.raises(AttributeError):
         change.index = 4  # type: ignore[misc]
+
+
+# -- with a store: SQLite and PostgreSQL, and `harness history detect` / `plot` ---------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def fill(url, step=0.06, runs=40, keys=None):
+    """The example suite's cases over ``runs`` nightly runs, ``step`` from run 25 on; ``keys`` names each run's
+    baseline key (default: one key for all)."""
+    with HistoryStore(url) as store:
+        for i in range(runs):
+            results = synthetic_run(i, step_at=25, step=step, key=keys[i] if keys else KEY)
+            store.append(results, run_info(results, "import"))
+
+
+def test_a_step_in_forty_stored_runs_is_found_at_run_25_and_a_steady_store_has_none(store_url, tmp_path):
+    fill(store_url)
+    with HistoryStore(store_url) as store:
+        latency = store.series(metric="latency_median_ms")
+    assert len(latency) == 4
+    for series in latency:
+        (change,) = detect(series)
+        assert abs(change.index - 25) <= 1, (series.case_id, change)
+
+    steady = f"sqlite:///{tmp_path / 'steady.db'}"
+    fill(steady, step=0.0)
+    with HistoryStore(steady) as store:
+        assert [detect(s) for s in store.series(metric="latency_median_ms")] == [[]] * 4
+
+
+def test_history_detect_prints_each_change_and_fails_on_one_newer_than_the_given_commit(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fill(url)
+
+    assert main(["history", "detect", "--history", url, "--case", "resnet50-fp32-b1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # latency and throughput, then the count
+    assert lines[0].startswith("zoo-cpu resnet50-fp32-b1 latency p50 [cpu-synthetic-2cpu__onnxruntime-1.23.2]: +")
+    assert re.search(r"at run 20260102T0[012]0000Z-\w+ \(2026-01-02\), commits 0+\.\.0+, p<0\.001, worse$", lines[0])
+    assert lines[1].split(": ")[1].startswith("-") and lines[1].endswith("worse")  # throughput fell
+    assert lines[2] == f"2 change point(s) in 2 series of {HistoryStore(url).display}"
+
+    release = f"{20:040x}"  # the commit of run 20, before the step
+    assert main(["history", "detect", "--history", url, "--newer-than", release]) == 1
+    out = capsys.readouterr().out
+    assert out.count("  NEW") == 8 and out.endswith(f"8 newer than {release}\n")
+    assert main(["history", "detect", "--history", url, "--newer-than", release[:12]]) == 2
+    assert "--newer-than 000000000000: 40 commits in " in capsys.readouterr().err  # the synthetic ones share 36 zeros
+    assert main(["history", "detect", "--history", url, "--newer-than", f"{30:040x}"]) == 0
+    assert main(["history", "detect", "--history", url, "--newer-than", "2026-01-03"]) == 0
+    assert main(["history", "detect", "--history", url, "--newer-than", "2026-01-01"]) == 1
+    capsys.readouterr()
+
+    assert main(["history", "detect", "--history", url, "--newer-than", "last-tuesday"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness history: error: --newer-than last-tuesday: no run id or commit of ")
+    assert err.count("\n") == 1
+
+
+def test_an_improvement_fails_only_when_asked(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fill(url, step=-0.08)
+    before = f"{20:040x}"
+
+    assert main(["history", "detect", "--history", url, "--metric", "latency", "--newer-than", before]) == 0
+    assert "better  NEW" in capsys.readouterr().out
+    args = ["history", "detect", "--history", url, "--metric", "latency", "--newer-than", before, "--fail-on", "any"]
+    assert main(args) == 1
+
+
+def test_a_new_baseline_key_starts_a_new_series_instead_of_a_step(tmp_path, capsys):
+    """Runs 0-24 on one machine, 25-39 on a faster one (a new key): two series, no change point."""
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fill(url, step=-0.3, keys=[KEY] * 25 + ["cpu-faster__onnxruntime-1.23.2"] * 15)
+
+    assert main(["history", "detect", "--history", url, "--metric", "latency", "--newer-than", f"{1:040x}"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0 change point(s) in 8 series")
+
+
+def test_history_plot_writes_a_trend_per_case_and_metric_with_the_baseline_marked(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fill(url)
+    first = synthetic_run(0)
+    BaselineStore(tmp_path / "baselines", KEY).update("zoo-cpu", first.cases[:1], first.environment)
+
+    args = ["history", "plot", "--history", url, "--out", str(tmp_path / "trends"), "--case", "resnet50-*"]
+    assert main([*args, "--metric", "latency", "--baseline-dir", str(tmp_path / "baselines")]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    pngs = sorted((tmp_path / "trends").glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    assert out[-1] == f"2 trend plot(s) in {tmp_path / 'trends'}"
+    marked = [line for line in out if "baseline marked" in line]
+    assert len(marked) == 1 and "resnet50-fp32-b1" in marked[0] and "(40 runs, 1 change point(s)" in marked[0]
+
+    assert main(["history", "plot", "--history", url, "--out", str(tmp_path / "none"), "--case", "vgg*"]) == 1

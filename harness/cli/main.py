@@ -85,6 +85,12 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
         help="also write the results as OpenMetrics text to PATH (atomically), e.g. into node_exporter's textfile "
         "collector folder as harness.prom",
     )
+    parser.add_argument(
+        "--history",
+        metavar="URL",
+        help="add a trend plot per case from this history store (sqlite:///PATH.db, postgresql://USER@HOST/DB or a "
+        "file path), with its change points and the baseline marked",
+    )
 
 
 def report(args: argparse.Namespace) -> int:
@@ -95,7 +101,7 @@ def report(args: argparse.Namespace) -> int:
     require_writable(out_dir, "-o" if args.output else "-o/--output")
     if args.metrics_file:
         check_metrics_file(args.metrics_file)
-    files = write_reports(results, out_dir, baseline=args.baseline)
+    files = write_reports(results, out_dir, baseline=args.baseline, history=args.history)
     print(files.headline)
     for path in (files.html, files.markdown, files.benchmark_json):
         print(f"  {path}")

@@ -17,9 +17,10 @@ from harness.core.results import RunResults
 from harness.report.export import to_pytest_benchmark
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
-from harness.report.plots import render_plots
+from harness.report.plots import render_plots, trend_plots
 from harness.view.rebase import apply_baseline
 from harness.view.report_view import build_view
+from harness.view.trends import load_trends
 
 HTML_NAME, MARKDOWN_NAME, BENCHMARK_NAME, PLOTS_DIR = "report.html", "summary.md", "benchmark.json", "plots"
 
@@ -52,12 +53,15 @@ def write_reports(
     out_dir: str | os.PathLike[str],
     baseline: str | os.PathLike[str] | None = None,
     source: str | None = None,
+    history: str | None = None,
 ) -> ReportFiles:
     """Write report.html, plots/*.png, summary.md and benchmark.json into ``out_dir`` (each file atomically).
 
     ``results`` is a :class:`RunResults` or the path of a results.json. ``baseline``, when given, replaces the
     baselines recorded in the results: another run's results.json, a baseline file, or a baseline directory
-    (see :mod:`harness.view.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`.
+    (see :mod:`harness.view.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`. ``history``,
+    when given, is a history store's URL: the page gets a trend plot per case from it, with change points and the
+    baseline marked (:mod:`harness.view.trends`).
     """
     if not isinstance(results, RunResults):
         source = source or str(results)
@@ -67,11 +71,13 @@ def write_reports(
         results, baseline_source = apply_baseline(results, Path(baseline))
     out = Path(out_dir)
     view = build_view(results, baseline_source)
+    trends = load_trends(view, history) if history else None  # first: a store that cannot be read writes nothing
     plots, left_out = render_plots(view)
+    trend_pngs = trend_plots(trends.trends) if trends else []
 
     plot_dir = out / PLOTS_DIR
     written = []
-    for plot in plots:
+    for plot in plots + trend_pngs:
         path = plot_dir / plot.file
         atomic_write_bytes(path, plot.png)
         written.append(path)
@@ -82,7 +88,8 @@ def write_reports(
                 stale.unlink(missing_ok=True)
 
     html_path, md_path, json_path = out / HTML_NAME, out / MARKDOWN_NAME, out / BENCHMARK_NAME
-    atomic_write_text(html_path, render_html(view, plots, left_out, source=source or "results.json"))
+    page = render_html(view, plots, left_out, source=source or "results.json", trends=trends, trend_plots=trend_pngs)
+    atomic_write_text(html_path, page)
     summary = render_markdown(view, report_path=_display_path(html_path))
     atomic_write_text(md_path, summary)
     write_json(json_path, to_pytest_benchmark(results))

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.core.metrics import format_p_value
 from harness.report.plots import Plot
 from harness.view.attribution import MAX_LAYERS, CaseAttribution, percent, report_attributions, signed_ms
 from harness.view.cells import ms, size, slug, sps, whole
 from harness.view.report_view import ReportView
+from harness.view.trends import TrendSection
 from harness.view.verdicts import LABELS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -93,7 +95,28 @@ def _where_entry(attribution: CaseAttribution, plot: dict[str, Any] | None, labe
     }
 
 
-def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source: str = "results.json") -> str:
+def _trend_entries(section: TrendSection, plots: list[Plot]) -> list[dict[str, Any]]:
+    """The trend section: per case its plot and change points, newest first."""
+    drawn = {plot.case_id: _plot_entry(plot) for plot in plots}
+    return [
+        {
+            "trend": t,
+            "plot": drawn[t.case_id],
+            "changes": [(c, format_p_value(c.p_value)) for c in reversed(t.changes)],
+        }
+        for t in section.trends
+        if t.case_id in drawn
+    ]
+
+
+def render_html(
+    view: ReportView,
+    plots: list[Plot],
+    left_out: list[str],
+    source: str = "results.json",
+    trends: TrendSection | None = None,
+    trend_plots: list[Plot] | None = None,
+) -> str:
     rank = {label: index for index, label in enumerate(LABELS)}
     order = {c.id: i for i, c in enumerate(view.cases)}
     table = sorted(view.cases, key=lambda c: (rank.get(c.label, len(LABELS)), order[c.id]))
@@ -136,5 +159,7 @@ def render_html(view: ReportView, plots: list[Plot], left_out: list[str], source
         "num": _num,
         "source": source,
         "harness_version": harness.__version__,
+        "trend_section": trends,
+        "trends": _trend_entries(trends, trend_plots or []) if trends else [],
     }
     return str(_environment().get_template("report.html.j2").render(**context))

@@ -25,6 +25,7 @@ from harness.view.cases import CaseView
 from harness.view.cells import slug
 from harness.view.report_view import ReportView
 from harness.view.series import PRECISION_ORDER, baseline_spread, finite, latency, not_finite_ids, precision_series
+from harness.view.trends import Trend
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -275,6 +276,77 @@ def baseline_vs_current(model: str, cases: list[CaseView]) -> Any | None:
     ax.set_title(f"{_short(model)}: baseline vs current per case", fontsize=10)
     fig.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=3, frameon=False)
     return fig
+
+
+def trend(item: Trend) -> Any | None:
+    """A case's metric run after run from the history store: each run's value, the level between change points (the
+    median of each segment), each change point with its size and p-value, the baseline the gate compares against
+    and this run. None when fewer than two runs have a finite value."""
+    from harness.core.metrics import METRICS, format_p_value
+
+    points = [(i, finite(p.value)) for i, p in enumerate(item.series.points)]
+    drawn = [(i, v) for i, v in points if v is not None]
+    if len(drawn) < 2:
+        return None
+    metric = METRICS.get(item.series.metric)
+    fig, ax = _figure(bottom_px=56)
+    ax.plot(*zip(*drawn, strict=True), color=OKABE_ITO[0], marker="o", markersize=3, linewidth=1, label="run")
+    edges = [0, *(c.index for c in item.changes), len(points)]
+    levels = [c.before for c in item.changes[:1]] + [c.after for c in item.changes]
+    if item.changes:  # the level of each segment, as the change points measured it
+        for start, stop, level in zip(edges[:-1], edges[1:], levels, strict=True):
+            ax.hlines(level, start - 0.5, stop - 0.5, color=OKABE_ITO[1], linewidth=2, alpha=0.9)
+        ax.plot([], [], color=OKABE_ITO[1], linewidth=2, label="level between change points")
+    for change in item.changes:
+        colour = OKABE_ITO[3] if change.worse else OKABE_ITO[2]
+        ax.axvline(change.index - 0.5, color=colour, linestyle="--", linewidth=1.2)
+        ax.annotate(
+            f"{change.change:+.1%}\n{format_p_value(change.p_value)}",
+            (change.index - 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            textcoords="offset points",
+            xytext=(3, -4),
+            va="top",
+            fontsize=7,
+            color=colour,
+        )
+    if item.changes:
+        ax.plot([], [], color=OKABE_ITO[3], linestyle="--", label="change point (red: worse)")
+    if item.baseline is not None and finite(item.baseline) is not None:
+        ax.axhline(item.baseline, color=OKABE_ITO[6], linestyle=":", linewidth=1.2, label="baseline")
+    here = item.current_index
+    if here is not None and points[here][1] is not None:
+        ring = {"marker": "o", "markersize": 10, "fillstyle": "none", "linestyle": "none", "color": OKABE_ITO[3]}
+        ax.plot([here], [points[here][1]], label="this run", **ring)
+    ticks = sorted({0, len(points) - 1, *(c.index for c in item.changes)})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([item.series.points[i].time[5:10] for i in ticks], fontsize=7)
+    ax.set_xlim(-1, len(points))
+    ax.set_xlabel(f"{len(points)} runs, oldest first (month-day)")
+    ax.set_ylabel(f"{metric.label} ({metric.unit})" if metric else item.series.metric)
+    values = [v for _, v in drawn] + ([item.baseline] if item.baseline is not None else [])
+    low, high = min(values), max(values)
+    ax.set_ylim(low - 0.15 * (high - low or high or 1), high + 0.3 * (high - low or high or 1))  # room for the labels
+    ax.set_title(f"{_short(item.case_id, 50)}: {metric.label if metric else item.series.metric} over time", fontsize=10)
+    ax.legend(fontsize=7, loc="lower left", ncols=2)
+    return fig
+
+
+def trend_png(item: Trend) -> bytes | None:
+    """:func:`trend` as PNG bytes (``harness history plot`` writes them to files)."""
+    fig = trend(item)
+    return None if fig is None else _png(fig)
+
+
+def trend_plots(trends: list[Trend]) -> list[Plot]:
+    """The report's trend plots, one per case, in the order given."""
+    out = []
+    for item in trends:
+        png = trend_png(item)
+        if png is not None:
+            file, title = f"{slug(item.case_id)}__trend.png", f"Trend: {item.case_id}"
+            out.append(Plot(file, title, None, "trend", png, item.case_id))
+    return out
 
 
 def latency_distribution(case: CaseView) -> Any | None:
