@@ -135,6 +135,9 @@ def test_shards_and_their_merge_append_to_the_history(
             ("net-fp32-b2", 1),
         ]
         assert store.series("net-fp32-b1", "latency_median_ms")[0].points[0].trials  # the trials are kept
+    capsys.readouterr()
+    assert main(["history", "import", "shard1", "shard2", "--history", str(shards)]) == 0  # the live appends' files
+    assert capsys.readouterr().out.endswith(f"0 imported, 2 already present in sqlite:///{shards}\n")
     merged = str(project / "merged.db")
     argv = ["merge", "shard1", "shard2", "--report-dir", str(project / "all"), "--no-report", "--history", merged]
     assert main(argv) == 0
