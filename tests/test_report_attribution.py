@@ -8,12 +8,16 @@ import re
 import shutil
 
 import pytest
+from suite_runner import model_project, run_suite
 from test_view_attribution import BASELINE, layer, record
 
 from harness.attribution.record import LayerProfile
+from harness.cli.main import main
 from harness.core.results import RunResults
 from harness.report import write_reports
 from harness.view.cells import slug
+
+pytest_plugins = ["pytester"]
 
 EVIL = "<script>alert(1)</script>"
 
@@ -175,3 +179,75 @@ def test_sorting_the_layer_table_in_a_browser(files):
         finally:
             browser.close()
     assert problems == []
+
+
+# -- end to end on ONNX Runtime CPU: a real profile, a real diff, the report and the command ----------------------
+
+FAST = ["--warmup-ms", "40", "--min-duration-ms", "300", "--min-iterations", "10", "--trials", "5"]
+SUITE = "suite: demo\nmodels:\n  - name: net\n    path: net.onnx\nbackends:\n  onnxruntime: {intra_op_threads: 1}\n"
+BRANCH_NODES = {"/branch/Conv", "/Add"}  # what the changed model adds; every other node keeps its export name
+
+
+def export(path, branch: bool) -> None:
+    """Three 3x3 convolutions (32 channels, 40 x 40); ``branch`` adds a 5x5 convolution beside the middle one."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.body, self.head = (nn.Conv2d(c, 32, 3, padding=1) for c in (16, 32, 32))
+            self.branch = nn.Conv2d(32, 32, 5, padding=2) if branch else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.stem(x))
+            z = self.body(y)
+            return self.head(z + self.branch(y) if self.branch is not None else z)
+
+    torch.manual_seed(0)
+    torch.onnx.export(
+        Net().eval(), (torch.randn(1, 16, 40, 40),), str(path), dynamo=False, opset_version=17,
+        input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+    )  # fmt: skip
+
+
+def test_a_branch_added_to_a_model_is_shown_where_it_went(pytester, tmp_path, capsys):
+    """The recorded baseline's model gains a convolution branch: the report's groups table, its plot, summary.md
+    and ``harness explain`` (recorded diff and --baseline file) put most of the change on the added nodes."""
+    models = tmp_path / "models"
+    models.mkdir()
+    export(models / "net.onnx", branch=False)
+    project = model_project(pytester, models, SUITE + "tolerance: 15%\n")
+    run_suite(pytester, *FAST, "--update-baselines").assert_outcomes(passed=1)
+    export(project / "net.onnx", branch=True)
+    run_suite(pytester, *FAST).assert_outcomes(failed=1)
+
+    reports = project / "reports"
+    (case,) = json.loads((reports / "results.json").read_text())["cases"]
+    groups = case["attribution"]["groups"]
+    changed = {g["label"] for g in groups if BRANCH_NODES & set(g.get("nodes", ()))}  # layers named by ORT
+    assert groups[0]["label"] in changed
+
+    section = article((reports / "report.html").read_text(), "net-fp32-b1")
+    table = section[section.index('<table class="where-groups">') :]
+    shown = re.findall(r"<tr><td><code>([^<]+)</code></td>(?:<td[^>]*>[^<]*</td>){3}<td class=\"num\">(-?\d+)%", table)
+    assert shown[0][0] == groups[0]["label"]
+    assert sum(int(share) for label, share in shown if label in changed) >= 70, table
+    assert (reports / "plots" / f"{slug('net-fp32-b1')}__where.png").is_file()
+    summary = (reports / "summary.md").read_text()
+    assert "| regressed; where: " in summary
+
+    # the command says the same, from the recorded diff and against the baseline file
+    capsys.readouterr()  # what the in-process pytest runs printed
+    assert main(["explain", str(reports / "results.json")]) == 0
+    recorded = capsys.readouterr().out
+    (baseline,) = (project / "baselines").glob("*/demo.json")
+    assert main(["explain", str(reports / "results.json"), "--baseline", str(baseline)]) == 0
+    against_file = capsys.readouterr().out
+    assert against_file.splitlines()[0].endswith(f"against {baseline}")
+    for out in (recorded, against_file):
+        lines = out.splitlines()
+        assert lines[0].startswith("net-fp32-b1 (regressed): end to end ")
+        rows = [line.split() for line in lines[2:] if line.startswith("  ") and not line.startswith("  where")]
+        assert rows[0][0] in changed
+        assert sum(int(row[4].rstrip("%")) for row in rows if row[0] in changed) >= 70, out
