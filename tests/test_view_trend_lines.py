@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from report_sample import sample_results
@@ -77,3 +78,34 @@ def test_the_summary_shows_trends_of_changed_cases_and_of_changes_at_this_run():
     ]
     assert summary.index("**Trends") < summary.index("Environment:")
     assert "**Trends" not in render_markdown(view)  # no store given: no section
+
+
+def test_harness_report_with_a_store_puts_the_trend_lines_in_the_summary(tmp_path, capsys):
+    import numpy as np
+
+    from harness.cli.main import main
+    from harness.history.store import HistoryStore, run_info
+
+    rng = np.random.default_rng(7)
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    regressed = ""
+    with HistoryStore(url) as store:
+        for i in range(30):
+            results = sample_results(n_cases=6)
+            results.environment |= {"date": f"2026-02-{i + 1:02d}T00:00:00+00:00"}
+            results.environment["commit"] = {"id": f"c{i:02d}{'0' * 37}", "branch": "main", "dirty": False}
+            case = next(c for c in results.cases if c.verdict == "regressed")
+            regressed = case.id
+            factor = (1.08 if i >= 20 else 1.0) * float(rng.lognormal(0.0, 0.01))
+            case.metrics = {k: v * factor if k.startswith("latency") else v for k, v in case.metrics.items()}
+            store.append(results, run_info(results, "import"))
+    path = tmp_path / "run" / "results.json"
+    results.write(path)
+
+    assert main(["report", str(path), "--history", url, "--no-step-summary"]) == 0
+    summary = (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
+    escaped = regressed.replace("<", "&lt;").replace(">", "&gt;")
+    (row,) = [line for line in summary.splitlines() if line.startswith(f"| {escaped} | latency p50 | `")]
+    bars, text = row.split("`")[1], row.split("`")[2]
+    assert len(bars) == 20 and set(bars[:10]) <= set("▁▂▃") and set(bars[10:]) <= set("▆▇█")
+    assert re.fullmatch(r" \+[78]\.\d% since c200000 \|", text), text

@@ -90,7 +90,7 @@ def write_reports(
     html_path, md_path, json_path = out / HTML_NAME, out / MARKDOWN_NAME, out / BENCHMARK_NAME
     page = render_html(view, plots, left_out, source=source or "results.json", trends=trends, trend_plots=trend_pngs)
     atomic_write_text(html_path, page)
-    summary = render_markdown(view, report_path=_display_path(html_path))
+    summary = render_markdown(view, report_path=_display_path(html_path), trends=trends.trends if trends else ())
     atomic_write_text(md_path, summary)
     write_json(json_path, to_pytest_benchmark(results))
     return ReportFiles(out, html_path, md_path, json_path, written, summary, view.headline, results)
