@@ -139,6 +139,19 @@ def test_a_and_a_shows_no_group_above_the_noise() -> None:
     assert diff.where() == ""
 
 
+def test_a_drift_every_layer_shares_names_no_group_but_an_outlier_still_stands_out() -> None:
+    # a rerun on a busier machine: every layer 20% slower, far beyond each layer's spread
+    drifted = [layer(b.name, b.time_ms * 1.2, spread_ms=b.spread_ms, tactic=b.tactic) for b in BASE]
+    diff = diff_profiles(profile(*BASE), profile(*drifted))
+    assert diff.common_change == pytest.approx(0.2)
+    assert diff.where() == "" and not any(group.above_noise for group in diff.groups)
+    # the same drift, and Conv_12 three times slower on top of it
+    outlier = [b if b.name != "Conv_12" else layer("Conv_12", 0.30 * 3.6, spread_ms=0.01, tactic="k2") for b in drifted]
+    diff = diff_profiles(profile(*BASE), profile(*outlier))
+    assert [group.label for group in diff.groups if group.above_noise] == ["Conv_12"]
+    assert ProfileDiff.from_dict(diff.to_dict()).common_change == pytest.approx(0.2)
+
+
 def test_the_noise_floor_hides_changes_of_a_few_microseconds_without_spreads() -> None:
     baseline = profile(layer("Relu_1", 0.010), layer("Conv_0", 1.0))
     current = profile(layer("Relu_1", 0.012), layer("Conv_0", 1.015))  # +2 µs, +1.5%
@@ -167,13 +180,15 @@ def test_node_less_layers_match_by_signature_then_by_type_and_name() -> None:
 
 
 def test_where_names_only_groups_moving_with_the_change_and_at_most_top() -> None:
-    baseline = profile(*(layer(f"L{i}", 1.0, spread_ms=0.001) for i in range(5)))
+    steady = [layer(f"S{i}", 1.0, spread_ms=0.001) for i in range(6)]  # most of the model did not change
+    baseline = profile(*(layer(f"L{i}", 1.0, spread_ms=0.001) for i in range(5)), *steady)
     current = profile(
         layer("L0", 1.5, spread_ms=0.001),
         layer("L1", 1.4, spread_ms=0.001),
         layer("L2", 1.3, spread_ms=0.001),
         layer("L3", 1.2, spread_ms=0.001),
         layer("L4", 0.6, spread_ms=0.001),  # faster: against the change, never named
+        *steady,
     )
     text = diff_profiles(baseline, current).where(top=3)
     assert text.startswith("where: L0 +0.50 ms (50% of the change), L1 +0.40 ms (40%), L2 +0.30 ms (30%)")

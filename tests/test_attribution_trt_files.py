@@ -11,6 +11,7 @@ import json
 import stat
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -463,7 +464,9 @@ def rtx_build_log() -> str:
 
     torch.manual_seed(0)
     buffer = io.BytesIO()
-    torch.onnx.export(Net().eval(), torch.randn(1, 3, 32, 32), buffer, dynamo=False, opset_version=17)
+    with warnings.catch_warnings():  # the TorchScript exporter announces its removal on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(Net().eval(), torch.randn(1, 3, 32, 32), buffer, dynamo=False, opset_version=17)
     messages: list[str] = []
 
     class Capture(trt.ILogger):  # type: ignore[misc]

@@ -19,19 +19,25 @@ changed`` (the same layers run at another precision or format, or reformat layer
 Noise rule. Each layer carries ``spread_ms``, half the interquartile range of its per-inference times. A side's
 noise is the root of the sum of its layers' squared spreads (the layers vary independently); a group's noise is the
 two sides' noise added (either median may sit that far off) plus a floor of 2% of the group's baseline time and
-3 µs (the resolution of per-layer timers). A group is ``above_noise`` only when ``|delta|`` exceeds that.
+3 µs, so that layers whose profiler gave no spread (trtexec's profile file) are not flagged for timer and launch
+jitter. A shared machine drifts: a rerun may find every layer 20% faster. The median relative change of the groups
+on both sides (``common_change``; 0 with fewer than three groups) is taken as that drift, and its part of a group's
+baseline time is added to the group's noise: a change every layer shares (a slower clock, a uniformly slower release)
+names no group, while a group that moved more than the rest still stands out. The median holds while fewer than half
+the groups changed. A group is ``above_noise`` only when ``|delta|`` exceeds its noise.
 
-Sources. Comparing two engines layer by layer follows TREx's engine comparison
-(``trex.compare_engines`` in NVIDIA's trt-engine-explorer, TensorRT's ``tools/experimental/trt-engine-explorer``),
-which aligns layers by name and type only; Polygraphy's layer-wise comparison (``polygraphy run
---trt-outputs mark all --onnxrt-outputs mark all``) matches TensorRT layers to ONNX tensors by name for accuracy.
-Ours: joining layers through the ONNX nodes they implement, the connected components across fusions, the
-signature fallback, the classification and the noise rule.
+Sources. TREx (NVIDIA's trt-engine-explorer, ``trex/compare_engines.py``: ``match_layers``) aligns the layers of
+two engine plans by a signature of layer type and tensor shapes, searched in execution order; the signature
+fallback here follows it. Polygraphy's layer-wise comparison (``polygraphy run --trt --onnxrt --trt-outputs mark all
+--onnxrt-outputs mark all``) compares the two runtimes' outputs of the tensors both name, for accuracy rather than
+time. Ours: joining layers through the ONNX nodes they implement, the connected components across fusions (so a
+changed fusion is one group rather than unmatched layers), the classification and the noise rule.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -58,6 +64,8 @@ RELATIVE_FLOOR = 0.02
 ABSOLUTE_FLOOR_MS = 0.003
 # A label names at most this many layers; the rest are counted.
 LABEL_LAYERS = 3
+# The fewest groups on both sides whose median change is taken for a drift they share.
+COMMON_MIN_GROUPS = 3
 REFORMAT = "Reformat"
 
 
@@ -143,6 +151,8 @@ class ProfileDiff:
     baseline_ms: float  # the baseline profile's end-to-end (or layer total where no end-to-end was taken)
     current_ms: float
     unattributed_ms: float  # the end-to-end change minus the groups' deltas
+    # the median relative change of the groups on both sides (0.05: +5%): a drift they share, no group's doing
+    common_change: float = 0.0
 
     @property
     def delta_ms(self) -> float:
@@ -171,12 +181,15 @@ class ProfileDiff:
         return "where: " + ", ".join(parts) if parts else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "baseline_ms": _ms(self.baseline_ms),
             "current_ms": _ms(self.current_ms),
             "unattributed_ms": _ms(self.unattributed_ms),
-            "groups": [group.to_dict() for group in self.groups],
         }
+        if self.common_change:
+            out["common_change"] = round(self.common_change, 4)
+        out["groups"] = [group.to_dict() for group in self.groups]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "diff") -> ProfileDiff:
@@ -190,6 +203,7 @@ class ProfileDiff:
             baseline_ms=_number(data, "baseline_ms", where),
             current_ms=_number(data, "current_ms", where),
             unattributed_ms=_number(data, "unattributed_ms", where),
+            common_change=_number(data, "common_change", where) if "common_change" in data else 0.0,
         )
 
 
@@ -288,10 +302,12 @@ def _label(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> str:
     return shown if len(names) <= LABEL_LAYERS else f"{shown} (+{len(names) - LABEL_LAYERS} more)"
 
 
-def _group(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> GroupChange:
+def _group(old: Sequence[LayerTime], new: Sequence[LayerTime], common: float) -> GroupChange:
     baseline_ms = sum(layer.time_ms for layer in old)
     current_ms = sum(layer.time_ms for layer in new)
     noise = _side_noise(old) + _side_noise(new) + max(RELATIVE_FLOOR * baseline_ms, ABSOLUTE_FLOOR_MS)
+    if old and new:
+        noise += abs(common) * baseline_ms  # the drift every group shares is no group's doing
     delta = current_ms - baseline_ms
     nodes = sorted({n for layer in (*old, *new) for n in layer.nodes})
     return GroupChange(
@@ -307,6 +323,17 @@ def _group(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> GroupChange:
     )
 
 
+def _common_change(sides: Sequence[tuple[Sequence[LayerTime], Sequence[LayerTime]]]) -> float:
+    """The median relative change of the groups on both sides: the drift they all share (a slower machine, another
+    clock), 0 where fewer than :data:`COMMON_MIN_GROUPS` groups can say."""
+    ratios = []
+    for old, new in sides:
+        before = sum(layer.time_ms for layer in old)
+        if old and new and before > 0:
+            ratios.append(sum(layer.time_ms for layer in new) / before - 1)
+    return statistics.median(ratios) if len(ratios) >= COMMON_MIN_GROUPS else 0.0
+
+
 def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
     """Group the layers of both profiles by overlapping ONNX node sets and classify each group's change.
 
@@ -314,12 +341,15 @@ def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
     nothing is unattributed).
     """
     old_layers, new_layers = baseline.layers, current.layers
-    groups = []
-    for component in _components(old_layers, new_layers):
-        old = [old_layers[i] for side, i in component if side == "b"]
-        new = [new_layers[i] for side, i in component if side == "c"]
-        groups.append(_group(old, new))
-    groups.sort(key=lambda group: (-abs(group.delta_ms), group.label))
+    sides = [
+        (
+            [old_layers[i] for side, i in component if side == "b"],
+            [new_layers[i] for side, i in component if side == "c"],
+        )
+        for component in _components(old_layers, new_layers)
+    ]
+    common = _common_change(sides)
+    groups = sorted((_group(old, new, common) for old, new in sides), key=lambda g: (-abs(g.delta_ms), g.label))
     if baseline.end_to_end_ms is not None and current.end_to_end_ms is not None:
         baseline_ms, current_ms = baseline.end_to_end_ms, current.end_to_end_ms
     else:
@@ -330,4 +360,5 @@ def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
         baseline_ms=baseline_ms,
         current_ms=current_ms,
         unattributed_ms=(current_ms - baseline_ms) - attributed,
+        common_change=common,
     )
