@@ -352,29 +352,36 @@ case "$1" in
 Environment: x
 MD
           ;;
-  history) echo "net latency_median_ms key abc1234..def5678 +6.1% p<0.001"; exit "${DETECT_STATUS:-0}" ;;
+  history) [ "$*" = "history detect --history sqlite:///.perf-history/history.db --key gpu-h100__tensorrt-10.13 \
+--newer-than 2026-01-01T00:00:00Z" ] || { echo "unexpected: $*"; exit 9; }
+           echo "demo net latency p50 [key]: +6.1% at run r (2026-01-02), commits abc1234..def5678, p<0.001, worse$NEW"
+           exit "${DETECT_STATUS:-0}" ;;
 esac
 """
 
 
-@pytest.mark.parametrize("detect_status", [0, 1])
-def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, detect_status):
+@pytest.mark.parametrize(("detect_status", "new", "recorded"), [(0, "", 0), (1, "  NEW", 1), (1, "", 0)])
+def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, detect_status, new, recorded):
+    # exit 1 without a change point marked NEW is detect's "no series matches" (a new store): not a finding
     step = merge_step("Trends and change points from the history store")
     (tmp_path / ".perf-history").mkdir(parents=True)
     (tmp_path / ".perf-history" / "history.db").write_text("")
+    merged = tmp_path / "reports" / "merged"
+    merged.mkdir(parents=True)
+    (merged / "results.json").write_text('{"environment": {"key": "gpu-h100__tensorrt-10.13"}}')
     (tmp_path / "runner_temp").mkdir()
     (tmp_path / "runner_temp" / "comment.md").write_text("## Benchmark results\n")
     env = {"HISTORY_URL": "sqlite:///.perf-history/history.db", "HISTORY_IN_SECRET": "false"}
-    env |= {"STARTED": "2026-01-01T00:00:00Z", "DETECT_STATUS": str(detect_status)}
+    env |= {"STARTED": "2026-01-01T00:00:00Z", "DETECT_STATUS": str(detect_status), "NEW": new}
     proc = run_step(step, tmp_path, {"harness": FAKE_HARNESS}, **env)
     assert proc.returncode == 0, proc.stderr
-    assert outputs(tmp_path)["status"] == str(detect_status)
+    assert outputs(tmp_path)["status"] == str(recorded)
     comment = (tmp_path / "runner_temp" / "comment.md").read_text()
     summary = (tmp_path / "github_step_summary").read_text()
     for text in (comment, summary):
         assert "| net | latency p50 | `▁▁█` +6.1% since abc1234 |" in text
         assert "Environment" not in text  # the trend table only, not the rest of that summary
-        assert "abc1234..def5678 +6.1% p<0.001" in text and f"harness history detect, exit {detect_status}" in text
+        assert "commits abc1234..def5678, p<0.001, worse" in text and f"harness history detect, exit {recorded}" in text
     assert comment.startswith("## Benchmark results\n")
 
 
