@@ -4,19 +4,23 @@ gets its series under the run's baseline key, with change points and the baselin
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+from suite_runner import BENCH_MODULE, run_suite
 
 from harness.cli.main import main
-from harness.core.errors import HarnessError
 from harness.core.fsio import write_json
 from harness.history.store import HistoryStore, run_info
+from harness.models.sources import zoo_dir
 from harness.report import write_reports
 from harness.report.plots import trend, trend_png
 from harness.view.report_view import build_view
 from harness.view.trends import MAX_TRENDS, Trend, load_trends
 from tests.test_history_store import KEY, synthetic_run
+
+pytest_plugins = ["pytester"]
 
 CASES = ("resnet50-fp32-b1", "resnet50-fp32-b4", "squeezenet-fp32-b1", "squeezenet-fp32-b4")
 
@@ -99,13 +103,20 @@ def test_without_a_store_the_report_has_no_trend_section(tmp_path, last_run):
     assert 'id="trends"' not in html and "#trends" not in html
 
 
-def test_a_store_that_cannot_be_opened_is_one_error_and_writes_nothing(tmp_path, last_run):
+def test_a_store_that_cannot_be_read_is_named_in_the_report_which_is_still_written(tmp_path, last_run, capsys):
     not_a_db = tmp_path / "notes.db"
     not_a_db.write_text("these are notes, not a database\n")
+    url = f"sqlite:///{not_a_db}"
 
-    with pytest.raises(HarnessError, match=r"notes\.db"):
-        write_reports(last_run, tmp_path / "report", history=f"sqlite:///{not_a_db}")
-    assert not (tmp_path / "report" / "report.html").exists()
+    html = write_reports(last_run, tmp_path / "report", history=url).html.read_text()
+
+    (problem,) = re.findall(r'<p class="msg bad-text">No trends: ([^<]*)</p>', html)
+    assert "notes.db" in problem and "\n" not in problem
+    write_json(tmp_path / "results.json", last_run.to_dict())
+    assert main(["report", str(tmp_path / "results.json"), "-o", str(tmp_path / "out"), "--history", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness report: error: ") and "notes.db" in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "report.html").exists()  # asked for by name: refused before any work
 
 
 def test_harness_report_takes_history(tmp_path, last_run, capsys):
@@ -145,3 +156,24 @@ def test_trends_beyond_the_limit_are_listed_not_drawn(tmp_path, last_run, monkey
     section = load_trends(build_view(last_run), url)
 
     assert MAX_TRENDS > 1 and len(section.trends) == 1 and len(section.not_drawn) == 3
+
+
+def test_a_pytest_run_with_history_reports_the_trend_of_each_case_it_appended_to(pytester, monkeypatch):
+    monkeypatch.delenv("HARNESS_HISTORY", raising=False)
+    pytester.makepyfile(test_bench=BENCH_MODULE)
+    shutil.copy(zoo_dir() / "light_squeezenet.onnx", pytester.path / "net.onnx")
+    (pytester.path / "suite.yaml").write_text(
+        "suite: demo\nmodels:\n  - name: net\n    path: net.onnx\nbatch_sizes: [1]\n"
+        "backends:\n  onnxruntime: {intra_op_threads: 1}\n"
+    )
+    store = f"sqlite:///{pytester.path / 'history.db'}"
+    fast = ["--warmup-ms", "20", "--min-duration-ms", "100", "--min-iterations", "5", "--trials", "3"]
+
+    run_suite(pytester, *fast, "--history", store).assert_outcomes(passed=1)
+    first = (pytester.path / "reports" / "report.html").read_text()
+    run_suite(pytester, *fast, "--history", store).assert_outcomes(passed=1)
+    second = (pytester.path / "reports" / "report.html").read_text()
+
+    assert "No history yet (fewer than two runs in the store): net-fp32-b1" in first
+    assert second.count('<article class="trend"') == 1 and "· 2 runs ·" in second
+    assert len(list((pytester.path / "reports" / "plots").glob("*__trend.png"))) == 1

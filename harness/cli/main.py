@@ -22,6 +22,7 @@ from harness.calibrate import command as calibrate
 from harness.cli import explain, history, init, merge
 from harness.core.errors import HarnessError, internal_error_line, log_internal_error, output_error
 from harness.core.fsio import require_writable
+from harness.history.store import HistoryStore
 from harness.machine.environment import fingerprint
 from harness.models.sources import check_sources
 from harness.report import append_step_summary, write_reports
@@ -101,6 +102,8 @@ def report(args: argparse.Namespace) -> int:
     require_writable(out_dir, "-o" if args.output else "-o/--output")
     if args.metrics_file:
         check_metrics_file(args.metrics_file)
+    if args.history:  # asked for by name: a store that cannot be read is this command's error, before any work
+        HistoryStore(args.history).close()
     files = write_reports(results, out_dir, baseline=args.baseline, history=args.history)
     print(files.headline)
     for path in (files.html, files.markdown, files.benchmark_json):

@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_file:
         print(f"metrics of {len(results.cases)} case(s) -> {write_metrics_file(results, args.metrics_file)}")
     if not args.no_report:
-        summary = write_report(results, report_dir, outcome.problems, source=str(output), gate=outcome.gate)
+        summary = write_report(
+            results, report_dir, outcome.problems, source=str(output), gate=outcome.gate, history=history_url
+        )
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # appended, not replaced: other steps of the job write there too
             with open(step_summary, "a", encoding="utf-8") as handle:
@@ -116,13 +118,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(
-    results: RunResults, report_dir: Path, problems: list[str], source: str | None = None, gate: str | None = None
+    results: RunResults,
+    report_dir: Path,
+    problems: list[str],
+    source: str | None = None,
+    gate: str | None = None,
+    history: str | None = None,
 ) -> Path:
     """The report of the merged results through :mod:`harness.report`, plus the merge's own findings in the
     markdown summary; returns the summary's path (what goes to ``$GITHUB_STEP_SUMMARY`` and the PR comment)."""
     summary = report_dir / "summary.md"
     try:
-        write_reports(results, report_dir, source=source)
+        write_reports(results, report_dir, source=source, history=history)
     except Exception as exc:  # a broken report must not hide the merged gate: a plain summary keeps CI readable
         lines = summary_lines(results) if results.cases else ["no case results"]
         note = f"\nThe report could not be written: {escape(f'{type(exc).__name__}: {exc}')}\n"

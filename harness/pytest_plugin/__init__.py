@@ -188,7 +188,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if config.getoption("no_reports"):
         return
     try:
-        files = write_reports(hsession.results, hsession.results_path.parent, source=str(hsession.results_path))
+        files = write_reports(
+            hsession.results,
+            hsession.results_path.parent,
+            source=str(hsession.results_path),
+            history=options.history_url(config),  # the trend section, from the store the run was just appended to
+        )
         append_step_summary(files.summary)
     except OSError as exc:  # the benchmark outcome stands; the summary says what was not written
         state.report_error = str(output_error(exc, exc.filename or hsession.results_path.parent, "--report-dir"))

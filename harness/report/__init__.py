@@ -61,7 +61,7 @@ def write_reports(
     baselines recorded in the results: another run's results.json, a baseline file, or a baseline directory
     (see :mod:`harness.view.rebase`); verdicts are then judged again by :mod:`harness.judge.gate`. ``history``,
     when given, is a history store's URL: the page gets a trend plot per case from it, with change points and the
-    baseline marked (:mod:`harness.view.trends`).
+    baseline marked (:mod:`harness.view.trends`); a store that cannot be read is named there, not raised.
     """
     if not isinstance(results, RunResults):
         source = source or str(results)
@@ -71,7 +71,7 @@ def write_reports(
         results, baseline_source = apply_baseline(results, Path(baseline))
     out = Path(out_dir)
     view = build_view(results, baseline_source)
-    trends = load_trends(view, history) if history else None  # first: a store that cannot be read writes nothing
+    trends = load_trends(view, history) if history else None
     plots, left_out = render_plots(view)
     trend_pngs = trend_plots(trends.trends) if trends else []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.core.errors import HarnessError
 from harness.history.changes import MAX_P, MIN_CHANGE, ChangePoint, detect
 from harness.history.series import Series
 from harness.view.cases import CaseView
@@ -42,6 +43,7 @@ class TrendSection:
     trends: list[Trend]
     not_drawn: list[str]  # cases past MAX_TRENDS
     without_history: list[str]  # cases with fewer than two runs in the store
+    problem: str = ""  # why the store could not be read, when it could not
 
     @property
     def rule(self) -> str:
@@ -51,15 +53,18 @@ class TrendSection:
 
 def load_trends(view: ReportView, url: str) -> TrendSection:
     """The trends of the report's cases from the history store at ``url``, under the run's own baseline key (a
-    store holding other machines' runs shows none of them here). Raises :class:`HarnessError` (one line) when the
-    store cannot be opened or read."""
+    store holding other machines' runs shows none of them here). A store that cannot be opened or read leaves the
+    section with its one-line reason: the report of a finished run is never lost to its history."""
     from harness.history.store import HistoryStore, run_info
 
     key = str(view.environment.get("key") or "unknown")
     metrics = {*TREND_METRICS, *(d.metric for c in view.cases for d in c.deltas)}
-    with HistoryStore(url) as store:
-        series = [s for metric in sorted(metrics) for s in store.series(metric=metric, baseline_key=key)]
-        display = store.display
+    try:
+        with HistoryStore(url) as store:
+            series = [s for metric in sorted(metrics) for s in store.series(metric=metric, baseline_key=key)]
+            display = store.display
+    except HarnessError as exc:
+        return TrendSection(url, key, [], [], [], problem=str(exc))
     trends = report_trends(view, series, run_info(view.results, "import").run_id)
     shown = {t.case_id for t in trends}
     return TrendSection(
