@@ -181,6 +181,8 @@ def test_confirmation_in_a_fresh_process_measures_in_another_process_and_confirm
     # the slowdown travels with the run's settings into the new process, so a real change shows there too
     assert confirmation["process"] == "fresh" and confirmation["pid"] != os.getpid()
     assert case["verdict"] == "regressed" and confirmation["second_verdict"] == "regressed"
+    # the new process measures twice the suite's trials (harness.run.fresh.TRIALS_FACTOR), each a full trial long
+    assert len(confirmation["trials"]["latency_median_ms"]) == 2 * 5
     assert not any("a new process could not" in w for w in case["warnings"])
 
 

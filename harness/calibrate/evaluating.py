@@ -177,8 +177,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall.
     A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run; with
-    ``confirm_in`` fresh-process, the confirmation block of another run, neither j nor the baseline's: a new
-    process), or else by the next block of ``sets``."""
+    ``confirm_in`` fresh-process, both blocks of another run, neither j nor the baseline's: a new process, which
+    measures twice the gate's trials, harness.run.fresh), or else by the next block of ``sets``."""
     conditions = ("1.0", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
     gate_seconds: list[float] = []
@@ -209,8 +209,15 @@ def evaluate(
                     seconds = _seconds(cur)
                     if use_confirmation and first.verdict == "regressed":
                         if confirm_sets is not None:
-                            k = j if confirm_in == "same-process" else _other_run(j, b, blocks)
-                            again = _block(confirm_sets[(case.id, factor)], k, size)
+                            if confirm_in == "same-process":
+                                again = _block(confirm_sets[(case.id, factor)], j, size)
+                            else:  # all the trials another run's process measured: FRESH_TRIALS_FACTOR x size
+                                k = _other_run(j, b, blocks)
+                                again = TrialSet(
+                                    cur_set.batch_size,
+                                    _block(cur_set, k, size).measurements
+                                    + _block(confirm_sets[(case.id, factor)], k, size).measurements,
+                                )
                         else:
                             k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
                             again = _block(cur_set, k, size)

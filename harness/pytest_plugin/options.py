@@ -20,6 +20,7 @@ from harness.core.results import RunResults
 from harness.history.store import ENV_VAR, HistoryStore, record_run
 from harness.judge.gate import ALPHA
 from harness.run.config import ABConfig, RunConfig
+from harness.run.fresh import CONFIRM_IN
 from harness.suite.schema import measure_value_problem
 
 # Measure settings the command line may override, each held to the suite file's rules (measure_value_problem).
@@ -119,6 +120,13 @@ def add_gate_options(group: pytest.OptionGroup) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="measure a case that looks regressed again before failing it (default: on)",
+    )
+    group.addoption(
+        "--confirm-in",
+        choices=CONFIRM_IN,
+        default="auto",
+        help="where that second measurement is taken: auto (default; a new process on GPU backends, whose processes "
+        "each keep a speed of their own, this process otherwise), same-process or fresh-process",
     )
     group.addoption(
         "--fail-on-ambiguous",
@@ -314,6 +322,7 @@ def _gate_settings(config: pytest.Config) -> dict[str, Any]:
         )
     return {
         "confirm": config.getoption("confirm"),
+        "confirm_in": config.getoption("confirm_in"),
         "fail_on_ambiguous": config.getoption("fail_on_ambiguous"),
         "alpha": alpha if alpha is not None else ALPHA,
         "slowdown": factor if factor is not None else 1.0,

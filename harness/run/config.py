@@ -47,6 +47,9 @@ class RunConfig:
     strict_baselines: bool = False
     measure_overrides: dict[str, float] = field(default_factory=dict)  # MeasureSpec fields set on the command line
     confirm: bool = True  # measure a case that looks regressed again before failing it
+    # --confirm-in: where that second measurement is taken (harness.run.fresh.CONFIRM_IN); auto: a new process for
+    # GPU backends, whose processes each keep a level of their own, the run's own process otherwise
+    confirm_in: str = "auto"
     fail_on_ambiguous: bool = False  # an ambiguous verdict fails the case too
     alpha: float = ALPHA  # one-sided level of the gate's tests
     slowdown: float = 1.0  # --simulate-slowdown FACTOR: every inference of the selected cases takes FACTOR x longer

@@ -31,6 +31,11 @@ from harness.run.config import RunConfig
 from harness.suite.schema import Case
 
 CONFIRM_IN = ("auto", "same-process", "fresh-process")  # auto: a fresh process for GPU backends
+# The new process measures this many times the suite's trials. Its offset is drawn once for all of them, so more
+# trials do not average it away; they give the rank test against the baseline's trials the resolution to tell a real
+# change in a noisy process from that noise: 3 against 3 trials has one arrangement at p <= 0.05, 6 against 3 has
+# three (docs/evidence/gpu-gate-h200.md). Paid only by a case that looks regressed.
+TRIALS_FACTOR = 2
 TIMEOUT_S = 1800.0  # a child that neither finishes nor fails within this is stopped; the parent then measures itself
 
 

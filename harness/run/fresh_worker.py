@@ -13,6 +13,7 @@ from typing import Any
 from harness.core.measurement import Measurement
 from harness.core.results import CaseResult
 from harness.run.config import RunConfig
+from harness.run.fresh import TRIALS_FACTOR
 from harness.run.session import HarnessSession
 from harness.suite.schema import Case
 
@@ -22,7 +23,8 @@ def _measure(config: RunConfig, case: Case) -> tuple[int, int, list[Measurement]
     session = HarnessSession(config)
     backend = session.backend_for(case.suite)
     engine, feeds = session.build_case(case, backend, CaseResult(id=case.id, params=case.params()))
-    (trials,) = session.measure_trials(case, [(case, engine, feeds)], backend.uses_gpu)
+    rounds = TRIALS_FACTOR * session.measure_spec(case.suite).trials  # each as long as one of the gate's trials
+    (trials,) = session.measure_trials(case, [(case, engine, feeds)], backend.uses_gpu, rounds=rounds)
     return os.getpid(), trials.batch_size, trials.measurements
 
 
