@@ -36,7 +36,7 @@ class LayerTime:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "ms": _round(self.time_ms)}
-        if self.nodes and self.nodes != (self.name,):
+        if self.nodes != (self.name,):  # the usual case (a node profiled as itself) is left out; none is []
             out["nodes"] = list(self.nodes)
         if self.spread_ms:
             out["spread_ms"] = _round(self.spread_ms)
