@@ -170,8 +170,9 @@ def _layer(
         name=path or ROOT,
         nodes=nodes,
         kind=kind,
-        time_ms=max(nearest_rank(ordered, 50), 0.0),
-        spread_ms=max(nearest_rank(ordered, 75) - nearest_rank(ordered, 25), 0.0) / 2,
+        # Rounded to the nanosecond: self times are differences of sums, and 1e-16 ms of float residue is no spread.
+        time_ms=round(max(nearest_rank(ordered, 50), 0.0), 6),
+        spread_ms=round(max(nearest_rank(ordered, 75) - nearest_rank(ordered, 25), 0.0) / 2, 6),
         precision=_PRECISIONS.get(call.dtype) if call else None,
         signature=f"{kind}({call.shapes})" if call and call.shapes else None,
     )
