@@ -73,16 +73,19 @@ def metric_name(metric: str) -> str | None:
 
 
 def family_names() -> list[str]:
-    """Every family this module can write (what a dashboard may query)."""
-    measured = [name for metric in METRICS if (name := metric_name(metric))]
-    return [*_RUN_FAMILIES, *measured, *_CASE_FAMILIES]
+    """Every family this module can write (what a dashboard may query), in the order of the file."""
+    return [family.name for family in families(RunResults(environment={}))]
+
+
+def families(results: RunResults) -> list[Family]:
+    """Every family, those without a sample included: the run's facts, each metric of the cases, their verdicts."""
+    env = results.environment
+    return [*_run_families(results), *_measured_families(results.cases, env), *_case_families(results.cases, env)]
 
 
 def render_openmetrics(results: RunResults) -> str:
-    """The text of the metrics file for ``results``: run facts first, then every case's metrics, then ``# EOF``."""
-    families = [*_run_families(results), *_measured_families(results.cases, results.environment)]
-    families += _case_families(results.cases, results.environment)
-    lines = [line for family in families if family.samples for line in family.lines()]
+    """The text of the metrics file for ``results``: the families that have samples, then ``# EOF``."""
+    lines = [line for family in families(results) if family.samples for line in family.lines()]
     return "\n".join([*lines, "# EOF"]) + "\n"
 
 
@@ -113,15 +116,6 @@ def write_metrics_file(results: RunResults, path: str | os.PathLike[str]) -> Pat
 
 
 # -- the families ----------------------------------------------------------------------------------------------------
-_RUN_FAMILIES = ("harness_run_info", "harness_run_timestamp_seconds", "harness_run_failing", "harness_run_cases")
-_CASE_FAMILIES = (
-    "harness_case_change_ratio",
-    "harness_case_regressed",
-    "harness_case_verdict",
-    "harness_case_duration_seconds",
-)
-
-
 def _run_families(results: RunResults) -> list[Family]:
     env = results.environment
     info = Family("harness_run_info", "Facts of the run: commit, baseline key and versions; the value is always 1.")
@@ -162,7 +156,8 @@ def run_info_labels(env: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _measured_families(cases: list[CaseResult], env: dict[str, Any]) -> Iterator[Family]:
+def _measured_families(cases: list[CaseResult], env: dict[str, Any]) -> list[Family]:
+    out = []
     for metric, known in METRICS.items():
         name = metric_name(metric)
         if name is None:
@@ -173,7 +168,8 @@ def _measured_families(cases: list[CaseResult], env: dict[str, Any]) -> Iterator
             value = case.metrics.get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 family.samples.append((case_labels(case, env), float(value) * factor))
-        yield family
+        out.append(family)
+    return out
 
 
 def _case_families(cases: list[CaseResult], env: dict[str, Any]) -> list[Family]:
