@@ -11,10 +11,14 @@ import pytest
 from suite_runner import model_project, run_suite
 from test_view_attribution import BASELINE, layer, record
 
+from harness.attribution.diff import ProfileDiff
 from harness.attribution.record import LayerProfile
 from harness.cli.main import main
+from harness.core.metrics import format_ms
 from harness.core.results import RunResults
 from harness.report import write_reports
+from harness.report.markdown import escape
+from harness.view.attribution import percent, signed_ms
 from harness.view.cells import slug
 
 pytest_plugins = ["pytester"]
@@ -224,30 +228,45 @@ def test_a_branch_added_to_a_model_is_shown_where_it_went(pytester, tmp_path, ca
 
     reports = project / "reports"
     (case,) = json.loads((reports / "results.json").read_text())["cases"]
-    groups = case["attribution"]["groups"]
-    changed = {g["label"] for g in groups if BRANCH_NODES & set(g.get("nodes", ()))}  # layers named by ORT
-    assert groups[0]["label"] in changed
+    diff = ProfileDiff.from_dict(case["attribution"])
+    changed = {g.label for g in diff.groups if BRANCH_NODES & set(g.nodes)}  # layers as ORT names them
+    # Of what the layers explain, the added nodes carry most. (Their share of the end-to-end change also holds the
+    # profiled pass's unattributed time, which a loaded 2-core machine can swell: the run's gate tests own that.)
+    assert diff.groups[0].label in changed
+    assert sum(g.delta_ms for g in diff.groups if g.label in changed) >= 0.7 * sum(g.delta_ms for g in diff.groups)
 
     section = article((reports / "report.html").read_text(), "net-fp32-b1")
     table = section[section.index('<table class="where-groups">') :]
-    shown = re.findall(r"<tr><td><code>([^<]+)</code></td>(?:<td[^>]*>[^<]*</td>){3}<td class=\"num\">(-?\d+)%", table)
-    assert shown[0][0] == groups[0]["label"]
-    assert sum(int(share) for label, share in shown if label in changed) >= 70, table
+    first = re.search(r"<tr><td><code>([^<]+)</code></td>(?:<td[^>]*>([^<]*)</td>){4}", table)
+    assert first is not None and first.group(1) == diff.groups[0].label
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table[first.start() : first.end()])
+    assert cells[-2:] == [signed_ms(diff.groups[0].delta_ms), percent(diff.share(diff.groups[0]))]
     assert (reports / "plots" / f"{slug('net-fp32-b1')}__where.png").is_file()
+    # summary.md carries the tail the run's message carries (the groups above their noise; on a loaded machine an
+    # added layer's own spread can hide it, and then neither says where)
+    where = diff.where()
     summary = (reports / "summary.md").read_text()
-    assert "| regressed; where: " in summary
+    assert f"| regressed; {escape(where)} |" in summary if where else "where:" not in summary
 
     # the command says the same, from the recorded diff and against the baseline file
     capsys.readouterr()  # what the in-process pytest runs printed
-    assert main(["explain", str(reports / "results.json")]) == 0
+    assert main(["explain", str(reports / "results.json"), "--top", "50"]) == 0
     recorded = capsys.readouterr().out
     (baseline,) = (project / "baselines").glob("*/demo.json")
-    assert main(["explain", str(reports / "results.json"), "--baseline", str(baseline)]) == 0
+    assert main(["explain", str(reports / "results.json"), "--baseline", str(baseline), "--top", "50"]) == 0
     against_file = capsys.readouterr().out
     assert against_file.splitlines()[0].endswith(f"against {baseline}")
     for out in (recorded, against_file):
         lines = out.splitlines()
         assert lines[0].startswith("net-fp32-b1 (regressed): end to end ")
         rows = [line.split() for line in lines[2:] if line.startswith("  ") and not line.startswith("  where")]
-        assert rows[0][0] in changed
-        assert sum(int(row[4].rstrip("%")) for row in rows if row[0] in changed) >= 70, out
+        groups = [row for row in rows if row[0] != "unattributed"]
+        assert groups[0][0] in changed
+        on_changed = sum(float(row[3]) for row in groups if row[0] in changed)
+        assert on_changed >= 0.7 * sum(float(row[3]) for row in groups), out
+    assert recorded.splitlines()[2].split()[:4] == [
+        diff.groups[0].label,
+        format_ms(diff.groups[0].baseline_ms),
+        format_ms(diff.groups[0].current_ms),
+        signed_ms(diff.groups[0].delta_ms),
+    ]
