@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.attribution.diff import GroupChange, ProfileDiff, diff_profiles
-from harness.attribution.record import LayerProfile
+from harness.attribution.record import LayerProfile, LayerTime
 from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json
 from harness.core.metrics import format_ms
@@ -138,7 +138,7 @@ class CaseAttribution:
         rows += [self._layer_row(name, None, group) for group in removed for name in group.baseline_layers]
         return rows if limit is None else rows[:limit]
 
-    def _layer_row(self, name: str, layer: Any, group: GroupChange | None) -> LayerRow:
+    def _layer_row(self, name: str, layer: LayerTime | None, group: GroupChange | None) -> LayerRow:
         fused = group is not None and len(group.current_layers) + len(group.baseline_layers) > 2
         return LayerRow(
             name=name,
@@ -276,8 +276,8 @@ def baseline_profiles(path: Path, results: RunResults) -> tuple[Callable[[CaseRe
         entries, description = load_entries(path, results)
         profiles = {key: entry["profile"] for key, entry in entries.items() if entry.get("profile")}
     by_id: dict[str, list[Any]] = {}
-    for (_suite, case_id), data_ in profiles.items():
-        by_id.setdefault(case_id, []).append(data_)
+    for (_suite, case_id), stored in profiles.items():
+        by_id.setdefault(case_id, []).append(stored)
 
     def lookup(case: CaseResult) -> LayerProfile | None:
         found = profiles.get((str(case.params.get("suite", "")), case.id))
