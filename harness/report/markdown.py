@@ -1,9 +1,9 @@
 """summary.md: GitHub-flavoured markdown for ``$GITHUB_STEP_SUMMARY`` and PR comments.
 
-One headline verdict line, the counts, a table of regressions and improvements with their deltas, the failures one
-line each (what failed, why, and the inputs that were fed), the cases whose fp32 outputs held NaN / infinities, the
-environment in one line and where the full report is. Text from the records is escaped so a model
-name cannot break a table or inject markup.
+One headline verdict line, the counts, a table of regressions and improvements with their deltas (a regressed
+case's row ends with where the time went, from its layer profile), the failures one line each (what failed, why,
+and the inputs that were fed), the cases whose fp32 outputs held NaN / infinities, the environment in one line and
+where the full report is. Text from the records is escaped so a model name cannot break a table or inject markup.
 """
 
 from __future__ import annotations
