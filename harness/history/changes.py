@@ -3,7 +3,7 @@
 The method is Hunter's (Fleming et al. 2023, "Hunter: Using Change Point Detection to Hunt for Performance
 Regressions", ICPE; the detector of Apache Otava, itself grown from MongoDB's use of E-divisive: Daly et al. 2020,
 "The Use of Change Point Detection to Identify Software Performance Regressions in a Continuous Integration
-System"): a liberal first pass proposes candidate change points, then a merge pass tests each against its
+System"): a first pass proposes candidate change points, then a merge pass tests each against its
 neighbours' segments with Student's t-test and removes the weakest until every one left is significant and large
 enough. The first pass here is PELT (Killick, Fearnhead & Eckley 2012, "Optimal Detection of Changepoints With a
 Linear Computational Cost") on the logarithm of the values, from ``ruptures`` (Truong, Oudre & Vayatis 2020), in
@@ -11,8 +11,8 @@ place of Hunter's windowed E-divisive (Matteson & James 2014): exact for a penal
 deterministic, with no permutation test to seed. Values are compared on a log scale because run-to-run noise is
 multiplicative (a 2% spread at 1 ms and at 100 ms), so a step of +5% is one size wherever it happens.
 
-The thresholds below were calibrated on synthetic series of 60 runs with 1-4% noise
-(``benchmarks/perf/changepoints.py``; the figures are in docs/evidence/change-points.md).
+The thresholds below were calibrated on synthetic series of 60 runs with 1-4% noise, analysed whole and night by
+night (``benchmarks/perf/changepoints.py``; the figures are in docs/evidence/change-points.md).
 
 A series holds one baseline key (:mod:`harness.history.series`): a new GPU, driver or TensorRT version is another
 series, so it never shows up here as a step.
@@ -29,14 +29,17 @@ from harness.history.series import Series
 
 # A change point is reported when its t-test p-value is below this and the medians either side differ by at least
 # MIN_CHANGE; WINDOW caps how many runs either side enter the test, so a change is judged against recent history.
-MAX_P = 0.001
+# Hunter's default is 0.001; on series analysed night after night that let a run or two at the end pass for a new
+# level in about one series in ten over 50 nights, 0.0001 in about one in a hundred, at the cost of one more run
+# before a +5% step is caught.
+MAX_P = 0.0001
 MIN_CHANGE = 0.01
 WINDOW = 30
 # The fewest runs a level must hold: one run on its own is an outlier, not a level.
 MIN_RUNS = 2
-# First pass: PELT's penalty is PENALTY * noise variance * log(n). The Schwarz criterion's 2 lets noise alone place
-# a break in about one series of 20 whose t-test then passes (the test does not know its break was chosen as the
-# best split); 3, near the modified criterion of Zhang & Siegmund (2007), keeps that to about one in 50.
+# First pass: PELT's penalty is PENALTY * noise variance * log(n), 1.5 times the Schwarz criterion's. The t-test
+# does not know that its break was chosen as the best split of the noise, so the first pass must not propose too
+# many: at 2 (Schwarz) noise alone kept a change point in about one series of 20 at p<0.001, at 3 in one of 50.
 PENALTY = 3.0
 # Noise scale floor (log units): a constant series (an engine's size) has none, and any step in it is a change.
 NOISE_FLOOR = 1e-6
