@@ -176,12 +176,12 @@ class ABSession(HarnessSession):
         its own."""
         assert result.baseline is not None
         scratch = CaseResult(id=result.id, params={}, metrics=dict(result.baseline["metrics"]))
-        before = self.profile_case(*reference, scratch)
+        self.profile_case(*reference, scratch)
         result.warnings.extend(f"reference: {warning}" for warning in scratch.warnings)
         if scratch.profile is not None:
             result.baseline["profile"] = scratch.profile
-        after = self.profile_case(*candidate, result)
-        self.attribute(result, before, after)
+        self.profile_case(*candidate, result)
+        self.attribute(result, scratch.profile, result.profile)
 
 
 def _labels(config: ABConfig, reference: Backend, candidate: Backend) -> tuple[str, str]:
