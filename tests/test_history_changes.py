@@ -211,6 +211,8 @@ def test_history_detect_prints_each_change_and_fails_on_one_newer_than_the_given
     assert main(["history", "detect", "--history", url, "--newer-than", "2026-01-01"]) == 1
     capsys.readouterr()
 
+    assert main(["history", "detect", "--history", url, "--case", "vgg*", "--newer-than", release]) == 2
+    assert capsys.readouterr().err.endswith("matches --case vgg*; harness history show lists them\n")
     assert main(["history", "detect", "--history", url, "--newer-than", "last-tuesday"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("harness history: error: --newer-than last-tuesday: no run id or commit of ")

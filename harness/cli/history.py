@@ -156,9 +156,8 @@ def detect(args: argparse.Namespace) -> int:
         ]
         after = newer_than(store, args.newer_than) if args.newer_than else None
         display = store.display
-    if not found:
-        print(f"no series in {display} matches --case {args.case}", file=sys.stderr)
-        return EXIT_NO_SERIES
+    if not found:  # an error, not exit 1: a nightly job must not read a mistyped --case as a change point
+        raise HarnessError(f"no series in {display} matches --case {args.case}; harness history show lists them")
     changes, failing = 0, 0
     for series in sorted(found, key=lambda s: (s.suite, s.case_id, s.metric, s.baseline_key)):
         points = detect_changes(series)
