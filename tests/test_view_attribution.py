@@ -212,3 +212,14 @@ def test_baseline_profiles_refuse_what_is_not_a_baseline(tmp_path):
 def test_cell_texts():
     assert signed_ms(0.41) == "+0.41" and signed_ms(-0.0123) == "-0.0123" and signed_ms(None) == "–"
     assert percent(0.714) == "71%" and percent(-0.05) == "-5%" and percent(None) == "–"
+
+
+def test_a_report_rebased_on_another_runs_results_keeps_that_runs_profiles(tmp_path):
+    from harness.view.rebase import load_entries
+
+    other_run = RunResults(environment={}, cases=[record("net-fp32-b1", profile=BASELINE)])
+    results_file = tmp_path / "results.json"
+    other_run.write(results_file)
+    current = RunResults(environment={"key": "cpu"}, cases=[record("net-fp32-b1")])
+    entries, _ = load_entries(results_file, current)
+    assert LayerProfile.from_dict(entries[("demo", "net-fp32-b1")]["profile"]) == BASELINE

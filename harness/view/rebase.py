@@ -68,8 +68,10 @@ def _entries_of(path: Path, data: Any) -> dict[tuple[str, str], dict[str, Any]]:
             if not case.metrics:
                 continue
             entry: dict[str, Any] = {"params": case.params, "metrics": case.metrics, "stats": case.stats}
-            if getattr(case, "trials", None):
+            if case.trials:
                 entry["trials"] = case.trials
+            if case.profile:  # so a report judged against another run shows where the time went against it too
+                entry["profile"] = case.profile
             if case.samples.get("latency_ms"):
                 entry["latency_quantiles_ms"] = compact_quantiles(case.samples["latency_ms"])
             out[(str(case.params.get("suite", "")), case.id)] = entry
