@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -39,6 +40,7 @@ from harness.models.inputs import generate_inputs, plan_inputs
 from harness.models.sources import PreparedModel, prepare
 from harness.run import precision
 from harness.run.config import RunConfig
+from harness.run.fresh import confirms_in_fresh_process, measure_in_fresh_process
 from harness.run.interleave import Interleaved, Variant, VariantFailed, interleave
 from harness.suite.schema import Case, MeasureSpec, Suite
 
@@ -358,8 +360,9 @@ class HarnessSession:
     def _confirm_case(
         self, case: Case, engine: Any, feeds: dict[str, Any], env: dict[str, Any], result: CaseResult, first: Verdict
     ) -> None:
-        """Measure a case that looks regressed again (fresh runners, fresh warm-ups) and keep the combined verdict."""
-        (again,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
+        """Measure a case that looks regressed again (fresh runners, fresh warm-ups; on a GPU, a fresh process:
+        harness.run.fresh says why) and keep the combined verdict."""
+        again, pid = self.remeasure(case, engine, feeds, result)
         metrics = {**result.metrics, "latency_median_ms": summarize(again.latency_ms)["median"]}
         metrics["throughput_sps"] = again.throughput_sps
         second = self.judge_case(case, metrics, again.per_trial(), result.baseline)
@@ -368,9 +371,23 @@ class HarnessSession:
             "first_verdict": first.verdict,
             "first_comparisons": [c.to_dict() for c in first.comparisons],
             "second_verdict": second.verdict,
-            "trials": again.per_trial(),
-            **{k: v for k, v in again.facts().items() if k in ("trials", "iterations", "wall_ms")},
+            "process": "same" if pid == os.getpid() else "fresh",
+            "pid": pid,
+            "trials": again.per_trial(),  # metric -> one value per trial, as the case's own "trials"
+            **{k: v for k, v in again.facts().items() if k in ("iterations", "wall_ms")},
         }
+
+    def remeasure(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> tuple[TrialSet, int]:
+        """The confirmation's trials and the id of the process that measured them (a new one per --confirm-in). A
+        new process that cannot measure leaves a warning, and the run's own process measures instead."""
+        uses_gpu = self.uses_gpu(case.suite)
+        if confirms_in_fresh_process(self.config, uses_gpu):
+            try:
+                return measure_in_fresh_process(self.config, case)
+            except HarnessError as exc:
+                result.warnings.append(f"confirmation measured in this process: a new process could not ({exc})")
+        (again,) = self.measure_trials(case, [(case, engine, feeds)], uses_gpu)
+        return again, os.getpid()
 
     # -- where the time went ------------------------------------------------------------------------------------
     def profile_case(self, case: Case, engine: Any, feeds: dict[str, Any], result: CaseResult) -> LayerProfile | None:
