@@ -132,3 +132,15 @@ def test_an_a_a_rerun_finds_no_group_above_the_noise(pytester, recorded):
     groups = case["attribution"]["groups"]
     assert not [(g["label"], delta(g), g["noise_ms"]) for g in groups if g["above_noise"]]
     assert "where:" not in case["message"]
+
+
+def test_no_profile_takes_none_and_a_bad_iteration_count_is_a_usage_error(pytester, models):
+    project = model_project(pytester, models, SUITE)
+    run_suite(pytester, *FAST, "--no-profile", "--update-baselines").assert_outcomes(passed=1)
+    (stored,) = (project / "baselines").glob("*/demo.json")
+    assert "profile" not in json.loads(stored.read_text())["cases"]["net-fp32-b1"]
+    assert cases(project)["net-fp32-b1"]["profile"] is None
+
+    outcome = run_suite(pytester, *FAST, "--profile-iterations", "0")
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--profile-iterations 0: profile at least 1 inference" in outcome.stderr.str()
