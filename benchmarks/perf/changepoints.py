@@ -137,10 +137,10 @@ def first_night(detector: Detector, values: np.ndarray, since: int) -> int | Non
 
 # The threshold sets --grid tries: PELT's penalty, the t-test's p-value, the minimum change, the window.
 GRID = [
-    (1.0, 0.001, MIN_CHANGE, WINDOW),
-    (2.0, 0.001, MIN_CHANGE, WINDOW),
-    (3.0, 0.001, MIN_CHANGE, WINDOW),
-    *itertools.product((1.0, 2.0, 3.0, 4.0), (0.0001,), (MIN_CHANGE,), (WINDOW,)),
+    (1.0, 0.001, MIN_CHANGE, 30),
+    (2.0, 0.001, MIN_CHANGE, 30),
+    (3.0, 0.001, MIN_CHANGE, 30),
+    *itertools.product((1.0, 2.0, 3.0, 4.0), (0.0001,), (MIN_CHANGE,), (30,)),
     *itertools.product((PENALTY,), (MAX_P,), (MIN_CHANGE,), (15, 60)),
 ]
 
