@@ -328,7 +328,7 @@ def trend(item: Trend) -> Any | None:
     low, high = min(values), max(values)
     ax.set_ylim(low - 0.15 * (high - low or high or 1), high + 0.3 * (high - low or high or 1))  # room for the labels
     ax.set_title(f"{_short(item.case_id, 50)}: {metric.label if metric else item.series.metric} over time", fontsize=10)
-    ax.legend(fontsize=7, loc="lower left", ncols=2)
+    ax.legend(fontsize=7, loc="best", ncols=2, framealpha=0.85)  # "best": the least covered corner of the runs
     return fig
 
 
