@@ -46,6 +46,11 @@ MODES = ("graphs", "eager", "compile")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRIME_ITERATIONS = 3  # first calls pick cuDNN algorithms, fill the caching allocator, compile: kept out of timing
 PROFILE_WARMUP = 2  # eager calls before the profiled ones: the hooks' first calls, cuDNN's choice for eager shapes
+# The most inferences one profile pass takes, whatever the session asks: torch.profiler turns every recorded operator
+# into a Python event afterwards, so the pass's cost grows with the model's operator count times the iterations
+# (docs/evidence/attribution.md has figures), while kernel times on a GPU vary little between inferences and 20
+# give each module a median and a spread.
+PROFILE_MAX_ITERATIONS = 20
 
 
 def create(options: dict[str, Any], context: BackendContext) -> TorchBackend:
@@ -295,13 +300,15 @@ class TorchRunner(RunnerBase):
         return {name: t.detach().float().cpu().numpy() for name, t in items}
 
     def profile(self, iterations: int) -> LayerProfile:
-        """``torch.profiler`` over ``iterations`` eager inferences of the module (CUDA kernel time per module), in a
-        pass after the timed ones. Eager, whatever the mode: a CUDA graph replay or a compiled graph hides the
-        module boundaries; the kernels are the same ones in eager and graph mode (compile fuses its own)."""
+        """``torch.profiler`` over ``iterations`` (at most :data:`PROFILE_MAX_ITERATIONS`) eager inferences of the
+        module (CUDA kernel time per module), in a pass after the timed ones. Eager, whatever the mode: a CUDA graph
+        replay or a compiled graph hides the module boundaries; the kernels are the same ones in eager and graph mode
+        (compile fuses its own)."""
         engine = self.engine
         self.stream.synchronize()
         nodes = _export_nodes(engine.onnx_path)
-        profile = profile_module(self.torch, engine.module, self.inputs, iterations, nodes, on_device=True)
+        count = min(iterations, PROFILE_MAX_ITERATIONS)
+        profile = profile_module(self.torch, engine.module, self.inputs, count, nodes, on_device=True)
         if engine.mode == "compile":
             note = "profiled eagerly: torch.compile's fused kernels are not those timed"
             profile = LayerProfile.of(
