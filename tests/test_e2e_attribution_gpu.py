@@ -84,7 +84,9 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # each version is exported into its own cache folder, so the heavy one is not served the light one's export
     cache = pytester.path / f"cache-k{os.environ.get('HEAVY_KERNEL', '3')}"
-    return run_suite(pytester, "--backend", "torch", *FAST, *args, "--harness-cache", str(cache))
+    # -p: the plugin by name too, for a checkout used through PYTHONPATH without an install (a GPU machine's copy)
+    plugin = ["-p", "harness.pytest_plugin"]
+    return run_suite(pytester, *plugin, "--backend", "torch", *FAST, *args, "--harness-cache", str(cache))
 
 
 def delta(group: dict[str, Any]) -> float:
