@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 
 from harness.core.fsio import atomic_write_text, require_writable, write_json
-from harness.core.results import RunResults
+from harness.core.results import RESULTS_NAME, RunResults
 from harness.history.store import ENV_VAR, HistoryStore, record_run
 from harness.report import write_reports
 from harness.report.markdown import escape
 from harness.report.openmetrics import check_metrics_file, write_metrics_file
 from harness.report.terminal import summary_lines
 from harness.run.durations import durations_document, durations_of
-from harness.run.merge import RESULTS_NAME, failures, find_results, merge, write_baselines
+from harness.run.merge import failures, find_results, merge, write_baselines
 from harness.view.rebase import apply_baseline
 
 EXIT_STATUS = {"passed": 0, "failed": 1, "incomplete": 3}

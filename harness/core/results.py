@@ -9,6 +9,7 @@ It is strict JSON: a NaN or infinite number is written as ``null`` and listed in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -17,6 +18,7 @@ from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json, write_json
 
 SCHEMA = "harness.results/1"
+RESULTS_NAME = "results.json"  # the file a run writes into its report folder
 
 STATUSES = ("passed", "failed", "skipped", "error")
 
@@ -246,3 +248,25 @@ def all_nonfinite(counts: dict[str, dict[str, int]]) -> list[str]:
         for name, c in counts.items()
         if isinstance(c, dict) and c.get("nan", 0) + c.get("posinf", 0) + c.get("neginf", 0) >= c.get("elements", 0) > 0
     ]
+
+
+def results_files(inputs: Iterable[str | Path], hint: str = "pass results files or their folders") -> list[Path]:
+    """The results files named on a command line, each once, in order; a folder stands for every ``results.json``
+    below it (sorted). A folder holding none, or a path that does not exist, is a :class:`HarnessError` (``hint``
+    says what to pass instead)."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob(RESULTS_NAME) if p.is_file())
+            if not matches:
+                raise HarnessError(f"{path}: no {RESULTS_NAME} below this folder; {hint}")
+            found.extend(matches)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise HarnessError(f"{path}: no such results file or folder")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())

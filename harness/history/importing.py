@@ -14,36 +14,16 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.core.fsio import dumps_json
-from harness.core.results import RunResults
+from harness.core.results import RunResults, results_files
 from harness.history.store import HistoryStore, run_info
 
-RESULTS_NAME = "results.json"
+__all__ = ["ImportOutcome", "import_results", "results_files"]
 
 
 @dataclass
 class ImportOutcome:
     imported: list[tuple[Path, str]] = field(default_factory=list)  # (file, run id) appended now
     present: list[tuple[Path, str]] = field(default_factory=list)  # (file, run id) the store already held
-
-
-def results_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """The files named; a folder stands for every ``results.json`` below it (sorted), a file counted once."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            matches = sorted(p for p in path.rglob(RESULTS_NAME) if p.is_file())
-            if not matches:
-                raise HarnessError(f"{path}: no {RESULTS_NAME} below this folder; pass results files or their folders")
-            found.extend(matches)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise HarnessError(f"{path}: no such results file or folder")
-    unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
 
 
 def import_results(store: HistoryStore, inputs: Iterable[str | Path]) -> ImportOutcome:

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.core.results import RunResults
+from harness.core.results import RunResults, results_files
 from harness.judge.baselines import BaselineStore
-
-RESULTS_NAME = "results.json"
 
 
 @dataclass
@@ -41,27 +39,10 @@ class MergeOutcome:
 
 
 def find_results(inputs: Iterable[str | Path], exclude: Path | None = None) -> list[Path]:
-    """Results files named on the command line; a folder stands for every ``results.json`` below it (sorted)."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            matches = sorted(p for p in path.rglob(RESULTS_NAME) if p.is_file())
-            if not matches:
-                raise HarnessError(f"{path}: no {RESULTS_NAME} below this folder; pass the downloaded shard artifacts")
-            found.extend(matches)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise HarnessError(f"{path}: no such results file or folder")
-    unique: list[Path] = []
-    seen: set[Path] = set()
-    for path in found:
-        resolved = path.resolve()
-        if resolved in seen or (exclude is not None and resolved == exclude.resolve()):
-            continue
-        seen.add(resolved)
-        unique.append(path)
+    """Results files named on the command line (a folder: every ``results.json`` below it), less ``exclude``: the
+    merged file itself when it lies among them."""
+    found = results_files(inputs, hint="pass the downloaded shard artifacts")
+    unique = [p for p in found if exclude is None or p.resolve() != exclude.resolve()]
     if not unique:
         raise HarnessError("nothing to merge: every input is the output file itself; pass the shard results")
     return unique
