@@ -1,6 +1,7 @@
 """harness.history.store: runs appended to SQLite and to a real PostgreSQL server (tests/postgres.py) give the same
 series; concurrent appends lose nothing; a killed append leaves no partial run; old schemas are migrated, newer
-ones refused; every unusable store is one line."""
+ones refused; detected change points replace their series' rows; a read-only store still reads; every unusable store
+is one line."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import sqlalchemy as sa
 
 from harness.core.errors import HarnessError
 from harness.core.results import CaseResult, RunResults
+from harness.history.changes import detect
 from harness.history.schema import MIGRATIONS, SCHEMA_VERSION
-from harness.history.store import HistoryStore, normalize_url, parse_since, run_info
+from harness.history.store import HistoryStore, StoredChange, StoreReadOnly, normalize_url, parse_since, run_info
 from harness.suite.load import load_suite
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
@@ -278,8 +280,8 @@ def test_a_store_of_schema_1_is_migrated_at_open_and_keeps_its_runs(store_url: s
             )
         )
     engine.dispose()
-    append_all(store_url, [synthetic_run(0)])  # opens the store: migration 2 runs first
-    assert _stored_version(store_url) == SCHEMA_VERSION == 2
+    append_all(store_url, [synthetic_run(0)])  # opens the store: migrations 2 and 3 run first
+    assert _stored_version(store_url) == SCHEMA_VERSION == 3
     with HistoryStore(store_url) as store:
         (series,) = store.series("resnet50-fp32-b1", metric="latency_median_ms")
         with store.engine.connect() as conn:
@@ -288,6 +290,87 @@ def test_a_store_of_schema_1_is_migrated_at_open_and_keeps_its_runs(store_url: s
     assert (first.run_id, first.value, first.trials) == ("old", 8.5, (8.4, 8.6))
     assert len(series.points) == 2
     assert [v[1] for v in versions] == [None, "0.1.0"]
+
+
+def as_schema_2(url: str) -> None:
+    """``url``'s store as harness 0.1 left it: no change_points table, schema version 2."""
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE change_points"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
+    engine.dispose()
+
+
+def test_a_store_of_schema_2_is_migrated_at_open_and_takes_change_points(store_url: str) -> None:
+    append_all(store_url, [synthetic_run(i, step_at=10, step=0.1) for i in range(20)])
+    as_schema_2(store_url)
+    with HistoryStore(store_url) as store:
+        assert _stored_version(store_url) == 3
+        (series,) = store.series("resnet50-fp32-b1", metric="latency_median_ms")
+        assert len(series.points) == 20  # the runs are kept
+        (change,) = detect(series)
+        store.replace_change_points([(series, [change])])
+        (stored,) = store.change_points()
+    assert stored.run_id == series.points[10].run_id and stored.change == pytest.approx(0.1, abs=0.03)
+
+
+# -- change points ---------------------------------------------------------------------------------------------------
+def test_detections_replace_their_series_rows_and_leave_the_others(store_url: str) -> None:
+    append_all(store_url, [synthetic_run(i, step_at=12, step=0.08) for i in range(24)])
+    with HistoryStore(store_url) as store:
+        found = [(s, detect(s)) for s in store.series(metric="latency_median_ms")]
+        assert [len(points) for _, points in found] == [1, 1, 1, 1]
+        store.replace_change_points(found)
+        stored = store.change_points()
+        first, (_, [change]) = stored[0], found[0]
+        assert first == StoredChange(
+            *(found[0][0].suite, found[0][0].case_id, "latency_median_ms", KEY, change.run_id, change.time),
+            *(change.commit_before, change.commit, change.before, change.after, change.change, change.p_value, True),
+        )
+        assert [(c.case_id, c.run_id) for c in stored] == [(s.case_id, s.points[12].run_id) for s, _ in found]
+        # detection ran again and found nothing in the first series: its rows go, the others' stay
+        store.replace_change_points([(found[0][0], [])])
+        assert [c.case_id for c in store.change_points()] == [s.case_id for s, _ in found[1:]]
+        assert [c.case_id for c in store.change_points("squeezenet-*-b4", metric="latency_median_ms")] == [
+            "squeezenet-fp32-b4"
+        ]
+        assert store.change_points(metric="throughput_sps") == store.change_points(baseline_key="other") == []
+        store.replace_change_points(found)  # the same detection again: the same rows, no duplicate key
+        assert len(store.change_points()) == 4
+
+
+def test_a_read_only_sqlite_store_reads_and_refuses_writes_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    append_all(str(path), [synthetic_run(i) for i in range(3)])
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    with HistoryStore(read_only) as store:
+        (series,) = store.series("resnet50-fp32-b1", metric="latency_median_ms")
+        with pytest.raises(StoreReadOnly, match=r"cannot take the change points: it is read-only \(attempt to write"):
+            store.replace_change_points([(series, [])])
+    as_schema_2(str(path))  # and one of an older schema: read as it is, never migrated
+    with HistoryStore(read_only) as store:
+        assert store.stored_version == 2 and len(store.runs()) == 3
+        assert len(store.series("resnet50-fp32-b1", metric="latency_median_ms")[0].points) == 3
+        assert store.change_points() == []
+        message = r"cannot take the run: it is read-only and at schema 2 \(this harness writes 3\); open it once with"
+        with pytest.raises(StoreReadOnly, match=message):
+            store.append(synthetic_run(9), run_info(synthetic_run(9), "import"))
+    assert _stored_version(str(path)) == 2
+    with HistoryStore(str(path)) as store:  # opened writable, it is migrated
+        assert store.stored_version == 3 and store.change_points() == []
+
+
+def test_a_read_only_postgresql_session_reads_and_refuses_writes(postgres_url: str) -> None:  # noqa: F811
+    append_all(postgres_url, [synthetic_run(i) for i in range(3)])
+    read_only = postgres_url + "?options=-c%20default_transaction_read_only%3Don"
+    with HistoryStore(read_only) as store:
+        (series,) = store.series("resnet50-fp32-b1", metric="latency_median_ms")
+        with pytest.raises(StoreReadOnly, match=r"it is read-only .*read-only transaction"):
+            store.replace_change_points([(series, [])])
+    as_schema_2(postgres_url)
+    with HistoryStore(read_only) as store:
+        assert store.stored_version == 2 and len(store.runs()) == 3 and store.change_points() == []
+    assert _stored_version(postgres_url) == 2
 
 
 def test_a_store_of_a_newer_harness_is_refused(store_url: str) -> None:

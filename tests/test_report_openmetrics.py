@@ -308,14 +308,41 @@ def test_the_regression_annotations_query_a_real_postgresql_store(postgres_url):
 
 
 def test_the_change_point_annotations_name_the_stores_change_point_table():
-    from harness.history.schema import metadata
+    from harness.history.schema import change_points
 
+    used = set(re.findall(r"\bcp\.\"?([a-z_]+)\"?", annotation_sql("Change points")))
+    assert {"time", "change", "p_value", "suite", "case_id"} <= used
+    assert used <= set(change_points.columns.keys()), used - set(change_points.columns.keys())
+
+
+def test_the_change_point_annotations_show_what_detect_stored_in_a_real_postgresql_store(
+    postgres_url,  # noqa: F811 (fixture)
+    capsys,
+):
+    import sqlalchemy as sa
+
+    from harness.history.store import HistoryStore, normalize_url, run_info
+    from tests.test_history_store import synthetic_run
+
+    runs = [synthetic_run(i, step_at=15, step=0.08) for i in range(30)]
+    with HistoryStore(postgres_url) as store:
+        for results in runs:
+            store.append(results, run_info(results, "import"))
+    args = ["history", "detect", "--history", postgres_url, "--case", "resnet50-fp32-b1", "--metric", "latency"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out.splitlines()[0]
+    assert f"at run {run_info(runs[15], 'import').run_id} " in printed
     sql = annotation_sql("Change points")
-    table = metadata.tables.get("change_points")
-    if table is None:
-        pytest.skip(
-            "the history store has no change_points table yet: the dashboard's change-point annotation "
-            "waits for it (docs/history.md)"
-        )
-    used = set(re.findall(r"\bcp\.\"?([a-z_]+)\"?", sql))
-    assert used <= set(table.columns.keys()), used - set(table.columns.keys())
+    engine = sa.create_engine(normalize_url(postgres_url))
+    with engine.connect() as conn:
+        (row,) = conn.execute(sa.text(grafana_sql(sql, suite=["zoo-cpu"], case=["resnet50-fp32-b1"]))).mappings()
+        assert conn.execute(sa.text(grafana_sql(sql, suite=["zoo-cpu"], case=["squeezenet-fp32-b1"]))).all() == []
+    engine.dispose()
+    assert row["time"].isoformat() == "2026-01-01T15:00:00+00:00"  # the first run at the new level
+    assert row["tags"] == "change point,zoo-cpu,resnet50-fp32-b1,latency_median_ms"
+    text = re.fullmatch(
+        r"resnet50-fp32-b1 latency_median_ms ([+-]\d+\.\d)% between 00000000\.\.00000000 \(p=(.+)\)", row["text"]
+    )
+    assert text is not None, row["text"]
+    assert f"{text[1]}%" in printed and 6.0 <= float(text[1]) <= 10.0  # the size detect printed
+    assert float(text[2]) < 1e-4

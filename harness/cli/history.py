@@ -1,9 +1,9 @@
 """``harness history``: the run history store (harness.history) from the command line.
 
 ``import`` back-fills the store from saved results; ``show`` prints the series of a metric per case; ``detect``
-prints their change points (:mod:`harness.history.changes`) and fails a nightly job on a new one; ``plot`` writes
-their trend PNGs. The
-subcommands are listed once, in :data:`SUBCOMMANDS`; each gets ``--history URL`` (default ``$HARNESS_HISTORY``, else
+prints their change points (:mod:`harness.history.changes`), keeps them in the store's ``change_points`` table for
+dashboards, and fails a nightly job on a new one; ``plot`` writes their trend PNGs. The subcommands are listed
+once, in :data:`SUBCOMMANDS`; each gets ``--history URL`` (default ``$HARNESS_HISTORY``, else
 ``sqlite:///.harness-history.db``) and opens the store with :func:`open_store`.
 """
 
@@ -24,14 +24,14 @@ from harness.history.changes import ChangePoint
 from harness.history.changes import detect as detect_changes
 from harness.history.importing import import_results
 from harness.history.series import Series
-from harness.history.store import DEFAULT_URL, ENV_VAR, HistoryStore, parse_since
+from harness.history.store import DEFAULT_URL, ENV_VAR, HistoryStore, StoreReadOnly, parse_since
 from harness.judge.baselines import BaselineStore
 from harness.report.plots import trend_png
 from harness.view.cells import slug
 from harness.view.trends import Trend
 
 EXIT_NO_SERIES = 1  # `show` found nothing to print (like grep without a match)
-EXIT_CHANGED = 1  # `detect --newer-than`: a change point came after the given run
+EXIT_CHANGED = 1  # `detect --newer-than`: a change point came after the given run (no series matching: exit 2)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _detect_args(parser: argparse.ArgumentParser) -> None:
         metavar="RUN|COMMIT|DATE",
         help="exit 1 when a change point (in the bad direction, see --fail-on) came after this run id, the last run "
         "of this commit, or this date (YYYY-MM-DD): a nightly job that gives the last release's commit fails on a "
-        "step or a slow drift since",
+        "step or a slow drift since (exit 2: no series matches, or the store cannot be read)",
     )
     parser.add_argument(
         "--fail-on",
@@ -154,22 +154,41 @@ def detect(args: argparse.Namespace) -> int:
             for metric in metrics
             for s in store.series(args.case, metric=metric, since=since, suite=args.suite, baseline_key=args.key)
         ]
+        if not found:  # exit 2, not 1: a nightly job must not read a mistyped --case as a change point
+            raise HarnessError(
+                f"no series in {store.display} matches --case {args.case}; harness history show lists them"
+            )
         after = newer_than(store, args.newer_than) if args.newer_than else None
-        display = store.display
-    if not found:  # an error, not exit 1: a nightly job must not read a mistyped --case as a change point
-        raise HarnessError(f"no series in {display} matches --case {args.case}; harness history show lists them")
-    changes, failing = 0, 0
-    for series in sorted(found, key=lambda s: (s.suite, s.case_id, s.metric, s.baseline_key)):
-        points = detect_changes(series)
-        changes += len(points)
-        for change in points:
-            new = after is not None and (change.time, change.run_id) > after
-            fails = new and (change.worse or args.fail_on == "any")
-            failing += fails
-            print(change_line(series, change) + ("  NEW" if new else ""))
-    tail = f"; {failing} newer than {args.newer_than}" if args.newer_than else ""
-    print(f"{changes} change point(s) in {len(found)} series of {display}{tail}")
+        detections = [
+            (series, detect_changes(series))
+            for series in sorted(found, key=lambda s: (s.suite, s.case_id, s.metric, s.baseline_key))
+        ]
+        failing = 0
+        for series, points in detections:
+            for change in points:
+                new = after is not None and (change.time, change.run_id) > after
+                failing += new and (change.worse or args.fail_on == "any")
+                print(change_line(series, change) + ("  NEW" if new else ""))
+        keep_change_points(store, detections, partial=since is not None)
+        changes = sum(len(points) for _, points in detections)
+        tail = f"; {failing} newer than {args.newer_than}" if args.newer_than else ""
+        print(f"{changes} change point(s) in {len(found)} series of {store.display}{tail}")
     return EXIT_CHANGED if failing else 0
+
+
+def keep_change_points(
+    store: HistoryStore, detections: list[tuple[Series, list[ChangePoint]]], *, partial: bool
+) -> None:
+    """Replace the detected series' rows of the store's ``change_points`` table with what was found. Not where
+    ``--since`` cut the series short (the table holds whole-series detections), nor where the store is read-only:
+    the change points are then printed only, and stderr says why."""
+    if partial:
+        print("history: change points not stored: --since analyses part of each series", file=sys.stderr)
+        return
+    try:
+        store.replace_change_points(detections)
+    except StoreReadOnly as exc:
+        print(f"history: change points printed only: {exc}", file=sys.stderr)
 
 
 def newer_than(store: HistoryStore, text: str) -> tuple[str, str]:
@@ -280,8 +299,9 @@ SUBCOMMANDS: Mapping[str, Subcommand] = MappingProxyType(
         ),
         "show": Subcommand("print the series of a metric per case, oldest run first", _show_args, show),
         "detect": Subcommand(
-            "find change points per case, metric and baseline key (PELT, then Hunter's t-test on windows); exit 1 "
-            "when one is newer than --newer-than",
+            "find change points per case, metric and baseline key (PELT, then Hunter's t-test on windows), print them "
+            "and keep them in the store's change_points table; exit 1 when one is newer than --newer-than, 2 when no "
+            "series matches",
             _detect_args,
             detect,
         ),

@@ -3,7 +3,9 @@
 Three tables hold a run: ``runs`` (one row per results file appended: its id, time, git commit and branch, baseline
 key, suites and environment), ``cases`` (one row per case of a run: parameters, status, verdict, accuracy, telemetry
 flags and build metrics) and ``metric_values`` (one row per metric of a case: the value the gate compares and its
-per-trial values). ``schema_version`` holds one row: the number of migrations applied.
+per-trial values). ``change_points`` holds what ``harness history detect`` last found in each series (one row per
+change point: the run it starts at, the commit range, the levels either side, the size and p-value), for dashboards
+(docs/grafana) to read with SQL. ``schema_version`` holds one row: the number of migrations applied.
 
 Migrations are plain functions applied in order, the missing ones at open, inside the transaction that reads the
 version, so a store is never half migrated and two processes opening a new store migrate it once. A store written
@@ -73,6 +75,26 @@ metric_values = sa.Table(
     sa.Index("ix_metric_values_metric_case", "metric", "case_id"),  # schema 2
 )
 
+change_points = sa.Table(  # schema 3
+    "change_points",
+    metadata,
+    # the series: one metric of one case under one baseline key (harness.history.series)
+    sa.Column("suite", sa.String(255), primary_key=True),
+    sa.Column("case_id", sa.String(500), primary_key=True),
+    sa.Column("metric", sa.String(100), primary_key=True),
+    sa.Column("baseline_key", sa.String(255), primary_key=True),
+    # the first run at the new level, and when it started (ISO 8601 UTC, as runs.time)
+    sa.Column("run_id", sa.String(200), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("time", sa.String(40), nullable=False),
+    sa.Column("commit_before", sa.String(64)),  # the change is in commit_before..commit
+    sa.Column("commit", sa.String(64)),
+    sa.Column("before", sa.Float, nullable=False),  # the medians either side, in the metric's unit
+    sa.Column("after", sa.Float, nullable=False),
+    sa.Column("change", sa.Float, nullable=False),  # after / before - 1
+    sa.Column("p_value", sa.Float, nullable=False),
+    sa.Column("worse", sa.Boolean, nullable=False),  # moved in the metric's bad direction
+)
+
 
 def _version_1(conn: sa.Connection) -> None:
     """The first tables. Spelled out here rather than derived from the tables above: a migration is a frozen record
@@ -126,6 +148,29 @@ def _version_2(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_metric_values_metric_case ON metric_values (metric, case_id)"))
 
 
+def _version_3(conn: sa.Connection) -> None:
+    """The change points ``harness history detect`` found, where SQL (a Grafana annotation) can read them."""
+    third = sa.MetaData()
+    sa.Table("runs", third, sa.Column("run_id", sa.String(200), primary_key=True))  # the foreign key's target only
+    sa.Table(
+        "change_points",
+        third,
+        sa.Column("suite", sa.String(255), primary_key=True),
+        sa.Column("case_id", sa.String(500), primary_key=True),
+        sa.Column("metric", sa.String(100), primary_key=True),
+        sa.Column("baseline_key", sa.String(255), primary_key=True),
+        sa.Column("run_id", sa.String(200), sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("time", sa.String(40), nullable=False),
+        sa.Column("commit_before", sa.String(64)),
+        sa.Column("commit", sa.String(64)),
+        sa.Column("before", sa.Float, nullable=False),
+        sa.Column("after", sa.Float, nullable=False),
+        sa.Column("change", sa.Float, nullable=False),
+        sa.Column("p_value", sa.Float, nullable=False),
+        sa.Column("worse", sa.Boolean, nullable=False),
+    ).create(conn)
+
+
 # Applied in order; the store's schema version is how many of them it has had. Append, never edit or reorder.
-MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_version_1, _version_2)
+MIGRATIONS: tuple[Callable[[sa.Connection], None], ...] = (_version_1, _version_2, _version_3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,8 @@
 Continuous-benchmarking tools keep what a single comparison forgets (asv: JSON per machine and commit; Conbench:
 PostgreSQL; Bencher: SQLite); this store keeps, per run, its git facts and baseline key, and per case its parameters,
 verdict, accuracy, telemetry flags, build metrics and every metric with its per-trial values, so
-:meth:`HistoryStore.series` can answer "since when?".
+:meth:`HistoryStore.series` can answer "since when?"; and per series the change points its last detection found
+(:meth:`HistoryStore.replace_change_points`), for dashboards to read with SQL.
 
 Through SQLAlchemy Core, one code path for both databases. One run is one transaction: concurrent shards both land,
 and a run killed halfway leaves nothing behind. SQLite write transactions start with ``BEGIN IMMEDIATE`` (after
@@ -18,7 +19,7 @@ import fnmatch
 import hashlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,12 +33,41 @@ from harness.history.series import Point, Series
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from harness.history.changes import ChangePoint
+
 DEFAULT_URL = "sqlite:///.harness-history.db"
 ENV_VAR = "HARNESS_HISTORY"  # the --history default of every command and of the pytest plugin
 SOURCES = ("pytest", "merge", "import")
 BUSY_TIMEOUT_S = 120.0  # how long an SQLite writer waits for another one's transaction (a run is milliseconds)
 CONNECT_TIMEOUT_S = 10  # a PostgreSQL server that does not answer in this time is reported, not waited on
 _MIGRATION_LOCK = 0x6861726E657373  # pg_advisory_xact_lock key: one process migrates a new store at a time
+_CHANGE_POINTS_LOCK = _MIGRATION_LOCK + 1  # one detection replaces change points at a time (see replace_change_points)
+_SQLITE_READONLY = 8  # SQLite's primary result code for a write to a read-only database (low byte of extended codes)
+_PG_REFUSED_WRITES = frozenset({"25006", "42501"})  # SQLSTATE read_only_sql_transaction, insufficient_privilege
+
+
+class StoreReadOnly(HarnessError):
+    """The store can be read but refuses writes (a read-only file or URI, a read-only role or transaction)."""
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """A row of the ``change_points`` table: a change point of the series (suite, case, metric, baseline key), as
+    :class:`harness.history.changes.ChangePoint` holds it less its position in the series."""
+
+    suite: str
+    case_id: str
+    metric: str
+    baseline_key: str
+    run_id: str
+    time: str
+    commit_before: str | None
+    commit: str | None
+    before: float
+    after: float
+    change: float
+    p_value: float
+    worse: bool
 
 
 @dataclass(frozen=True)
@@ -143,6 +173,7 @@ class HistoryStore:
         from harness.history.schema import SCHEMA_VERSION
 
         self.schema_version = SCHEMA_VERSION
+        self.stored_version = SCHEMA_VERSION  # lower only for a read-only store of an older schema, read as it is
         try:
             self.url = sa.make_url(normalize_url(url))
         except (sa.exc.ArgumentError, ValueError):
@@ -161,7 +192,8 @@ class HistoryStore:
 
         backend = url.get_backend_name()
         if backend == "sqlite":
-            if url.database and url.database != ":memory:":
+            # a file: URI (uri=true, e.g. mode=ro) names an existing file; its "folder" is no path to create
+            if url.database and url.database != ":memory:" and not url.query.get("uri"):
                 folder = Path(url.database).parent
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
@@ -186,24 +218,31 @@ class HistoryStore:
     def _migrate(self) -> None:
         """Apply the migrations this store lacks, in one write transaction; a PostgreSQL advisory lock, or SQLite's
         ``BEGIN IMMEDIATE``, makes concurrent openers wait for the first, which then finds nothing left to do. A
-        store already up to date is only read (a read-only copy of one opens)."""
+        store already up to date is only read (a read-only copy of one opens); a read-only store of an older schema
+        is read as it is (its runs and series), and refuses writes with a line saying so."""
         import sqlalchemy as sa
 
         from harness.history.schema import MIGRATIONS, schema_version
 
         with self.engine.connect() as conn:
-            if self._checked_version(conn) == self.schema_version:
-                return
-        with self._writing() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            version = self._checked_version(conn)
-            if version == self.schema_version:
-                return
-            for migration in MIGRATIONS[version:]:
-                migration(conn)
-            conn.execute(schema_version.delete())
-            conn.execute(schema_version.insert(), [{"version": self.schema_version}])
+            self.stored_version = self._checked_version(conn)
+        if self.stored_version == self.schema_version:
+            return
+        try:
+            with self._writing() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                version = self._checked_version(conn)
+                if version < self.schema_version:
+                    for migration in MIGRATIONS[version:]:
+                        migration(conn)
+                    conn.execute(schema_version.delete())
+                    conn.execute(schema_version.insert(), [{"version": self.schema_version}])
+        except sa.exc.DBAPIError as exc:
+            if self.stored_version == 0 or not _write_refused(exc):  # nothing to read, or not a matter of rights
+                raise
+            return
+        self.stored_version = self.schema_version
 
     def _checked_version(self, conn: sa.Connection) -> int:
         """The store's schema version; a newer one than this harness knows is refused."""
@@ -214,6 +253,14 @@ class HistoryStore:
                 f"{self.schema_version}); upgrade the harness"
             )
         return version
+
+    def _require_current(self, doing: str) -> None:
+        """Refuse a write to a read-only store left at an older schema (its tables lack what the write needs)."""
+        if self.stored_version < self.schema_version:
+            raise StoreReadOnly(
+                f"history store {self.display} {doing}: it is read-only and at schema {self.stored_version} (this "
+                f"harness writes {self.schema_version}); open it once with write access to migrate it"
+            )
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
@@ -244,6 +291,7 @@ class HistoryStore:
 
         from harness.history.schema import cases, metric_values, runs
 
+        self._require_current("cannot take the run")
         case_rows = [_case_row(run.run_id, results, case) for case in results.cases]
         value_rows = [row for case in results.cases for row in _value_rows(run.run_id, results, case)]
         with self._errors("cannot take the run"):
@@ -262,6 +310,33 @@ class HistoryStore:
                         return False
                 raise
         return True
+
+    def replace_change_points(self, detections: Sequence[tuple[Series, Sequence[ChangePoint]]]) -> None:
+        """Store what a detection found, in one transaction: each series' rows are replaced by its change points
+        (none: its rows are deleted), so the table says what the latest detection over the whole series found.
+        Series not named are left as they are. :class:`StoreReadOnly` where the store refuses writes."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import change_points as table
+
+        self._require_current("cannot take the change points")
+        rows = [_change_row(series, point) for series, points in detections for point in points]
+        with self._errors("cannot take the change points"):
+            try:
+                with self._writing() as conn:
+                    if conn.dialect.name == "postgresql":  # two detections at once: the second replaces the first's
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGE_POINTS_LOCK})
+                    for series, _ in detections:
+                        conn.execute(table.delete().where(*_series_match(table, series)))
+                    if rows:
+                        conn.execute(table.insert(), rows)
+            except sa.exc.DBAPIError as exc:
+                if _write_refused(exc):
+                    cause = _first_line(exc)
+                    raise StoreReadOnly(
+                        f"history store {self.display} cannot take the change points: it is read-only ({cause})"
+                    ) from None
+                raise
 
     @staticmethod
     def _stored(conn: sa.Connection, run_id: str) -> bool:
@@ -341,6 +416,33 @@ class HistoryStore:
             grouped.setdefault((r.suite, r.case_id, r.metric, r.baseline_key), []).append(point)
         return [Series(*key, points=tuple(points)) for key, points in sorted(grouped.items())]
 
+    def change_points(
+        self,
+        case: str = "*",
+        metric: str | None = None,
+        suite: str | None = None,
+        baseline_key: str | None = None,
+    ) -> list[StoredChange]:
+        """The stored change points of the series whose case id matches the glob ``case``, by suite, case, metric,
+        baseline key and time (none in a read-only store of a schema before they were stored)."""
+        import sqlalchemy as sa
+
+        from harness.history.schema import change_points as table
+
+        if self.stored_version < 3:
+            return []
+        query = sa.select(*(table.c[name] for name in StoredChange.__dataclass_fields__))
+        like = _like(case)
+        if like is not None:
+            query = query.where(table.c.case_id.like(like, escape="\\"))
+        for column, wanted in ((table.c.metric, metric), (table.c.suite, suite), (table.c.baseline_key, baseline_key)):
+            if wanted is not None:
+                query = query.where(column == wanted)
+        order = (table.c.suite, table.c.case_id, table.c.metric, table.c.baseline_key, table.c.time, table.c.run_id)
+        with self._errors("cannot be read"), self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(*order)).all()
+        return [StoredChange(*row) for row in rows if fnmatch.fnmatchcase(row.case_id, case)]
+
     # -- life cycle and errors --------------------------------------------------------------------------------------
     def close(self) -> None:
         self.engine.dispose()
@@ -363,14 +465,28 @@ def database_errors(display: str, doing: str) -> Iterator[None]:
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        text = str(exc.orig).strip() if exc.orig is not None else ""
-        cause = text.splitlines()[0] if text else type(exc).__name__
+        cause = _first_line(exc)
         advice = (
             "check the URL and that the server is running"
             if isinstance(exc, sa.exc.OperationalError)
             else "check that it is a harness history store"
         )
         raise HarnessError(f"history store {display} {doing}: {cause}; {advice}") from None
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig).strip() if exc.orig is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _write_refused(exc: sa.exc.DBAPIError) -> bool:
+    """Whether the database refused a write because it is read-only to this connection: an SQLite file opened
+    read-only (``SQLITE_READONLY`` and its extended codes), a PostgreSQL read-only transaction or a role without
+    the privilege."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == _SQLITE_READONLY
+    return getattr(exc.orig, "sqlstate", None) in _PG_REFUSED_WRITES
 
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
@@ -439,6 +555,34 @@ def _value_rows(run_id: str, results: RunResults, case: CaseResult) -> Iterator[
             "value": float(value),
             "trials": [float(t) for t in case.trials.get(metric, []) if _finite(t)],
         }
+
+
+def _change_row(series: Series, point: ChangePoint) -> dict[str, Any]:
+    return {
+        "suite": series.suite,
+        "case_id": series.case_id,
+        "metric": series.metric,
+        "baseline_key": series.baseline_key,
+        "run_id": point.run_id,
+        "time": point.time,
+        "commit_before": point.commit_before,
+        "commit": point.commit,
+        "before": point.before,
+        "after": point.after,
+        "change": point.change,
+        "p_value": point.p_value,
+        "worse": point.worse,
+    }
+
+
+def _series_match(table: sa.Table, series: Series) -> list[sa.ColumnElement[bool]]:
+    """The conditions of ``table``'s rows that belong to ``series``."""
+    return [
+        table.c.suite == series.suite,
+        table.c.case_id == series.case_id,
+        table.c.metric == series.metric,
+        table.c.baseline_key == series.baseline_key,
+    ]
 
 
 def _suite_of(results: RunResults, case: CaseResult) -> str:
