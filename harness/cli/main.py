@@ -131,7 +131,9 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
             "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args, report
         ),
         "history": Command(
-            "the run history store: import saved results, show a case's series", history.add_arguments, history.run
+            "the run history store: import saved results, show a case's series, detect its change points, plot trends",
+            history.add_arguments,
+            history.run,
         ),
         "explain": Command(
             "show where each case's time went: the layer groups whose time changed most against a baseline profile",
