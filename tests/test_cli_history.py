@@ -1,4 +1,5 @@
-"""``harness history import/show`` and ``--history`` on pytest runs and ``harness merge``, as a user types them."""
+"""``harness history import/show/detect`` and ``--history`` on pytest runs and ``harness merge``, as a user types
+them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.main import main
-from harness.history.store import HistoryStore
+from harness.history.store import HistoryStore, run_info
 from harness.models.sources import zoo_dir
 from tests.suite_runner import BENCH_MODULE, cases, isolated_args
 from tests.test_history_store import synthetic_run
@@ -76,6 +77,44 @@ def test_show_filters_by_date_and_reads_the_store_from_the_environment(
 def test_show_without_a_match_says_so_and_exits_1(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["history", "show", "--history", store, "--case", "bert-*"]) == 1
     assert capsys.readouterr().err == f"no series in sqlite:///{store} matches --case bert-*\n"
+
+
+def test_detect_keeps_what_it_found_in_the_store_and_a_read_only_store_still_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "h.db"
+    runs = [synthetic_run(i, step_at=12, step=0.08) for i in range(24)]
+    with HistoryStore(str(path)) as history:
+        for results in runs:
+            history.append(results, run_info(results, "import"))
+    step = run_info(runs[12], "import").run_id
+    assert main(["history", "detect", "--history", str(path), "--metric", "latency"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.endswith("4 change point(s) in 4 series of sqlite:///" + str(path) + "\n")
+    assert captured.err == ""
+    with HistoryStore(str(path)) as history:
+        assert [(c.metric, c.run_id, c.worse) for c in history.change_points()] == [
+            ("latency_median_ms", step, True)
+        ] * 4
+
+    # --since cuts each series short: what it finds is printed, the store keeps the whole-series detection
+    assert (
+        main(["history", "detect", "--history", str(path), "--metric", "latency", "--since", "2026-01-01T14:00"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert "0 change point(s) in 4 series" in captured.out
+    assert captured.err == "history: change points not stored: --since analyses part of each series\n"
+    with HistoryStore(str(path)) as history:
+        assert len(history.change_points()) == 4
+
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    assert main(["history", "detect", "--history", read_only, "--metric", "latency", "--newer-than", f"{5:040x}"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count(f"at run {step} ") == captured.out.count("  NEW") == 4
+    assert captured.err == (
+        f"history: change points printed only: history store {read_only} cannot take the change points: it is "
+        "read-only (attempt to write a readonly database)\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -180,8 +180,12 @@ class HistoryStore:
             raise HarnessError(
                 f"--history {url}: not a database URL; give sqlite:///PATH.db, postgresql://USER@HOST/DB or a file path"
             ) from None
-        # as the user wrote it, password hidden (CI logs are public)
-        self.display = (sa.make_url(url) if "://" in url else self.url).render_as_string(hide_password=True)
+        # as the user wrote it, password hidden (CI logs are public); SQLAlchemy's rendering also escapes the ':' of
+        # an SQLite file: URI, so a URL without a password is shown verbatim
+        written = sa.make_url(url) if "://" in url else self.url
+        self.display = (
+            url if "://" in url and written.password is None else written.render_as_string(hide_password=True)
+        )
         self.engine = self._create_engine(self.url)
         with self._errors("cannot be opened"):
             self._migrate()
