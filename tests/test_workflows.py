@@ -354,15 +354,19 @@ MD
           ;;
   history) [ "$*" = "history detect --history sqlite:///.perf-history/history.db --key gpu-h100__tensorrt-10.13 \
 --newer-than 2026-01-01T00:00:00Z" ] || { echo "unexpected: $*"; exit 9; }
+           if [ -n "$DETECT_ERROR" ]; then echo "harness history: error: $DETECT_ERROR" >&2; exit 2; fi
            echo "demo net latency p50 [key]: +6.1% at run r (2026-01-02), commits abc1234..def5678, p<0.001, worse$NEW"
+           echo "1 change point(s) in 4 series of sqlite:///.perf-history/history.db"
            exit "${DETECT_STATUS:-0}" ;;
 esac
 """
+NO_SERIES = "no series in sqlite:///.perf-history/history.db matches --case *; harness history show lists them"
+UNREADABLE = "history store sqlite:///.perf-history/history.db cannot be opened: file is not a database; check ..."
 
 
-@pytest.mark.parametrize(("detect_status", "new", "recorded"), [(0, "", 0), (1, "  NEW", 1), (1, "", 0)])
-def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, detect_status, new, recorded):
-    # exit 1 without a change point marked NEW is detect's "no series matches" (a new store): not a finding
+def detect_in_step(tmp_path, **extra: str) -> subprocess.CompletedProcess:
+    """The change-point step run with a fake harness whose detect prints and exits as ``extra`` says (DETECT_STATUS
+    and NEW: the exit status and the change point's mark; DETECT_ERROR: detect's one-line error, exit 2)."""
     step = merge_step("Trends and change points from the history store")
     (tmp_path / ".perf-history").mkdir(parents=True)
     (tmp_path / ".perf-history" / "history.db").write_text("")
@@ -372,17 +376,58 @@ def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, de
     (tmp_path / "runner_temp").mkdir()
     (tmp_path / "runner_temp" / "comment.md").write_text("## Benchmark results\n")
     env = {"HISTORY_URL": "sqlite:///.perf-history/history.db", "HISTORY_IN_SECRET": "false"}
-    env |= {"STARTED": "2026-01-01T00:00:00Z", "DETECT_STATUS": str(detect_status), "NEW": new}
-    proc = run_step(step, tmp_path, {"harness": FAKE_HARNESS}, **env)
+    proc = run_step(step, tmp_path, {"harness": FAKE_HARNESS}, STARTED="2026-01-01T00:00:00Z", **env | extra)
     assert proc.returncode == 0, proc.stderr
-    assert outputs(tmp_path)["status"] == str(recorded)
+    return proc
+
+
+def summary_and_comment(tmp_path) -> tuple[str, str]:
     comment = (tmp_path / "runner_temp" / "comment.md").read_text()
-    summary = (tmp_path / "github_step_summary").read_text()
-    for text in (comment, summary):
+    assert comment.startswith("## Benchmark results\n")
+    return (tmp_path / "github_step_summary").read_text(), comment
+
+
+@pytest.mark.parametrize(("detect_status", "new"), [(0, ""), (1, "  NEW")])
+def test_trends_and_change_points_reach_the_summary_and_the_comment(tmp_path, detect_status, new):
+    # detect exits 1 only for a change point newer than --newer-than (marked NEW): this run's finding
+    detect_in_step(tmp_path, DETECT_STATUS=str(detect_status), NEW=new)
+    assert outputs(tmp_path)["status"] == str(detect_status)
+    for text in summary_and_comment(tmp_path):
         assert "| net | latency p50 | `▁▁█` +6.1% since abc1234 |" in text
         assert "Environment" not in text  # the trend table only, not the rest of that summary
-        assert "commits abc1234..def5678, p<0.001, worse" in text and f"harness history detect, exit {recorded}" in text
-    assert comment.startswith("## Benchmark results\n")
+        assert f"commits abc1234..def5678, p<0.001, worse{new}\n" in text
+        assert f"harness history detect, exit {detect_status}" in text
+
+
+def test_no_series_of_this_baseline_key_yet_is_no_failure_and_an_unreadable_store_is_not_that(tmp_path):
+    detect_in_step(tmp_path / "new", DETECT_ERROR=NO_SERIES)
+    assert outputs(tmp_path / "new")["status"] == "0"
+    for text in summary_and_comment(tmp_path / "new"):
+        assert "harness history detect, exit 0" in text
+        assert (
+            "no history of baseline key gpu-h100__tensorrt-10.13 yet: the default branch's runs on it start one" in text
+        )
+
+    detect_in_step(tmp_path / "unreadable", DETECT_ERROR=UNREADABLE)
+    assert outputs(tmp_path / "unreadable")["status"] == "2"  # the gate's "could not be read" warning
+    for text in summary_and_comment(tmp_path / "unreadable"):
+        assert "harness history detect, exit 2" in text and "file is not a database" in text
+        assert "no history of baseline key" not in text
+
+
+def test_the_step_knows_detects_own_no_series_line(tmp_path, capsys):
+    """The step's pattern matches what the real ``harness history detect`` prints on a store without the key."""
+    from harness.cli.main import main
+    from harness.history.store import HistoryStore
+
+    run = merge_step("Trends and change points from the history store")["run"]
+    (pattern,) = re.findall(r"grep -q '([^']+)' \"\$RUNNER_TEMP/changes.txt\"", run)
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    HistoryStore(url).close()  # a store with no runs yet
+    assert main(["history", "detect", "--history", url, "--key", "gpu-h100__tensorrt-10.13"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.search(pattern, line), (pattern, line)
+    assert not re.search(pattern, "harness history: error: " + UNREADABLE)
 
 
 def test_no_store_yet_is_not_an_error(tmp_path):
