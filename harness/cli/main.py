@@ -130,15 +130,15 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         "report": Command(
             "write report.html, plots/, summary.md and benchmark.json from a results file", _report_args, report
         ),
-        "history": Command(
-            "the run history store: import saved results, show a case's series, detect its change points, plot trends",
-            history.add_arguments,
-            history.run,
-        ),
         "explain": Command(
             "show where each case's time went: the layer groups whose time changed most against a baseline profile",
             explain.add_arguments,
             explain.run,
+        ),
+        "history": Command(
+            "the run history store: import saved results, show a case's series, detect its change points, plot trends",
+            history.add_arguments,
+            history.run,
         ),
         "calibrate": Command(
             "measure the gate's false-alarm and detection rates on this runner (A/A and injected slowdowns)",
