@@ -9,16 +9,36 @@ Without ``--baseline`` a case is explained against what its record holds: the di
 kept in its baseline entry. With ``--baseline`` it is diffed against that file's profile of the same case: a baseline
 file or folder (``harness.baseline/*``), or another run's results.json, which is how the two TensorRT versions of an
 upgrade check or the two jobs of an A/B comparison are compared.
+
+trtexec's own files need no harness run: ``harness explain NEW.profile.json --baseline OLD.profile.json`` diffs two
+engines' ``--exportProfile`` files (told from results files by their content: a JSON list of per-layer records).
+Each profile's companions are found by name where not given: TREx's naming (``X.profile.json`` beside
+``X.graph.json`` or ``X.layers.json``, ``X.timing.json`` or ``X.times.json``, ``X.profile.metadata.json``) and the
+trtexec backend's artifact folders (``profile.json`` beside ``layer_info.json`` and ``times.json``). One trtexec
+profile may also be compared with one case (``--case``) of a results.json or baseline file that kept its profile.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from harness.attribution.diff import diff_profiles
 from harness.attribution.record import LayerProfile
+from harness.attribution.trt_files import (
+    layer_profile,
+    median_latency,
+    parse_profile,
+    read_layer_info,
+    read_metadata,
+    read_times,
+)
 from harness.core.errors import HarnessError
+from harness.core.fsio import read_user_json
 from harness.core.metrics import format_ms
 from harness.core.results import CaseResult, RunResults
 from harness.view.attribution import (
@@ -31,10 +51,23 @@ from harness.view.attribution import (
     percent,
     select_cases,
     signed_ms,
+    stored_profiles,
 )
 from harness.view.verdicts import label_of
 
 LABEL_WIDTH = 56  # a longer group or layer name is cut with an ellipsis; results.json and report.html keep it whole
+NODES_SHOWN = 8  # ONNX nodes named per group under the table; the rest are counted
+
+# The companions of an --exportProfile file, by the names TREx's scripts give them (X.profile.json beside
+# X.graph.json, ...) and the trtexec backend's artifact folders (profile.json beside layer_info.json, times.json);
+# the first that exists is taken.
+PROFILE_NAME = "profile.json"
+LAYER_INFO_NAMES = ("graph.json", "layers.json", "layer_info.json", "layers.txt")
+TIMES_NAMES = ("timing.json", "times.json")
+METADATA_NAMES = ("profile.metadata.json",)
+NAMES_ONLY = "layers map to ONNX nodes through their fused names only"
+# layer_profile's own note for a profile read without layer information; the side's note below says more
+_NO_DETAIL = "no detailed layer information"
 
 
 def _positive(text: str) -> int:
@@ -48,24 +81,46 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", help="a results.json written by a benchmark run (or its folder)")
+    parser.add_argument(
+        "results",
+        help="a results.json written by a benchmark run (or its folder), or a trtexec --exportProfile file",
+    )
     parser.add_argument(
         "--baseline",
         metavar="PATH",
         help="diff against this file's layer profiles instead of the recorded ones: a baseline file or folder "
-        "(baselines/KEY/SUITE.json) or another run's results.json (e.g. the other TensorRT version, the other A/B job)",
+        "(baselines/KEY/SUITE.json), another run's results.json (e.g. the other TensorRT version, the other A/B job) "
+        "or the other engine's trtexec --exportProfile file",
     )
     parser.add_argument("--case", metavar="ID|GLOB", help="only the case with this id, or the cases matching this glob")
+    parser.add_argument(
+        "--layer-info",
+        metavar="FILE",
+        help="trtexec --exportLayerInfo file (or the inspector's one-line text) of the profiled engine; found by "
+        "name beside the profile when not given",
+    )
+    parser.add_argument(
+        "--baseline-layer-info",
+        metavar="FILE",
+        help="the same for the --baseline engine's trtexec profile",
+    )
     parser.add_argument(
         "--top", type=_positive, default=TOP_GROUPS, metavar="N", help=f"groups shown per case (default {TOP_GROUPS})"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.results)
-    if path.is_dir():
-        path = path / "results.json"
-    results = RunResults.read(path)
+    path, data = _read_current(Path(args.results))
+    baseline = _trtexec_baseline(args)
+    if isinstance(data, list) and is_trtexec_profile(data):
+        return _explain_trtexec(args, TrtexecFiles.beside(path, data, args.layer_info), baseline)
+    if args.layer_info:
+        raise HarnessError(
+            f"--layer-info applies to a trtexec profile; {path} is a results file, whose cases keep their layers"
+        )
+    results = RunResults.from_dict(data, str(path))
+    if baseline is not None:
+        return _results_against_trtexec(args, path, results, baseline)
     cases = select_cases(results, args.case, str(path))
     baseline_of: Callable[[CaseResult], LayerProfile | None] | None = None
     source = ""
@@ -134,6 +189,7 @@ def case_lines(attribution: CaseAttribution, label: str, top: int) -> list[str]:
     rest = [row for row in (attribution.others(top), attribution.unattributed()) if row is not None]
     rows = [_group_cells(row) for row in groups + rest]
     lines += _table(("group", "baseline ms", "current ms", "delta ms", "% of change", "change"), rows, (1, 2, 3, 4))
+    lines += _node_lines(groups)
     lines.append(f"  {attribution.where or 'where: no group changed beyond its noise'}")
     return lines
 
@@ -152,6 +208,19 @@ def _group_cells(row: GroupRow) -> tuple[str, ...]:
     )
 
 
+def _node_lines(groups: Sequence[GroupRow]) -> list[str]:
+    """The ONNX nodes of each group above the noise whose label does not name them (a Myelin layer, a
+    ``ForeignNode``), so that a layer name an engine made up still points at the model."""
+    lines = []
+    for row in groups:
+        if not row.above_noise or not row.nodes or all(node in row.label for node in row.nodes):
+            continue
+        shown = ", ".join(row.nodes[:NODES_SHOWN])
+        more = f" and {len(row.nodes) - NODES_SHOWN} more" if len(row.nodes) > NODES_SHOWN else ""
+        lines.append(f"  {_cut(row.label)}: ONNX nodes {shown}{more}")
+    return lines
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= LABEL_WIDTH else text[: LABEL_WIDTH - 1] + "…"
 
@@ -166,3 +235,279 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequen
         return ("  " + "  ".join(padded)).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
+
+
+# -- trtexec's own files -----------------------------------------------------------------------------------------
+
+
+def is_trtexec_profile(data: Any) -> bool:
+    """True for the content of a trtexec ``--exportProfile`` file: a JSON list of per-layer records, after a
+    ``{"count": N}`` where trtexec wrote one (a results or baseline file is an object)."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        return False
+    return "count" in data[0] or {"name", "averageMs"} <= data[0].keys()
+
+
+def _refuse_companion(data: Any, label: str) -> None:
+    """A layer-information or times file passed where the profile belongs: say which file to pass instead."""
+    if isinstance(data, dict) and "Layers" in data:
+        raise HarnessError(
+            f"{label}: this is trtexec --exportLayerInfo output; pass the --exportProfile file (the layer "
+            "information beside it is found by name, or name it with --layer-info / --baseline-layer-info)"
+        )
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "latencyMs" in data[0]:
+        raise HarnessError(
+            f"{label}: this is trtexec --exportTimes output; pass the --exportProfile file (the times beside it "
+            "are found by name)"
+        )
+
+
+def _read_current(path: Path) -> tuple[Path, Any]:
+    """The file the positional argument names, and its JSON: a folder means its results.json, or the profile.json
+    of a trtexec artifact folder."""
+    if path.is_dir():
+        results = path / "results.json"
+        path = path / PROFILE_NAME if not results.exists() and (path / PROFILE_NAME).is_file() else results
+    data = read_user_json(
+        path,
+        str(path),
+        "a results.json or a trtexec --exportProfile file",
+        "no such file; pass a results.json written by a run (or its folder) or a trtexec --exportProfile file",
+    )
+    _refuse_companion(data, str(path))
+    return path, data
+
+
+def _trtexec_baseline(args: argparse.Namespace) -> TrtexecFiles | None:
+    """The ``--baseline`` engine's trtexec files when ``--baseline`` names a trtexec profile (or an artifact folder
+    holding one); None for a results or baseline file or folder, which the view reads."""
+    if not args.baseline:
+        if args.baseline_layer_info:
+            raise HarnessError("--baseline-layer-info belongs to a --baseline trtexec profile; pass --baseline too")
+        return None
+    path = Path(args.baseline)
+    if path.is_dir() and (path / PROFILE_NAME).is_file():
+        path = path / PROFILE_NAME
+    data = None if path.is_dir() else read_user_json(path, f"--baseline {path}", "a JSON file", "no such file")
+    if isinstance(data, list) and is_trtexec_profile(data):
+        return TrtexecFiles.beside(path, data, args.baseline_layer_info)
+    _refuse_companion(data, f"--baseline {path}")
+    if args.baseline_layer_info:
+        raise HarnessError(
+            f"--baseline-layer-info applies to a trtexec profile; --baseline {path} is a results or baseline file, "
+            "whose cases keep their layers"
+        )
+    return None
+
+
+def _companion_prefix(name: str) -> str | None:
+    """What a companion's name starts with: ``X.`` for TREx's ``X.profile.json``, nothing for the artifact
+    folder's ``profile.json``; None for another name (no companion is looked for)."""
+    if name == PROFILE_NAME:
+        return ""
+    suffix = "." + PROFILE_NAME
+    return name[: -len(PROFILE_NAME)] if name.endswith(suffix) and len(name) > len(suffix) else None
+
+
+@dataclass(frozen=True)
+class TrtexecFiles:
+    """One engine's trtexec exports: the ``--exportProfile`` file and the companions given or found beside it."""
+
+    profile: Path
+    data: list[Any]
+    layer_info: Path | None = None
+    times: Path | None = None
+    metadata: Path | None = None  # a profiling *.metadata.json, read for the end-to-end median where no times are
+    found: tuple[Path, ...] = ()  # the companions found by their names rather than given
+
+    @classmethod
+    def beside(cls, profile: Path, data: list[Any], layer_info: str | None) -> TrtexecFiles:
+        prefix = _companion_prefix(profile.name)
+
+        def first(names: Sequence[str]) -> Path | None:
+            if prefix is None:
+                return None
+            return next((p for p in (profile.with_name(prefix + n) for n in names) if p.is_file()), None)
+
+        info = Path(layer_info) if layer_info else first(LAYER_INFO_NAMES)
+        times = first(TIMES_NAMES)
+        metadata = None if times else first(METADATA_NAMES)
+        found = tuple(p for p in (None if layer_info else info, times, metadata) if p is not None)
+        return cls(profile, data, info, times, metadata, found)
+
+    @property
+    def name(self) -> str:
+        """The engine's name: ``X`` of ``X.profile.json``, the case folder of an artifact folder's profile.json."""
+        prefix = _companion_prefix(self.profile.name)
+        if prefix:
+            return prefix[:-1]
+        if prefix == "":
+            folder = self.profile.resolve().parent
+            return (folder.parent if folder.name == "profile" else folder).name or self.profile.name
+        return self.profile.stem
+
+    @property
+    def end_to_end_from(self) -> str:
+        """What the end-to-end median is taken from, in words ('' where the layers' total stands for it)."""
+        if self.times:
+            return "per-inference times"
+        return "a profiling summary" if self.metadata else ""
+
+    def describe(self) -> str:
+        """``P, layer info L, times T``: the files read, for the line that says so."""
+        parts = [str(self.profile)]
+        parts += [f"layer info {self.layer_info}"] if self.layer_info else []
+        parts += [f"times {self.times}"] if self.times else []
+        parts += [f"end to end from {self.metadata}"] if self.metadata else []
+        return ", ".join(parts)
+
+    def read(self) -> LayerProfile:
+        """The profile of the files, source ``trtexec``; a companion that cannot be read is named in the error."""
+        rows = self.data if "count" in self.data[0] else [{"count": 0}, *self.data]
+        count, layers = parse_profile(rows, str(self.profile))
+        info = self._companion(read_layer_info, self.layer_info)
+        latencies = self._companion(read_times, self.times) or []
+        metadata = self._companion(read_metadata, self.metadata)
+        end_to_end = median_latency(metadata) if metadata else None
+        return layer_profile(layers, info, iterations=count, latencies_ms=latencies, end_to_end_ms=end_to_end)
+
+    def notes(self, profile: LayerProfile) -> list[str]:
+        """What the profile could not say; without layer information, that nodes come from the layer names."""
+        if self.layer_info is not None:
+            return list(profile.notes)
+        missing = (
+            f"{self.profile}: no layer information (trtexec --exportLayerInfo; none found beside it by name, "
+            f"pass it with --layer-info / --baseline-layer-info): {NAMES_ONLY}"
+        )
+        return [missing, *(note for note in profile.notes if not note.startswith(_NO_DETAIL))]
+
+    def _companion(self, reader: Callable[[Path], Any], path: Path | None) -> Any:
+        if path is None:
+            return None
+        try:
+            return reader(path)
+        except HarnessError as exc:
+            if path in self.found:
+                raise HarnessError(f"{exc} (found by its name beside {self.profile})") from None
+            raise
+
+
+def _explain_trtexec(args: argparse.Namespace, current: TrtexecFiles, baseline: TrtexecFiles | None) -> int:
+    """A trtexec profile against the other engine's (``--baseline``), or against one case's stored profile."""
+    if not args.baseline:
+        raise HarnessError(
+            f"{current.profile}: --baseline is required for a trtexec profile: pass the other engine's "
+            "--exportProfile file (or a results.json or baseline file and --case)"
+        )
+    now = current.read()
+    notes = current.notes(now)
+    if baseline is not None:
+        if args.case:
+            raise HarnessError(
+                f"--case picks a case of a results or baseline file; {current.profile} and {baseline.profile} "
+                "are trtexec profiles"
+            )
+        before = baseline.read()
+        against, files = str(baseline.profile), f"files: {current.describe()}; baseline {baseline.describe()}"
+        notes = _merged(notes, baseline.notes(before))
+        if current.end_to_end_from != baseline.end_to_end_from and before.end_to_end_ms and now.end_to_end_ms:
+            # a summary's median and the median of exported times are of different runs: compare layers only
+            before, now = replace(before, end_to_end_ms=None), replace(now, end_to_end_ms=None)
+            notes.append(
+                f"end to end from the layers' totals: the current's is from {current.end_to_end_from}, the "
+                f"baseline's from {baseline.end_to_end_from}, not the same measure"
+            )
+            return _print_trtexec(args, current, files, notes, before, now, against)
+    else:
+        before, against = _stored_case_profile(args, current.profile)
+        files = f"files: {current.describe()}; baseline {against}"
+    return _print_trtexec(args, current, files, notes + _end_to_end_notes(before, now), before, now, against)
+
+
+def _print_trtexec(
+    args: argparse.Namespace,
+    current: TrtexecFiles,
+    files: str,
+    notes: list[str],
+    before: LayerProfile,
+    now: LayerProfile,
+    against: str,
+) -> int:
+    attribution = CaseAttribution(current.name, current.name, now, diff_profiles(before, now), against=against)
+    for line in [files, *(f"note: {note}" for note in notes), *case_lines(attribution, "", args.top)]:
+        print(line)
+    return 0
+
+
+def _results_against_trtexec(args: argparse.Namespace, path: Path, results: RunResults, baseline: TrtexecFiles) -> int:
+    """One case of a results file against an engine's trtexec profile (``--baseline``)."""
+    cases = [case for case in select_cases(results, args.case, str(path)) if case.profile]
+    if not cases:
+        raise HarnessError(f"{path}: no layer profile for the cases selected; rerun without --no-profile")
+    if len(cases) > 1:
+        raise HarnessError(
+            f"--baseline {baseline.profile} is one engine's trtexec profile: pick the one case of {path} to compare "
+            f"with it with --case ({_listed([case.id for case in cases])})"
+        )
+    case = cases[0]
+    before = baseline.read()
+    attribution = explain(case, before, against=str(baseline.profile))
+    if attribution is None:  # the case was chosen for its profile
+        raise HarnessError(f"{path}: no layer profile for case '{case.id}'; rerun without --no-profile")
+    notes = baseline.notes(before) + _end_to_end_notes(before, attribution.profile)
+    lines = [f"files: {path} case '{case.id}'; baseline {baseline.describe()}", *(f"note: {n}" for n in notes)]
+    for line in lines + case_lines(attribution, label_of(case), args.top):
+        print(line)
+    return 0
+
+
+def _stored_case_profile(args: argparse.Namespace, profile: Path) -> tuple[LayerProfile, str]:
+    """The one case's profile (``--case``) that a results.json or baseline file given as ``--baseline`` keeps."""
+    path = Path(args.baseline)
+    stored, description = stored_profiles(path, RunResults(environment={}, cases=[]))
+    ids = sorted({case_id for _suite, case_id in stored})
+    if not ids:
+        raise HarnessError(
+            f"--baseline {path}: no case has a layer profile to compare with the trtexec profile {profile}; record "
+            "baselines with --update-baselines, or pass a results.json of a run that profiled the case"
+        )
+    pattern = args.case
+    chosen = [key for key in stored if pattern is None or key[1] == pattern]
+    if pattern is not None and not chosen:
+        chosen = [key for key in stored if fnmatch.fnmatchcase(key[1], pattern)]
+        if not chosen:
+            raise HarnessError(
+                f"--case {pattern}: no case of {description} with a layer profile has this id or matches it; "
+                f"cases with one: {_listed(ids)}"
+            )
+    if len(chosen) > 1:
+        raise HarnessError(
+            f"--baseline {path}: {len(chosen)} cases have a layer profile; pick the one to compare with the trtexec "
+            f"profile {profile} with --case ({_listed(sorted(key[1] for key in chosen))})"
+        )
+    suite, case_id = chosen[0]
+    where = f"--baseline {path}: case '{case_id}': profile"
+    return LayerProfile.from_dict(stored[(suite, case_id)], where), f"{description} case '{case_id}'"
+
+
+def _end_to_end_notes(baseline: LayerProfile, current: LayerProfile) -> list[str]:
+    """Where the end-to-end change comes from when not from both sides' per-inference times."""
+    sides = [side for side, p in (("baseline", baseline), ("current", current)) if p.end_to_end_ms is not None]
+    if len(sides) == 2:
+        return []
+    why = f"only the {sides[0]} has per-inference times" if sides else "no per-inference times (--exportTimes)"
+    return [f"end to end from the layers' totals ({why}): nothing is left unattributed"]
+
+
+def _merged(current: list[str], baseline: list[str]) -> list[str]:
+    """Both sides' notes, a note of both once, one side's named by its side."""
+    both = [note for note in current if note in baseline]
+    return (
+        both
+        + [f"current: {note}" for note in current if note not in both]
+        + [f"baseline: {note}" for note in baseline if note not in both]
+    )
+
+
+def _listed(ids: Sequence[str]) -> str:
+    return ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")

@@ -49,6 +49,7 @@ class GroupRow:
     change: str  # one of harness.attribution.diff.CHANGES, or "unattributed" for the rest
     share: float | None  # signed part of the end-to-end change (0.71: 71%); None when it did not change
     above_noise: bool = True
+    nodes: tuple[str, ...] = ()  # the group's ONNX nodes, on either side
 
     @property
     def delta_ms(self) -> float:
@@ -121,8 +122,8 @@ class CaseAttribution:
         if self.diff is None:
             return None
         diff = self.diff
-        baseline = diff.baseline_ms - sum(g.baseline_ms for g in diff.groups)
-        current = baseline + diff.unattributed_ms
+        baseline = _unrounded(diff.baseline_ms - sum(g.baseline_ms for g in diff.groups))
+        current = _unrounded(baseline + diff.unattributed_ms)
         return GroupRow(UNATTRIBUTED, baseline, current, UNATTRIBUTED, self._share(diff.unattributed_ms))
 
     def layer_rows(self, limit: int | None = None) -> list[LayerRow]:
@@ -161,11 +162,17 @@ class CaseAttribution:
             group.change,
             self._share(group.delta_ms),
             group.above_noise,
+            group.nodes,
         )
 
     def _share(self, delta_ms: float) -> float | None:
         total = self.diff.delta_ms if self.diff else 0.0
         return delta_ms / total if total else None
+
+
+def _unrounded(value: float) -> float:
+    """0 for what is left of subtracting sums of the same times (1e-17 ms), which is no time."""
+    return 0.0 if abs(value) < ROUNDING_MS else value
 
 
 def signed_ms(value: float | None) -> str:
@@ -265,16 +272,7 @@ def baseline_profiles(path: Path, results: RunResults) -> tuple[Callable[[CaseRe
     """The layer profiles of a baseline (a ``harness.baseline/*`` file or folder, or another run's results.json),
     as a lookup by case (suite and id, or the id alone where it is unique), and a description of where they came
     from."""
-    profiles: dict[tuple[str, str], Any] = {}
-    data = None if path.is_dir() else read_user_json(path, f"--baseline {path}", "a JSON file", "no such file")
-    if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
-        for case in RunResults.from_dict(data, str(path)).cases:
-            if case.profile:
-                profiles[(str(case.params.get("suite", "")), case.id)] = case.profile
-        description = str(path)
-    else:
-        entries, description = load_entries(path, results)
-        profiles = {key: entry["profile"] for key, entry in entries.items() if entry.get("profile")}
+    profiles, description = stored_profiles(path, results)
     by_id: dict[str, list[Any]] = {}
     for (_suite, case_id), stored in profiles.items():
         by_id.setdefault(case_id, []).append(stored)
@@ -286,3 +284,18 @@ def baseline_profiles(path: Path, results: RunResults) -> tuple[Callable[[CaseRe
         return LayerProfile.from_dict(found, f"--baseline {path}: case '{case.id}': profile") if found else None
 
     return lookup, description
+
+
+def stored_profiles(path: Path, results: RunResults) -> tuple[dict[tuple[str, str], Any], str]:
+    """The layer profiles (as stored, unread) that a baseline file or folder or another run's results.json keeps,
+    by (suite, case id), and a description of where they came from; a folder's baseline key is that of
+    ``results``."""
+    profiles: dict[tuple[str, str], Any] = {}
+    data = None if path.is_dir() else read_user_json(path, f"--baseline {path}", "a JSON file", "no such file")
+    if isinstance(data, dict) and data.get("schema") == RESULTS_SCHEMA:
+        for case in RunResults.from_dict(data, str(path)).cases:
+            if case.profile:
+                profiles[(str(case.params.get("suite", "")), case.id)] = case.profile
+        return profiles, str(path)
+    entries, description = load_entries(path, results)
+    return {key: entry["profile"] for key, entry in entries.items() if entry.get("profile")}, description
