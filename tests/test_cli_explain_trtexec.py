@@ -276,6 +276,11 @@ def test_a_results_case_against_a_trtexec_profile(harness, runs, tmp_path):
         (["{graph}", "--baseline", "{old}"], "{graph}: this is trtexec --exportLayerInfo output; pass the "),
         (["{results}", "--layer-info", "{graph}"], "--layer-info applies to a trtexec profile; {results} is a results"),
         (["{results}", "--baseline-layer-info", "{graph}"], "--baseline-layer-info belongs to a --baseline trtexec "),
+        (
+            ["{new}", "--baseline", "{empty}"],
+            "--baseline {empty}: this folder holds no trtexec profile (profile.json, one X.profile.json) and no "
+            "baseline file; pass the other engine's --exportProfile file, or a baseline file and --case",
+        ),
     ],
 )
 def test_mistakes_are_one_line_and_exit_2(harness, runs, tmp_path, args, message):
@@ -286,7 +291,9 @@ def test_mistakes_are_one_line_and_exit_2(harness, runs, tmp_path, args, message
         "new": new,
         "graph": new.with_name(f"{ENGINE}.graph.json"),
         "missing": tmp_path / "missing.graph.json",
+        "empty": tmp_path / "empty",
     }
+    where["empty"].mkdir()
     status, out, err = harness("explain", *[a.format(**where) for a in args])
     assert status == 2 and out == ""
     assert err.startswith("harness explain: error: " + message.format(**where)), err
@@ -303,3 +310,22 @@ def test_an_unreadable_companion_found_by_name_is_named(harness, runs):
         f"harness explain: error: {graph}: not valid JSON (line 1): Expecting property name enclosed in double "
         f"quotes (found by its name beside {new})"
     )
+
+
+def test_the_inspectors_one_line_text_beside_the_profile(harness, tmp_path):
+    """TensorRT-RTX's layer information as its build log prints it, found as ``X.layers.txt``."""
+    text = (EXPORTS / "rtx.resnet-block.layers.txt").read_text()
+    names = ["__myl_Move_myl0_0", "/stem/Conv_myl0_1", "__myl_CorrAdd_myl0_2", "__myl_AddMoveMean_myl0_4"]
+    for side, slower in (("old", 1.0), ("new", 4.0)):
+        times = {name: 0.1 * (slower if name == "__myl_CorrAdd_myl0_2" else 1.0) for name in names}
+        profile = [{"count": 100}] + [{"name": n, "averageMs": t, "medianMs": t} for n, t in times.items()]
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "rtx.profile.json").write_text(json.dumps(profile))
+        (tmp_path / side / "rtx.layers.txt").write_text(text)
+    # a folder stands for the one X.profile.json it holds
+    status, out, err = harness("explain", tmp_path / "new", "--baseline", tmp_path / "old")
+    assert status == 0, err
+    assert f", layer info {tmp_path}/new/rtx.layers.txt; baseline " in out.splitlines()[0]
+    assert groups(out)[0][:5] == ["__myl_CorrAdd_myl0_2", "0.100", "0.400", "+0.300", "100%"]
+    nodes = "/layer1/layer1.0/Add, /layer1/layer1.0/act/Relu, /layer1/layer1.0/conv/Conv"
+    assert f"  __myl_CorrAdd_myl0_2: ONNX nodes {nodes}" in out.splitlines()

@@ -263,11 +263,11 @@ def _refuse_companion(data: Any, label: str) -> None:
 
 
 def _read_current(path: Path) -> tuple[Path, Any]:
-    """The file the positional argument names, and its JSON: a folder means its results.json, or the profile.json
-    of a trtexec artifact folder."""
+    """The file the positional argument names, and its JSON: a folder means its results.json, else the trtexec
+    profile it holds."""
     if path.is_dir():
         results = path / "results.json"
-        path = path / PROFILE_NAME if not results.exists() and (path / PROFILE_NAME).is_file() else results
+        path = results if results.exists() else _profile_in(path) or results
     data = read_user_json(
         path,
         str(path),
@@ -279,15 +279,15 @@ def _read_current(path: Path) -> tuple[Path, Any]:
 
 
 def _trtexec_baseline(args: argparse.Namespace) -> TrtexecFiles | None:
-    """The ``--baseline`` engine's trtexec files when ``--baseline`` names a trtexec profile (or an artifact folder
-    holding one); None for a results or baseline file or folder, which the view reads."""
+    """The ``--baseline`` engine's trtexec files when ``--baseline`` names a trtexec profile (or a folder holding
+    one); None for a results or baseline file or folder, which the view reads."""
     if not args.baseline:
         if args.baseline_layer_info:
             raise HarnessError("--baseline-layer-info belongs to a --baseline trtexec profile; pass --baseline too")
         return None
     path = Path(args.baseline)
-    if path.is_dir() and (path / PROFILE_NAME).is_file():
-        path = path / PROFILE_NAME
+    if path.is_dir():
+        path = _profile_in(path) or path
     data = None if path.is_dir() else read_user_json(path, f"--baseline {path}", "a JSON file", "no such file")
     if isinstance(data, list) and is_trtexec_profile(data):
         return TrtexecFiles.beside(path, data, args.baseline_layer_info)
@@ -298,6 +298,15 @@ def _trtexec_baseline(args: argparse.Namespace) -> TrtexecFiles | None:
             "whose cases keep their layers"
         )
     return None
+
+
+def _profile_in(folder: Path) -> Path | None:
+    """The trtexec profile a folder stands for: its ``profile.json`` (an artifact folder), else its one
+    ``X.profile.json``."""
+    if (folder / PROFILE_NAME).is_file():
+        return folder / PROFILE_NAME
+    found = sorted(folder.glob(f"*.{PROFILE_NAME}"))
+    return found[0] if len(found) == 1 else None
 
 
 def _companion_prefix(name: str) -> str | None:
@@ -464,6 +473,11 @@ def _results_against_trtexec(args: argparse.Namespace, path: Path, results: RunR
 def _stored_case_profile(args: argparse.Namespace, profile: Path) -> tuple[LayerProfile, str]:
     """The one case's profile (``--case``) that a results.json or baseline file given as ``--baseline`` keeps."""
     path = Path(args.baseline)
+    if path.is_dir() and not any(path.glob("*.json")):
+        raise HarnessError(
+            f"--baseline {path}: this folder holds no trtexec profile (profile.json, one X.profile.json) and no "
+            "baseline file; pass the other engine's --exportProfile file, or a baseline file and --case"
+        )
     stored, description = stored_profiles(path, RunResults(environment={}, cases=[]))
     ids = sorted({case_id for _suite, case_id in stored})
     if not ids:
