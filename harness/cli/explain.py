@@ -25,7 +25,7 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from harness.attribution.diff import diff_profiles
 from harness.attribution.record import LayerProfile
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     path, data = _read_current(Path(args.results))
     baseline = _trtexec_baseline(args)
-    if isinstance(data, list) and is_trtexec_profile(data):
+    if is_trtexec_profile(data):
         return _explain_trtexec(args, TrtexecFiles.beside(path, data, args.layer_info), baseline)
     if args.layer_info:
         raise HarnessError(
@@ -240,7 +240,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequen
 # -- trtexec's own files -----------------------------------------------------------------------------------------
 
 
-def is_trtexec_profile(data: Any) -> bool:
+def is_trtexec_profile(data: Any) -> TypeGuard[list[Any]]:
     """True for the content of a trtexec ``--exportProfile`` file: a JSON list of per-layer records, after a
     ``{"count": N}`` where trtexec wrote one (a results or baseline file is an object)."""
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
@@ -289,7 +289,7 @@ def _trtexec_baseline(args: argparse.Namespace) -> TrtexecFiles | None:
     if path.is_dir():
         path = _profile_in(path) or path
     data = None if path.is_dir() else read_user_json(path, f"--baseline {path}", "a JSON file", "no such file")
-    if isinstance(data, list) and is_trtexec_profile(data):
+    if is_trtexec_profile(data):
         return TrtexecFiles.beside(path, data, args.baseline_layer_info)
     _refuse_companion(data, f"--baseline {path}")
     if args.baseline_layer_info:
@@ -382,8 +382,8 @@ class TrtexecFiles:
 
     def notes(self, profile: LayerProfile) -> list[str]:
         """What the profile could not say; without layer information, that nodes come from the layer names."""
-        if self.layer_info is not None:
-            return list(profile.notes)
+        if self.layer_info is not None:  # names only below detailed verbosity: the nodes come from them too
+            return [f"{note}; {NAMES_ONLY}" if note.startswith(_NO_DETAIL) else note for note in profile.notes]
         missing = (
             f"{self.profile}: no layer information (trtexec --exportLayerInfo; none found beside it by name, "
             f"pass it with --layer-info / --baseline-layer-info): {NAMES_ONLY}"
