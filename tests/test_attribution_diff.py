@@ -234,3 +234,13 @@ def test_round_trip_through_json() -> None:
 def test_malformed_diffs_are_refused_naming_what_is_wrong(data: object, message: str) -> None:
     with pytest.raises(HarnessError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         ProfileDiff.from_dict(data)
+
+
+def test_where_leaves_a_group_holding_a_sliver_of_the_change_to_the_tables() -> None:
+    # Conv_12 +1.00 ms; Add_40 +0.03 ms is beyond its noise (tiny spread) but only 3% of the change
+    base = (*BASE[:3], layer("Add_40", 0.10, spread_ms=0.0005))
+    current = (*BASE[:2], layer("Conv_12", 1.30, spread_ms=0.01, tactic="k2"), layer("Add_40", 0.13, spread_ms=0.0005))
+    diff = diff_profiles(profile(*base, e2e=1.0), profile(*current, e2e=2.03))
+    assert by_label(diff)["Add_40"].above_noise
+    assert [g.label for g in diff.contributors()] == ["Conv_12"]
+    assert diff.where() == "where: Conv_12 +1.00 ms (97% of the change)"

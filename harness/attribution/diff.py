@@ -62,6 +62,8 @@ CHANGES = (
 # The noise floor of a group (see the module docstring): a fraction of its baseline time and an absolute time.
 RELATIVE_FLOOR = 0.02
 ABSOLUTE_FLOOR_MS = 0.003
+# The smallest part of the change a group other than the largest must hold to be named in a message.
+NAMED_SHARE = 0.05
 # A label names at most this many layers; the rest are counted.
 LABEL_LAYERS = 3
 # The fewest groups on both sides whose median change is taken for a drift they share.
@@ -163,11 +165,14 @@ class ProfileDiff:
         return group.delta_ms / self.delta_ms if self.delta_ms else 0.0
 
     def contributors(self, top: int = 3) -> tuple[GroupChange, ...]:
-        """The ``top`` groups above the noise that moved in the direction of the end-to-end change, largest first."""
+        """The ``top`` groups above the noise that moved in the direction of the end-to-end change, largest first;
+        after the first, only those holding at least :data:`NAMED_SHARE` of the change."""
         if not self.delta_ms:
             return ()
         same_way = [g for g in self.groups if g.above_noise and g.delta_ms * self.delta_ms > 0]
-        return tuple(same_way[:top])
+        # after the largest, a group too small a part of the change to act on is left to the tables
+        named = same_way[:1] + [g for g in same_way[1:] if abs(self.share(g)) >= NAMED_SHARE]
+        return tuple(named[:top])
 
     def where(self, top: int = 3) -> str:
         """The regression message's tail: ``where: Conv_12+Relu_13 +0.41 ms (71% of the change, tactic changed),
