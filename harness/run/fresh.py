@@ -1,8 +1,8 @@
 """A case measured again in a new process: the confirmation of a GPU case that looks regressed.
 
-On a GPU each process keeps a level of its own for its lifetime: two healthy processes measured the same engine up
-to 2-3% apart while the trials inside one stayed within a few tenths of a percent, and none of clocks, power,
-algorithm selection, memory placement or warm-up explained it (docs/evidence/gpu-gate-h200.md). A gate whose trials
+On a GPU each process keeps a level of its own for its lifetime: two healthy processes measure the same engine
+further apart than the trials inside one do, and none of clocks, power, algorithm selection, memory placement or
+warm-up explained it (figures in docs/evidence/gpu-gate-h200.md). A gate whose trials
 and confirmation come from one process cannot see that offset, so it confirms it as a regression. Measured again in
 a new process, the confirmation draws a new offset: a false alarm then needs two processes to land high against the
 baseline's, while a real slowdown shows in every process. This is the re-measurement on a fresh machine state that
