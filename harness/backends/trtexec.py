@@ -374,10 +374,12 @@ class TrtexecRunner(RunnerBase):
     def __init__(self, engine: TrtexecEngine) -> None:
         self.engine = engine
 
-    def measure(self, spec: MeasureSpec, batch_size: int) -> Measurement:
+    def _run(self, spec: MeasureSpec, *, folder: str = "", extra: tuple[str, ...] = ()) -> dict[str, Path]:
+        """One trtexec run over the engine with ``spec``, its JSON exports (times, profile, layer information) kept
+        under the case's artifact folder (``folder`` below it); returns the export paths."""
         engine = self.engine
-        folder = engine.backend.context.artifact_dir or engine.path.parent
-        case_dir = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case.id)
+        root = engine.backend.context.artifact_dir or engine.path.parent
+        case_dir = root / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case.id) / folder
         case_dir.mkdir(parents=True, exist_ok=True)
         exports = {k: case_dir / f"{k}.json" for k in ("times", "profile", "layer_info")}
         cmd = command(
@@ -392,7 +394,12 @@ class TrtexecRunner(RunnerBase):
             spec,
             exports,
         )
-        run(cmd, f"{engine.case.id}: measure")
+        run([*cmd, *extra], f"{engine.case.id}: {folder or 'measure'}")
+        return exports
+
+    def measure(self, spec: MeasureSpec, batch_size: int) -> Measurement:
+        engine = self.engine
+        exports = self._run(spec)
         times = read_times(exports["times"], warmup_ms=spec.warmup_ms)
         engine.build.details["artifacts"] = {k: str(v) for k, v in exports.items() if v.exists()}
         return Measurement(
@@ -410,24 +417,9 @@ class TrtexecRunner(RunnerBase):
         ``--exportLayerInfo`` at the engine's profiling verbosity for ONNX nodes, precision and tactics. The files
         are kept under the case's artifact folder, in ``profile/``."""
         engine = self.engine
-        folder = engine.backend.context.artifact_dir or engine.path.parent
-        case_dir = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", engine.case.id) / "profile"
-        case_dir.mkdir(parents=True, exist_ok=True)
-        exports = {k: case_dir / f"{k}.json" for k in ("times", "profile", "layer_info")}
         spec = MeasureSpec(warmup_ms=PROFILE_WARMUP_MS, min_duration_ms=0.0, min_iterations=iterations, trials=1)
-        cmd = command(
-            engine.backend.binary,
-            engine.backend.version_tuple[0],
-            engine.path,
-            engine.shapes,
-            engine.case.precision,
-            engine.options,
-            engine.path,
-            False,
-            spec,
-            exports,
-        )
-        run([*cmd, f"--profilingVerbosity={engine.options.profiling_verbosity}"], f"{engine.case.id}: profile")
+        verbosity = f"--profilingVerbosity={engine.options.profiling_verbosity}"
+        exports = self._run(spec, folder="profile", extra=(verbosity,))
         return trt_files.profile_from_files(exports["profile"], exports["layer_info"], times=exports["times"])
 
     def step(self) -> None:
