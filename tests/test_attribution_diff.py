@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -244,3 +245,16 @@ def test_where_leaves_a_group_holding_a_sliver_of_the_change_to_the_tables() -> 
     assert by_label(diff)["Add_40"].above_noise
     assert [g.label for g in diff.contributors()] == ["Conv_12"]
     assert diff.where() == "where: Conv_12 +1.00 ms (97% of the change)"
+
+
+def test_a_runner_slower_in_the_current_pass_is_taken_out_where_both_passes_read_the_probe() -> None:
+    # every layer 25% slower, and the speed probe read 25% slower around the pass: nothing changed but the runner
+    slowed = tuple(layer(x.name, x.time_ms * 1.25, spread_ms=x.spread_ms) for x in BASE)
+    before = replace(profile(*BASE, e2e=1.0), probe_ms=0.8)
+    diff = diff_profiles(before, replace(profile(*slowed, e2e=1.25), probe_ms=1.0))
+    assert diff.runner_change == pytest.approx(0.25)
+    assert diff.delta_ms == pytest.approx(0.0) and not diff.contributors()
+    assert ProfileDiff.from_dict(json.loads(json.dumps(diff.to_dict()))).runner_change == pytest.approx(0.25)
+    # without a reading on one side nothing is scaled, and the drift stays in the end-to-end change
+    unprobed = diff_profiles(profile(*BASE, e2e=1.0), replace(profile(*slowed, e2e=1.25), probe_ms=1.0))
+    assert unprobed.runner_change is None and unprobed.delta_ms == pytest.approx(0.25)

@@ -155,6 +155,9 @@ class ProfileDiff:
     unattributed_ms: float  # the end-to-end change minus the groups' deltas
     # the median relative change of the groups on both sides (0.05: +5%): a drift they share, no group's doing
     common_change: float = 0.0
+    # how much slower (+) or faster (-) the runner was in the current pass than in the baseline's (speed probe); the
+    # current times were scaled to the baseline's speed before the diff. None where a pass has no probe reading.
+    runner_change: float | None = None
 
     @property
     def delta_ms(self) -> float:
@@ -193,6 +196,8 @@ class ProfileDiff:
         }
         if self.common_change:
             out["common_change"] = round(self.common_change, 4)
+        if self.runner_change is not None:
+            out["runner_change"] = round(self.runner_change, 4)
         out["groups"] = [group.to_dict() for group in self.groups]
         return out
 
@@ -209,6 +214,7 @@ class ProfileDiff:
             current_ms=_number(data, "current_ms", where),
             unattributed_ms=_number(data, "unattributed_ms", where),
             common_change=_number(data, "common_change", where) if "common_change" in data else 0.0,
+            runner_change=_number(data, "runner_change", where) if data.get("runner_change") is not None else None,
         )
 
 
@@ -343,8 +349,10 @@ def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
     """Group the layers of both profiles by overlapping ONNX node sets and classify each group's change.
 
     The end-to-end times are the profiles' ``end_to_end_ms`` when both have one, else their layer totals (then
-    nothing is unattributed).
+    nothing is unattributed). Where both passes read the speed probe, the current one is first put at the
+    baseline's runner speed (:meth:`LayerProfile.at_speed_of`).
     """
+    current, runner_change = current.at_speed_of(baseline)
     old_layers, new_layers = baseline.layers, current.layers
     sides = [
         (
@@ -366,4 +374,5 @@ def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
         current_ms=current_ms,
         unattributed_ms=(current_ms - baseline_ms) - attributed,
         common_change=common,
+        runner_change=runner_change,
     )

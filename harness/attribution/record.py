@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.core.errors import HarnessError
@@ -74,11 +74,25 @@ class LayerProfile:
     iterations: int = 0  # inferences profiled
     end_to_end_ms: float | None = None  # the case's median latency in the same pass; layers sum to less (gaps)
     notes: tuple[str, ...] = field(default=())  # what the profiler could not say (no node names, no tactics, ...)
+    # the runner's own speed around the pass (harness.measure.probe, ms), where a CPU backend read it
+    probe_ms: float | None = None
 
     @property
     def total_ms(self) -> float:
         """The layers' times added up: what the profile can attribute."""
         return sum(layer.time_ms for layer in self.layers)
+
+    def at_speed_of(self, reference: LayerProfile) -> tuple[LayerProfile, float | None]:
+        """This profile with its times at the runner speed of ``reference``'s pass, and the runner's change (+0.13:
+        13% slower now), when both passes read the speed probe; else itself and None. The gate scales each trial
+        the same way (harness.judge.gate): a host that slows the whole machine moves every layer alike."""
+        if not self.probe_ms or not reference.probe_ms:
+            return self, None
+        factor = reference.probe_ms / self.probe_ms
+        layers = tuple(replace(x, time_ms=x.time_ms * factor, spread_ms=x.spread_ms * factor) for x in self.layers)
+        e2e = self.end_to_end_ms * factor if self.end_to_end_ms is not None else None
+        scaled = replace(self, layers=layers, end_to_end_ms=e2e, probe_ms=reference.probe_ms)
+        return scaled, self.probe_ms / reference.probe_ms - 1
 
     def share(self, layer: LayerTime) -> float:
         """``layer``'s share of the profile's total (0..1)."""
@@ -101,6 +115,8 @@ class LayerProfile:
             out["end_to_end_ms"] = _round(self.end_to_end_ms)
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.probe_ms is not None:
+            out["probe_ms"] = round(self.probe_ms, 4)
         return out
 
     @classmethod
@@ -112,10 +128,13 @@ class LayerProfile:
         if not isinstance(layers, list):
             raise HarnessError(f"{where}: 'layers' should be a list")
         e2e = data.get("end_to_end_ms")
+        probe = data.get("probe_ms")
+        probe_ms = float(probe) if isinstance(probe, (int, float)) and not isinstance(probe, bool) else None
         return cls.of(
             data["source"],
             (LayerTime.from_dict(item, f"{where} layer {i}") for i, item in enumerate(layers)),
             iterations=int(data.get("iterations") or 0),
             end_to_end_ms=float(e2e) if isinstance(e2e, (int, float)) else None,
             notes=tuple(str(n) for n in data.get("notes", [])),
+            probe_ms=probe_ms if probe_ms is not None and math.isfinite(probe_ms) and probe_ms > 0 else None,
         )

@@ -54,7 +54,6 @@ PROFILE_MAX_ITERATIONS = 200  # beyond this the medians hardly move, and the pro
 PROFILE_PASSES = 3
 DISTURBED = 1.25
 NOISY = 0.10
-PROBE_KEY = "probe_ms"  # the speed probe's reading around a CPU backend's profile pass, kept in the stored profile
 
 
 class HarnessSession:
@@ -428,9 +427,8 @@ class HarnessSession:
             seen = ", ".join(f"{_end_to_end(p):.3g} ms ±{_noise(p):.2g}" for p, _ in passes)
             note = f"least disturbed of {len(passes)} passes (end-to-end {seen}; measured {measured:.3g} ms)"
             profile = replace(profile, notes=(*profile.notes, note))
+        profile = replace(profile, probe_ms=speed)
         result.profile = profile.to_dict()
-        if speed is not None:
-            result.profile[PROBE_KEY] = round(speed, 4)
         return profile
 
     def _profile_pass(
@@ -465,11 +463,8 @@ class HarnessSession:
             return None
         try:
             baseline = LayerProfile.from_dict(before, "baseline profile")
-            scaled, runner_change = at_speed_of(LayerProfile.from_dict(current, "profile"), current, before)
-            diff = diff_profiles(baseline, scaled)
+            diff = diff_profiles(baseline, LayerProfile.from_dict(current, "profile"))
             result.attribution = diff.to_dict()
-            if runner_change is not None:
-                result.attribution["runner_change"] = round(runner_change, 4)
             where = diff.where() if result.verdict in ("regressed", "improved") else ""
         except HarnessError as exc:
             result.warnings.append(f"no attribution: {exc}; rerun with --update-baselines to record a fresh profile")
@@ -542,21 +537,6 @@ def profile_iterations(spec: MeasureSpec, latency_ms: float | None, asked: int |
     return max(PROFILE_MIN_ITERATIONS, min(PROFILE_MAX_ITERATIONS, fits))
 
 
-def at_speed_of(
-    profile: LayerProfile, stored: dict[str, Any], baseline: dict[str, Any]
-) -> tuple[LayerProfile, float | None]:
-    """``profile`` (read from ``stored``) with its times at the runner speed of the ``baseline`` profile's pass, and
-    the runner's change (+0.13: 13% slower now), when both stored dicts hold a speed-probe reading (``probe_ms``);
-    else ``profile`` unchanged and None. The gate scales each trial the same way (harness.judge.gate)."""
-    probe, reference = _reading(stored), _reading(baseline)
-    if probe is None or reference is None:
-        return profile, None
-    factor = reference / probe
-    layers = [replace(x, time_ms=x.time_ms * factor, spread_ms=x.spread_ms * factor) for x in profile.layers]
-    e2e = profile.end_to_end_ms * factor if profile.end_to_end_ms is not None else None
-    return replace(profile, layers=tuple(layers), end_to_end_ms=e2e), probe / reference - 1
-
-
 def _end_to_end(profile: LayerProfile) -> float:
     return profile.end_to_end_ms if profile.end_to_end_ms is not None else profile.total_ms
 
@@ -571,14 +551,6 @@ def _disturbed(profile: LayerProfile, measured_ms: float | None) -> bool:
     (ms), or its layers' times spread wide."""
     slow = measured_ms is not None and math.isfinite(measured_ms) and _end_to_end(profile) > DISTURBED * measured_ms
     return slow or _noise(profile) > NOISY * profile.total_ms
-
-
-def _reading(stored: dict[str, Any]) -> float | None:
-    """The speed-probe reading kept with a stored profile (ms), or None."""
-    value = stored.get(PROBE_KEY)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return float(value)
-    return None
 
 
 def _unfit_for_baseline(result: CaseResult) -> str:
