@@ -75,6 +75,9 @@ class ScriptedBackend(BackendBase):
     delay_ms = FAST_MS
     profiler: str | BaseException = "layers"  # "layers", "none" (no profiler) or an exception to raise
     disturbed_passes = 0  # the first profile passes come back with layers spread wide, as preempted ones do
+    # the speed probe around a profile pass, ms: steady unless a test says otherwise, since the scripted profiles
+    # are fixed numbers and a real probe on a loaded CI host would "correct" them by its own noise
+    probe_reading = 1.0
     log: ClassVar[list[tuple[str, int]]] = []
     profiled: ClassVar[list[int]] = []
     runners: ClassVar[list[ProfiledRunner]] = []
@@ -107,6 +110,8 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> type[ScriptedBackend]:
     fresh = {"delay_ms": FAST_MS, "profiler": "layers", "disturbed_passes": 0, "log": [], "profiled": [], "runners": []}
     for name, value in fresh.items():
         monkeypatch.setattr(ScriptedBackend, name, value)
+    monkeypatch.setattr(ScriptedBackend, "probe_reading", 1.0)
+    monkeypatch.setattr(session_module, "probe_ms", lambda: ScriptedBackend.probe_reading)
     return ScriptedBackend
 
 
@@ -179,8 +184,26 @@ def test_a_regression_names_where_the_time_went_after_its_confirmation(tmp_path,
     top = attribution["groups"][0]
     assert top["label"] == "Conv_2" and top["above_noise"] and top["change"] == "slower"
     assert not any(g["above_noise"] for g in attribution["groups"][1:])  # Conv_0 and Relu_1 did not move
-    # the current profile at the baseline's runner speed (speed probe): 3 ms give or take the runner's drift
-    assert attribution["current_ms"] - attribution["baseline_ms"] == pytest.approx(3.0, rel=0.25)
+    assert attribution["current_ms"] - attribution["baseline_ms"] == pytest.approx(3.0)
+    assert attribution["runner_change"] == 0.0  # the probe read the same around both passes
+
+
+def test_a_runner_slower_around_the_current_pass_is_taken_out_of_the_layers(tmp_path, scripted, case):
+    recorded(tmp_path, case)  # the probe reads 1.0 ms around the baseline's pass
+    scripted.delay_ms = SLOW_MS
+    scripted.probe_reading = 1.25  # the whole host 25% slower around this pass: every layer moved by it
+    result = HarnessSession(config(tmp_path)).run_case(case)
+
+    assert result.profile is not None and result.profile["probe_ms"] == 1.25  # stored as read
+    attribution = results_file(tmp_path)["attribution"]
+    assert attribution["runner_change"] == pytest.approx(0.25)
+    # Conv_2: 3.8 ms read at 1.25x the baseline's runner time is 3.04 ms at its speed, +2.24 ms on 0.8 ms; the
+    # layers that did not change read 20% faster at the baseline's speed and stay under the noise
+    top = attribution["groups"][0]
+    assert top["label"] == "Conv_2" and top["above_noise"]
+    assert top["current_ms"] - top["baseline_ms"] == pytest.approx(3.8 / 1.25 - 0.8, abs=1e-3)
+    assert "where: Conv_2 +2.24 ms" in result.message.splitlines()[0]
+    assert attribution["current_ms"] == pytest.approx((1.0 + 0.2 + 3.8) / 1.25, abs=1e-3)
 
 
 def test_an_unchanged_case_keeps_its_attribution_but_its_message_names_no_group(tmp_path, scripted, case):
