@@ -194,3 +194,37 @@ def test_a_bad_history_url_stops_the_run_before_anything_is_measured(pytester: p
     errors = [line for line in run.errlines if "history store" in line]
     assert errors and "cannot be opened" in errors[0] and "pw" not in errors[0]
     assert not cases(project)
+
+
+@pytest.mark.parametrize("argv", [["show"], ["detect"], ["plot", "--out", "plots"]])
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_HISTORY", raising=False)
+    for given in (["--history", "histroy.db"], []):  # a mistyped path, and the default store of this folder
+        assert main(["history", *argv, *given]) == 2
+        err = capsys.readouterr().err
+        assert "no history store there yet; runs are appended by pytest --history URL" in err, err
+        assert err.count("\n") == 1
+    assert not list(tmp_path.glob("*.db")) and not (tmp_path / ".harness-history.db").exists()
+
+
+def test_an_import_that_fails_on_its_files_creates_no_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    synthetic_run(0).write(tmp_path / "good" / "results.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["history", "import", "good", "bad.json", "--history", "h.db"]) == 2
+    assert main(["history", "import", "good", "missing.json", "--history", "h.db"]) == 2
+    assert not (tmp_path / "h.db").exists()  # nothing half-imported either: the good file waits for a clean rerun
+    assert main(["history", "import", "good", "--history", "h.db"]) == 0
+
+
+def test_report_history_on_a_store_that_is_not_there_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    synthetic_run(0).write(tmp_path / "run" / "results.json")
+    assert main(["report", str(tmp_path / "run"), "--history", str(tmp_path / "none.db"), "--no-step-summary"]) == 2
+    err = capsys.readouterr().err
+    assert "none.db: no history store there yet" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.db").exists()

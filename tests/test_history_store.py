@@ -406,3 +406,18 @@ def test_unusable_stores_are_one_line(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(HarnessError, match="holds tables that are not a harness history store"):
         HistoryStore(str(lone))
+
+
+def test_a_reader_of_an_empty_postgresql_database_creates_no_tables(postgres_url: str) -> None:  # noqa: F811
+    import sqlalchemy as sa
+
+    with pytest.raises(HarnessError, match=r"/history_\w+: no history store there yet"):
+        HistoryStore(postgres_url, create=False)
+    engine = sa.create_engine(normalize_url(postgres_url))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    append_all(postgres_url, [synthetic_run(0)])  # a run appended: now it is a store to read
+    with HistoryStore(postgres_url, create=False) as store:
+        assert len(store.runs()) == 1

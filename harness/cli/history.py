@@ -22,7 +22,7 @@ from harness.core.fsio import atomic_write_bytes, require_writable
 from harness.core.metrics import GATED_METRICS, METRICS, brief_label, format_change, format_p_value, resolve_metric
 from harness.history.changes import ChangePoint
 from harness.history.changes import detect as detect_changes
-from harness.history.importing import import_results
+from harness.history.importing import import_results, read_runs
 from harness.history.series import Series
 from harness.history.store import DEFAULT_URL, ENV_VAR, HistoryStore, StoreReadOnly, parse_since
 from harness.judge.baselines import BaselineStore
@@ -46,8 +46,9 @@ def history_url(value: str | None) -> str:
     return value or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def open_store(args: argparse.Namespace) -> HistoryStore:
-    return HistoryStore(history_url(args.history))
+def open_store(args: argparse.Namespace, *, create: bool = False) -> HistoryStore:
+    """The store of ``args``; only ``import`` creates one, the reading commands refuse a store that is not there."""
+    return HistoryStore(history_url(args.history), create=create)
 
 
 # -- import ----------------------------------------------------------------------------------------------------------
@@ -58,8 +59,9 @@ def _import_args(parser: argparse.ArgumentParser) -> None:
 
 
 def import_(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        outcome = import_results(store, args.inputs)
+    runs = read_runs(args.inputs)  # every file checked before the store is opened, or created
+    with open_store(args, create=True) as store:
+        outcome = import_results(store, args.inputs, runs)
         for path, run_id in outcome.imported:
             print(f"  {path}: run {run_id} imported")
         for path, run_id in outcome.present:

@@ -103,7 +103,7 @@ def report(args: argparse.Namespace) -> int:
     if args.metrics_file:
         check_metrics_file(args.metrics_file)
     if args.history:  # asked for by name: a store that cannot be read is this command's error, before any work
-        HistoryStore(args.history).close()
+        HistoryStore(args.history, create=False).close()
     files = write_reports(results, out_dir, baseline=args.baseline, history=args.history)
     print(files.headline)
     for path in (files.html, files.markdown, files.benchmark_json):

@@ -17,7 +17,7 @@ from harness.core.fsio import dumps_json
 from harness.core.results import RunResults, results_files
 from harness.history.store import HistoryStore, run_info
 
-__all__ = ["ImportOutcome", "import_results", "results_files"]
+__all__ = ["ImportOutcome", "import_results", "read_runs", "results_files"]
 
 
 @dataclass
@@ -26,10 +26,20 @@ class ImportOutcome:
     present: list[tuple[Path, str]] = field(default_factory=list)  # (file, run id) the store already held
 
 
-def import_results(store: HistoryStore, inputs: Iterable[str | Path]) -> ImportOutcome:
-    """Append every results file below ``inputs`` to ``store`` (see the module docstring)."""
+def read_runs(inputs: Iterable[str | Path]) -> list[tuple[Path, RunResults]]:
+    """Every results file below ``inputs``, read and checked, before a store is touched: a missing or unreadable
+    file, or a merged file beside its parts, is one line and no store is created for it."""
     runs = [(path, RunResults.read(path)) for path in results_files(inputs)]
     _refuse_overlaps(runs)
+    return runs
+
+
+def import_results(
+    store: HistoryStore, inputs: Iterable[str | Path], runs: list[tuple[Path, RunResults]] | None = None
+) -> ImportOutcome:
+    """Append every results file below ``inputs`` (or the ``runs`` :func:`read_runs` read from them) to ``store``
+    (see the module docstring)."""
+    runs = read_runs(inputs) if runs is None else runs
     outcome = ImportOutcome()
     for path, results in runs:
         info = run_info(results, "import")

@@ -164,10 +164,13 @@ class HistoryStore:
     ``postgresql://user@host/db`` or a plain path (an SQLite file). Also a context manager that closes it.
 
     Every way the database can be unusable (a bad URL, a server that does not answer, a file that is not a
-    database, a store written by a newer harness) is one :class:`HarnessError` line.
+    database, a store written by a newer harness) is one :class:`HarnessError` line. ``create=False`` is for
+    commands that only read what runs appended (show, detect, plot, trends): a store that does not exist yet, an
+    absent SQLite file or a database without the harness's tables, is that line too, and nothing is created (a
+    mistyped path would otherwise leave an empty database behind and read as "no series").
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, create: bool = True):
         import sqlalchemy as sa
 
         from harness.history.schema import SCHEMA_VERSION
@@ -186,9 +189,25 @@ class HistoryStore:
         self.display = (
             url if "://" in url and written.password is None else written.render_as_string(hide_password=True)
         )
+        self.create = create
+        self._refuse_absent_file()
         self.engine = self._create_engine(self.url)
         with self._errors("cannot be opened"):
             self._migrate()
+
+    def _absent(self) -> HarnessError:
+        return HarnessError(
+            f"{self.display}: no history store there yet; runs are appended by pytest --history URL, "
+            "harness merge --history URL or harness history import RESULTS --history URL"
+        )
+
+    def _refuse_absent_file(self) -> None:
+        """``create=False``: an SQLite file that does not exist is refused before SQLite would create it."""
+        if self.create or self.url.get_backend_name() != "sqlite" or self.url.query.get("uri"):
+            return
+        database = self.url.database
+        if database and database != ":memory:" and not Path(database).is_file():
+            raise self._absent()
 
     # -- opening ----------------------------------------------------------------------------------------------------
     def _create_engine(self, url: sa.URL) -> sa.Engine:
@@ -232,6 +251,9 @@ class HistoryStore:
             self.stored_version = self._checked_version(conn)
         if self.stored_version == self.schema_version:
             return
+        if self.stored_version == 0 and not self.create:
+            self.close()
+            raise self._absent()
         try:
             with self._writing() as conn:
                 if conn.dialect.name == "postgresql":

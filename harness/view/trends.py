@@ -60,7 +60,7 @@ def load_trends(view: ReportView, url: str) -> TrendSection:
     key = str(view.environment.get("key") or "unknown")
     metrics = {*TREND_METRICS, *(d.metric for c in view.cases for d in c.deltas)}
     try:
-        with HistoryStore(url) as store:
+        with HistoryStore(url, create=False) as store:
             series = [s for metric in sorted(metrics) for s in store.series(metric=metric, baseline_key=key)]
             display = store.display
     except HarnessError as exc:
