@@ -48,7 +48,14 @@ def test_a_a_rerun_passes_and_a_simulated_slowdown_fails_only_the_selected_case(
         run(pytester).assert_outcomes(passed=4)
         assert all(c["verdict"] in ("unchanged", "improved", "ambiguous") for c in cases(project).values())
 
-    outcome = run(pytester, "--simulate-slowdown", "1.2", "--slowdown-cases", "net-fp32-b1")
+    slowdown = ("--simulate-slowdown", "1.2", "--slowdown-cases", "net-fp32-b1")
+    outcome = run(pytester, *slowdown)
+    if cases(project)["net-fp32-b1"]["verdict"] == "ambiguous":
+        # A 2-core CI runner under a neighbour's bursts can spread five trials so wide that +20 % is not significant
+        # (seen: +19.2 %, p=0.35); the gate then says it cannot tell, which passes, as it should. Such a burst does
+        # not last long: a second run measures again and must decide. A false alarm on another case fails either run.
+        outcome.assert_outcomes(passed=4)
+        outcome = run(pytester, *slowdown)
     outcome.assert_outcomes(passed=3, failed=1)
     by_id = cases(project)
     assert {i for i, c in by_id.items() if c["status"] == "failed"} == {"net-fp32-b1"}

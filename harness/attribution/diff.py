@@ -308,7 +308,7 @@ def _differs(old: str | None, new: str | None) -> bool:
 
 
 def _label(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> str:
-    names = [layer.name for layer in sorted(new or old, key=lambda layer: (-layer.time_ms, layer.name))]
+    names = [layer.label for layer in sorted(new or old, key=lambda layer: (-layer.time_ms, layer.name))]
     shown = "+".join(names[:LABEL_LAYERS])
     return shown if len(names) <= LABEL_LAYERS else f"{shown} (+{len(names) - LABEL_LAYERS} more)"
 

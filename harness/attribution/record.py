@@ -33,6 +33,14 @@ class LayerTime:
     precision: str | None = None  # precision / format where the backend says (fp16, int8, "Half(NCHW)")
     tactic: str | None = None  # tactic or kernel name where the backend says
     signature: str | None = None  # op type + input/output shapes: matches layers where no node names exist
+    # the PyTorch module its nodes came from, where the ONNX file says (harness.attribution.scopes)
+    module: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How people read the layer: its module and name where the module is known (``encoder.layer.0.output.dense
+        (node_linear_5)``), else its name."""
+        return f"{self.module} ({self.name})" if self.module else self.name
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "ms": _round(self.time_ms)}
@@ -40,7 +48,7 @@ class LayerTime:
             out["nodes"] = list(self.nodes)
         if self.spread_ms:
             out["spread_ms"] = _round(self.spread_ms)
-        for key in ("precision", "tactic", "signature"):
+        for key in ("precision", "tactic", "signature", "module"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return out
@@ -64,6 +72,7 @@ class LayerTime:
             precision=data.get("precision"),
             tactic=data.get("tactic"),
             signature=data.get("signature"),
+            module=data["module"] if isinstance(data.get("module"), str) and data["module"] else None,
         )
 
 

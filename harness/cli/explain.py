@@ -175,7 +175,7 @@ def case_lines(attribution: CaseAttribution, label: str, top: int) -> list[str]:
     if diff is None:
         lines = [f"{head}: {attribution.note}", "  this run's slowest layers:"]
         rows: list[tuple[str, ...]] = [
-            (_cut(layer.name), layer.kind, format_ms(layer.time_ms), percent(attribution.profile.share(layer)))
+            (_cut(layer.label), layer.kind, format_ms(layer.time_ms), percent(attribution.profile.share(layer)))
             for layer in attribution.profile.layers[:top]
         ]
         return lines + _table(("layer", "type", "ms", "% of layers"), rows, numeric=(2, 3))

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.attribution.diff import ProfileDiff, diff_profiles
 from harness.attribution.record import LayerProfile
+from harness.attribution.scopes import module_scopes_of_file, with_modules
 from harness.backends.base import Backend, BackendContext, get_backend
 from harness.core.errors import CaseSkipped, HarnessError, log_internal_error, output_error
 from harness.core.messages import condensed
@@ -428,6 +429,9 @@ class HarnessSession:
             note = f"least disturbed of {len(passes)} passes (end-to-end {seen}; measured {measured:.3g} ms)"
             profile = replace(profile, notes=(*profile.notes, note))
         profile = replace(profile, probe_ms=speed)
+        # the modules the nodes came from, where the ONNX file says (a torch.export-based export's scopes)
+        model = self.prepared(case)
+        profile = with_modules(profile, module_scopes_of_file(str(model.path), model.sha256))
         result.profile = profile.to_dict()
         return profile
 

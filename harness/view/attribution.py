@@ -135,7 +135,7 @@ class CaseAttribution:
                 by_layer[name] = group
             if not group.current_layers:
                 removed.append(group)
-        rows = [self._layer_row(layer.name, layer, by_layer.get(layer.name)) for layer in self.profile.layers]
+        rows = [self._layer_row(layer.label, layer, by_layer.get(layer.name)) for layer in self.profile.layers]
         rows += [self._layer_row(name, None, group) for group in removed for name in group.baseline_layers]
         return rows if limit is None else rows[:limit]
 
