@@ -2,7 +2,8 @@
 written as a ``torch:`` factory is recorded as the baseline, then one of its blocks is made heavier (a 3x3 convolution
 becomes 7x7); the run fails the case and the attribution (torch.profiler's CUDA kernel times per module, named by the
 nodes of the harness's own ONNX export) puts most of the change on that block, while an A/A rerun names no group.
-Needs torch with a CUDA GPU; skipped with the reason elsewhere (docs/evidence/attribution-h200.md has a run)."""
+Needs torch with a CUDA GPU; skipped with the reason elsewhere (docs/evidence/attribution.md; benchmarks/perf/
+gpu_evidence.sh OUT attribution runs it)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,13 @@
 # Stages: tests (the gpu-marked tests), fidelity (benchmarks/perf/gpu_fidelity.py), suite (the GPU suite on the
 # torch backend twice: the first run records baselines under baselines/, the second gives the between-run spread),
 # contrast (ONNX Runtime CPU on the same exported models, recorded as baselines too; torch eager and torch.compile
-# on a subset), smoke (a short suite run). Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds all.
+# on a subset), smoke (a short suite run), attribution (tests/test_e2e_attribution_gpu.py: one block made heavier is
+# named, an A/A names none), gate (the GPU suite against baselines another process recorded: A/A, then +5% simulated
+# on two cases; docs/evidence/gpu-gate-h200-fresh-process.md), calibrate (harness calibrate on those two cases, 8
+# runs of one process each, at the suite's 2%). Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
+# all.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 out="$1"; shift
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -43,6 +47,19 @@ for stage in "$@"; do
         -k "fp16-b8" --trials 1 ;;
     smoke)
       run_suite smoke --backend torch --baseline-dir "$out/smoke-baselines" --min-duration-ms 100 --trials 1 -k "b8" ;;
+    attribution)
+      python3 -m pytest tests/test_e2e_attribution_gpu.py -m gpu -rs -v -p no:cacheprovider \
+        2>&1 | tee "$out/attribution-gpu.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|where:|passed|failed" | tail -30 ;;
+    gate)
+      # the profile pass is left out: it runs after the judged trials and changes no verdict, only the run's length
+      run_suite gate-record --backend torch --baseline-dir "$out/gate-baselines" --update-baselines --no-profile
+      run_suite gate-aa --backend torch --baseline-dir "$out/gate-baselines" --no-profile
+      run_suite gate-slowdown --backend torch --baseline-dir "$out/gate-baselines" --no-profile \
+        --simulate-slowdown 1.05 --slowdown-cases torch-resnet50-fp16-b1 --slowdown-cases torch-bert-base-fp16-b8 ;;
+    calibrate)
+      python3 -m harness.cli calibrate "$suite" --backend torch --cases torch-bert-base-fp16-b8 \
+        --cases torch-resnet50-fp16-b1 --runs 8 --tolerance 2% --json "$out/calibrate-torch.json" \
+        2>&1 | tee "$out/calibrate.log" | tail -24 ;;
     *) echo "unknown stage $stage" >&2 ;;
   esac
 done
