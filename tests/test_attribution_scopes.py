@@ -4,6 +4,7 @@ module path where the exporter's node names (node_conv2d_1) say nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import onnx
@@ -12,6 +13,8 @@ import pytest
 from harness.attribution.diff import diff_profiles
 from harness.attribution.record import LayerProfile, LayerTime
 from harness.attribution.scopes import common_module, module_scopes, node_module, with_modules
+from harness.cli.main import main
+from harness.core.results import RunResults
 from harness.run.config import RunConfig
 from harness.run.session import HarnessSession
 from harness.suite.load import load_suite
@@ -126,3 +129,50 @@ def test_a_run_names_the_changed_block_by_its_module(models: Path, tmp_path: Pat
     top = diff.groups[0]
     assert top.label.startswith("block2 (") and top.delta_ms > 0, top
     assert top.label.removeprefix("block2 (").removesuffix(")") in {layer.name for layer in after.layers}
+
+
+def write_trtexec_profile(path: Path, times: dict[str, float]) -> Path:
+    """A trtexec ``--exportProfile`` file (500 inferences) of layers named as TensorRT names them after the nodes."""
+    total = sum(times.values())
+    rows = [
+        {"name": n, "timeMs": t * 500, "averageMs": t, "medianMs": t, "percentage": 100 * t / total}
+        for n, t in times.items()
+    ]
+    path.write_text(json.dumps([{"count": 500}, *rows]))
+    return path
+
+
+def test_explain_onnx_names_two_engines_layers_by_module(models: Path, tmp_path: Path, capsys) -> None:
+    block1, block2 = "node_conv2d + node_relu", "{ForeignNode[node_conv2d_1...node_relu_1]}"
+    old = write_trtexec_profile(tmp_path / "old.profile.json", {block1: 0.10, block2: 0.05})
+    new = write_trtexec_profile(tmp_path / "new.profile.json", {block1: 0.10, block2: 0.20})
+    model = models / "net.onnx"
+
+    assert main(["explain", str(new), "--baseline", str(old), "--onnx", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith(f"baseline {old}, model {model}")
+    assert f"where: block2 ({block2}) +0.15 ms (100% of the change)" in out
+    assert f"  block1 ({block1})  " in out  # the unchanged group's row: Conv and ReLU of block1's two children
+
+    assert main(["explain", str(new), "--baseline", str(old)]) == 0  # without the model: the layer names only
+    assert f"where: {block2} +0.15 ms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("onnx_arg", "message"),
+    [
+        ("missing.onnx", "missing.onnx: not found; give the path of an ONNX model file (.onnx)"),
+        ("old.profile.json", "old.profile.json: not an ONNX model ("),
+    ],
+)
+def test_explain_onnx_mistakes_are_one_line(tmp_path: Path, capsys, onnx_arg: str, message: str) -> None:
+    old = write_trtexec_profile(tmp_path / "old.profile.json", {"a": 0.1})
+    assert main(["explain", str(old), "--baseline", str(old), "--onnx", str(tmp_path / onnx_arg)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_explain_onnx_is_refused_for_a_results_file(tmp_path: Path, capsys) -> None:
+    RunResults(environment={}, cases=[]).write(tmp_path / "results.json")
+    assert main(["explain", str(tmp_path / "results.json"), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "--onnx applies to trtexec profiles" in capsys.readouterr().err

@@ -16,6 +16,9 @@ Each profile's companions are found by name where not given: TREx's naming (``X.
 ``X.graph.json`` or ``X.layers.json``, ``X.timing.json`` or ``X.times.json``, ``X.profile.metadata.json``) and the
 trtexec backend's artifact folders (``profile.json`` beside ``layer_info.json`` and ``times.json``). One trtexec
 profile may also be compared with one case (``--case``) of a results.json or baseline file that kept its profile.
+``--onnx MODEL`` gives the model the engines were built from: a Myelin ``ForeignNode[first...last]`` then stands for
+every node between its ends, names are resolved against the real node list, and the layers of a torch.export-based
+export are named by their module (:mod:`harness.attribution.scopes`), as a harness run names them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from harness.attribution.diff import diff_profiles
+from harness.attribution.names import OnnxGraph
 from harness.attribution.record import LayerProfile
+from harness.attribution.scopes import module_scopes, with_modules
 from harness.attribution.trt_files import (
     layer_profile,
     median_latency,
@@ -41,6 +46,7 @@ from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json
 from harness.core.metrics import format_ms
 from harness.core.results import CaseResult, RunResults
+from harness.models.sources import load_onnx_structure
 from harness.view.attribution import (
     NO_PROFILE,
     TOP_GROUPS,
@@ -105,6 +111,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the same for the --baseline engine's trtexec profile",
     )
     parser.add_argument(
+        "--onnx",
+        metavar="MODEL",
+        help="the ONNX model the trtexec-profiled engines were built from: Myelin ForeignNode ranges become the "
+        "nodes between their ends, and layers of a torch.export-based export are named by their PyTorch module",
+    )
+    parser.add_argument(
         "--top", type=_positive, default=TOP_GROUPS, metavar="N", help=f"groups shown per case (default {TOP_GROUPS})"
     )
 
@@ -112,8 +124,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     path, data = _read_current(Path(args.results))
     baseline = _trtexec_baseline(args)
+    if args.onnx and baseline is None and not is_trtexec_profile(data):
+        raise HarnessError(
+            f"--onnx applies to trtexec profiles; {path} is a results file, whose run named its layers already"
+        )
+    model = ModelNames.read(Path(args.onnx)) if args.onnx else None
+    if baseline is not None and model is not None:
+        baseline = replace(baseline, model=model)
     if is_trtexec_profile(data):
-        return _explain_trtexec(args, TrtexecFiles.beside(path, data, args.layer_info), baseline)
+        return _explain_trtexec(args, TrtexecFiles.beside(path, data, args.layer_info, model), baseline)
     if args.layer_info:
         raise HarnessError(
             f"--layer-info applies to a trtexec profile; {path} is a results file, whose cases keep their layers"
@@ -319,6 +338,20 @@ def _companion_prefix(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class ModelNames:
+    """What ``--onnx`` tells a trtexec profile: the model's node list (:class:`OnnxGraph`) and its nodes' modules."""
+
+    path: Path
+    graph: OnnxGraph
+    scopes: dict[str, str]
+
+    @classmethod
+    def read(cls, path: Path) -> ModelNames:
+        model = load_onnx_structure(path)
+        return cls(path, OnnxGraph.from_model(model), module_scopes(model))
+
+
+@dataclass(frozen=True)
 class TrtexecFiles:
     """One engine's trtexec exports: the ``--exportProfile`` file and the companions given or found beside it."""
 
@@ -328,9 +361,12 @@ class TrtexecFiles:
     times: Path | None = None
     metadata: Path | None = None  # a profiling *.metadata.json, read for the end-to-end median where no times are
     found: tuple[Path, ...] = ()  # the companions found by their names rather than given
+    model: ModelNames | None = None  # --onnx: the model the engine was built from
 
     @classmethod
-    def beside(cls, profile: Path, data: list[Any], layer_info: str | None) -> TrtexecFiles:
+    def beside(
+        cls, profile: Path, data: list[Any], layer_info: str | None, model: ModelNames | None = None
+    ) -> TrtexecFiles:
         prefix = _companion_prefix(profile.name)
 
         def first(names: Sequence[str]) -> Path | None:
@@ -342,7 +378,7 @@ class TrtexecFiles:
         times = first(TIMES_NAMES)
         metadata = None if times else first(METADATA_NAMES)
         found = tuple(p for p in (None if layer_info else info, times, metadata) if p is not None)
-        return cls(profile, data, info, times, metadata, found)
+        return cls(profile, data, info, times, metadata, found, model)
 
     @property
     def name(self) -> str:
@@ -368,6 +404,7 @@ class TrtexecFiles:
         parts += [f"layer info {self.layer_info}"] if self.layer_info else []
         parts += [f"times {self.times}"] if self.times else []
         parts += [f"end to end from {self.metadata}"] if self.metadata else []
+        parts += [f"model {self.model.path}"] if self.model else []
         return ", ".join(parts)
 
     def read(self) -> LayerProfile:
@@ -378,7 +415,11 @@ class TrtexecFiles:
         latencies = self._companion(read_times, self.times) or []
         metadata = self._companion(read_metadata, self.metadata)
         end_to_end = median_latency(metadata) if metadata else None
-        return layer_profile(layers, info, iterations=count, latencies_ms=latencies, end_to_end_ms=end_to_end)
+        graph = self.model.graph if self.model else None
+        profile = layer_profile(
+            layers, info, iterations=count, graph=graph, latencies_ms=latencies, end_to_end_ms=end_to_end
+        )
+        return with_modules(profile, self.model.scopes) if self.model else profile
 
     def notes(self, profile: LayerProfile) -> list[str]:
         """What the profile could not say; without layer information, that nodes come from the layer names."""

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
 import yaml
 
 from harness.core.errors import HarnessError
 from harness.core.fsio import atomic_write_text
 from harness.models.graph import real_inputs, tensor_info
-from harness.models.sources import check_sources
+from harness.models.sources import check_sources, load_onnx_structure
 from harness.suite.backend_options import backend_name_problem
 from harness.suite.load import load_suite
 
@@ -128,15 +127,7 @@ def _dim(dim: int | str | None, position: int, shared: bool, batch_dim: Any, sha
 
 
 def _load_graph(path: Path) -> Any:
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "not found"
-        raise HarnessError(f"{path}: {what}; give the path of an ONNX model file (.onnx)")
-    try:  # the signature is all that is needed: weights in external files stay on disk
-        return onnx.load(str(path), load_external_data=False).graph
-    except Exception as exc:  # protobuf raises DecodeError and friends for what is not an ONNX file
-        raise HarnessError(
-            f"{path}: not an ONNX model ({type(exc).__name__}); export it to ONNX first, e.g. with torch.onnx.export"
-        ) from None
+    return load_onnx_structure(path).graph  # the signature is all that is needed: weights stay on disk
 
 
 def _guess(dim: str) -> tuple[str, int]:

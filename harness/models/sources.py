@@ -77,6 +77,20 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         ) from None
 
 
+def load_onnx_structure(path: Path) -> onnx.ModelProto:
+    """The model at ``path`` without its external weights (they stay on disk): its graph, node names and metadata,
+    for what reads the model rather than runs it. A path that is not an ONNX file is one :class:`HarnessError`."""
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "not found"
+        raise HarnessError(f"{path}: {what}; give the path of an ONNX model file (.onnx)")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends for what is not an ONNX file
+        raise HarnessError(
+            f"{path}: not an ONNX model ({type(exc).__name__}); export it to ONNX first, e.g. with torch.onnx.export"
+        ) from None
+
+
 def check_sources(suite: Suite) -> None:
     """Refuse a model source that this stage cannot find (a zoo model not in the onnx wheel, a torch factory whose
     module is nowhere to import from) with the one-line :class:`SuiteError` loading would give, naming the line.
