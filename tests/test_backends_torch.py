@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gpu_check import CUDA_REASON
 from suite_runner import BENCH_MODULE
 
 from harness.backends.base import get_backend
@@ -22,15 +23,6 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cuda_reason() -> str | None:
-    try:
-        import torch
-    except ImportError:
-        return "PyTorch is not installed"
-    return None if torch.cuda.is_available() else "no CUDA GPU"
-
-
-CUDA_REASON = _cuda_reason()
 gpu = pytest.mark.skipif(CUDA_REASON is not None, reason=f"needs torch with a CUDA GPU: {CUDA_REASON}")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from gpu_check import CUDA_REASON
 
 from harness.attribution.torch_trace import ITERATION, ROOT, ModuleCall, Span, module_label, profile_from_spans
 from harness.backends.base import BackendContext, get_backend
@@ -178,12 +179,8 @@ def test_a_profile_without_inferences_is_a_one_line_error():
 
 
 # -- on a GPU --------------------------------------------------------------------------------------------------------
-def _cuda_reason() -> str | None:
-    return None if torch.cuda.is_available() else "no CUDA GPU"
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(_cuda_reason() is not None, reason="the torch backend's profile pass needs a CUDA GPU")
+@pytest.mark.skipif(CUDA_REASON is not None, reason=f"the torch backend's profile pass needs a CUDA GPU: {CUDA_REASON}")
 @pytest.mark.parametrize("mode", ["graphs", "eager"])
 def test_the_torch_backend_profiles_kernel_time_per_module_on_the_gpu(tmp_path, mode):
     (tmp_path / "profiled_nets.py").write_text(NETS)

@@ -15,19 +15,6 @@ from harness.view.attribution import signed_ms
 
 
 @pytest.fixture
-def harness(capsys):
-    def call(*args: str) -> tuple[int, str, str]:
-        try:
-            status = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse's own refusals
-            status = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return call
-
-
-@pytest.fixture
 def results_file(tmp_path):
     path = tmp_path / "results.json"
     RunResults(

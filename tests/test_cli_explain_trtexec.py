@@ -15,7 +15,6 @@ import pytest
 from test_view_attribution import record
 
 from harness.attribution.trt_files import profile_from_files
-from harness.cli.main import main
 from harness.core.results import RunResults
 
 EXPORTS = Path(__file__).parent / "data" / "tensorrt-exports"
@@ -25,19 +24,6 @@ SLOWED_NODES = ("Conv_271", "Clip_275")
 # TREx's names of an engine's files, and the trtexec backend's names in its artifact folder
 TREX = {"profile": "profile.json", "layer_info": "graph.json", "times": "timing.json"}
 ARTIFACTS = {"profile": "profile.json", "layer_info": "layer_info.json", "times": "times.json"}
-
-
-@pytest.fixture
-def harness(capsys):
-    def call(*args: object) -> tuple[int, str, str]:
-        try:
-            status = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse's own refusals
-            status = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return call
 
 
 def write_engine(folder: Path, names: dict[str, str], prefix: str = "", slower: float = 1.0) -> Path:

@@ -12,20 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpu_check import CUDA_REASON
 from suite_runner import BENCH_MODULE, cases, run_suite
 
 pytest_plugins = ["pytester"]
 
 
-def _cuda_reason() -> str | None:
-    try:
-        import torch
-    except ImportError:
-        return "PyTorch is not installed"
-    return None if torch.cuda.is_available() else "no CUDA GPU"
-
-
-CUDA_REASON = _cuda_reason()
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(CUDA_REASON is not None, reason=f"needs torch with a CUDA GPU: {CUDA_REASON}"),
