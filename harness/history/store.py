@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.core.errors import HarnessError
 from harness.core.fsio import dumps_json
@@ -44,6 +44,9 @@ _MIGRATION_LOCK = 0x6861726E657373  # pg_advisory_xact_lock key: one process mig
 _CHANGE_POINTS_LOCK = _MIGRATION_LOCK + 1  # one detection replaces change points at a time (see replace_change_points)
 _SQLITE_READONLY = 8  # SQLite's primary result code for a write to a read-only database (low byte of extended codes)
 _PG_REFUSED_WRITES = frozenset({"25006", "42501"})  # SQLSTATE read_only_sql_transaction, insufficient_privilege
+
+
+_Query = TypeVar("_Query", bound="sa.Select[Any]")
 
 
 class StoreReadOnly(HarnessError):
@@ -424,12 +427,9 @@ class HistoryStore:
             )
             .order_by(runs.c.time, runs.c.run_id)
         )
-        like = _like(case)
-        if like is not None:
-            query = query.where(mv.c.case_id.like(like, escape="\\"))
-        for column, wanted in ((mv.c.metric, metric), (mv.c.suite, suite), (runs.c.baseline_key, baseline_key)):
-            if wanted is not None:
-                query = query.where(column == wanted)
+        query = _matching(
+            query, mv.c.case_id, case, (mv.c.metric, metric), (mv.c.suite, suite), (runs.c.baseline_key, baseline_key)
+        )
         if since is not None:
             query = query.where(runs.c.time >= since)
         with self._errors("cannot be read"), self.engine.connect() as conn:
@@ -458,12 +458,8 @@ class HistoryStore:
         if self.stored_version < 3:
             return []
         query = sa.select(*(table.c[name] for name in StoredChange.__dataclass_fields__))
-        like = _like(case)
-        if like is not None:
-            query = query.where(table.c.case_id.like(like, escape="\\"))
-        for column, wanted in ((table.c.metric, metric), (table.c.suite, suite), (table.c.baseline_key, baseline_key)):
-            if wanted is not None:
-                query = query.where(column == wanted)
+        wanted = ((table.c.metric, metric), (table.c.suite, suite), (table.c.baseline_key, baseline_key))
+        query = _matching(query, table.c.case_id, case, *wanted)
         order = (table.c.suite, table.c.case_id, table.c.metric, table.c.baseline_key, table.c.time, table.c.run_id)
         with self._errors("cannot be read"), self.engine.connect() as conn:
             rows = conn.execute(query.order_by(*order)).all()
@@ -599,6 +595,18 @@ def _change_row(series: Series, point: ChangePoint) -> dict[str, Any]:
         "p_value": point.p_value,
         "worse": point.worse,
     }
+
+
+def _matching(query: _Query, case_column: Any, case: str, *wanted: tuple[Any, str | None]) -> _Query:
+    """``query`` narrowed to case ids like the glob ``case`` (a prefilter: the caller checks the glob itself) and to
+    the given values of the other columns (None: any)."""
+    like = _like(case)
+    if like is not None:
+        query = query.where(case_column.like(like, escape="\\"))
+    for column, value in wanted:
+        if value is not None:
+            query = query.where(column == value)
+    return query
 
 
 def _series_match(table: sa.Table, series: Series) -> list[sa.ColumnElement[bool]]:

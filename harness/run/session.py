@@ -426,7 +426,8 @@ class HarnessSession:
         profile, speed = min(passes, key=lambda taken: _noise(taken[0]))
         if len(passes) > 1:
             seen = ", ".join(f"{_end_to_end(p):.3g} ms ±{_noise(p):.2g}" for p, _ in passes)
-            note = f"least disturbed of {len(passes)} passes (end-to-end {seen}; measured {measured:.3g} ms)"
+            against = f"measured {measured:.3g} ms" if measured is not None else "no measured latency"
+            note = f"least disturbed of {len(passes)} passes (end-to-end {seen}; {against})"
             profile = replace(profile, notes=(*profile.notes, note))
         profile = replace(profile, probe_ms=speed)
         # the modules the nodes came from, where the ONNX file says (a torch.export-based export's scopes)
