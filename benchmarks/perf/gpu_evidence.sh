@@ -9,7 +9,9 @@
 # on a subset), smoke (a short suite run), attribution (tests/test_e2e_attribution_gpu.py: one block made heavier is
 # named, an A/A names none), gate (the GPU suite against baselines another process recorded: A/A, then +5% simulated
 # on two cases; docs/evidence/gpu-gate-h200-fresh-process.md), calibrate (harness calibrate on those two cases, 8
-# runs of one process each, at the suite's 2%). Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
+# runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py, then the same
+# calibration on the suite's ONNX exports on ONNX Runtime's CUDA provider; needs onnxruntime-gpu importable and the
+# CUDA libraries it loads on the loader path). Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
 # all.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -60,6 +62,12 @@ for stage in "$@"; do
       python3 -m harness.cli calibrate "$suite" --backend torch --cases torch-bert-base-fp16-b8 \
         --cases torch-resnet50-fp16-b1 --runs 8 --tolerance 2% --json "$out/calibrate-torch.json" \
         2>&1 | tee "$out/calibrate.log" | tail -24 ;;
+    ort-gpu)
+      python3 -m pytest tests/test_backends_onnxruntime_gpu.py -m gpu -rs -v -p no:cacheprovider \
+        2>&1 | tee "$out/ort-gpu-tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" | tail -12
+      python3 -m harness.cli calibrate "$suite" --backend onnxruntime --backend-option "providers=[CUDAExecutionProvider]" \
+        --cases torch-bert-base-fp16-b8 --cases torch-resnet50-fp16-b1 --runs 8 --tolerance 2% \
+        --json "$out/calibrate-ort-cuda.json" 2>&1 | tee "$out/calibrate-ort-cuda.log" | tail -24 ;;
     *) echo "unknown stage $stage" >&2 ;;
   esac
 done

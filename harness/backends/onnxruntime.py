@@ -3,6 +3,14 @@
 The built ``InferenceSession`` counts as the engine (its creation, which runs ORT's graph optimizations, is the build
 time). Threads are pinned (``intra_op_threads``, default 1) and recorded, because ORT's default of "all cores" makes
 numbers depend on the runner's core count and on whatever else the machine is doing.
+
+With a GPU execution provider first in ``providers`` (CUDA, TensorRT, TensorRT-RTX; the onnxruntime-gpu package) the
+backend is a GPU backend like the torch one: inputs and outputs stay in device memory (bound once, so a step times
+the inference and not the host-device copies, as trtexec's GPU compute time does), the baseline key names the GPU,
+telemetry judges its clocks, and a case that looks regressed is confirmed in a fresh process. ``fp32`` turns the CUDA
+provider's TF32 math off and ``tf32`` turns it on, so each precision means what it says (ORT's own default is on).
+A provider takes options as a one-key mapping, ``providers: [{CUDAExecutionProvider: {cudnn_conv_algo_search:
+HEURISTIC}}]``; they are recorded with every result.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from harness.suite.schema import Case
 
 OPTIONS = BACKEND_OPTIONS["onnxruntime"]  # the suite's table of this backend's options and their types
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+# Providers whose kernels run on an NVIDIA GPU, reading and writing CUDA device memory.
+CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "NvTensorRTRTXExecutionProvider")
 PROFILE_WARMUP = 3  # inferences of the profiling session left out of its profile: first-run allocations, thread spin-up
 
 
@@ -78,6 +88,33 @@ def _origins(model_path: Path, optimized: Path | None) -> dict[str, tuple[str, .
     )
 
 
+def provider_entries(providers: list[Any] | None) -> list[tuple[str, dict[str, str]]]:
+    """The suite's ``providers`` as (name, options) pairs: an entry is a provider's name or a one-key mapping of its
+    name to its options (values given to ORT as text, as its C API takes them)."""
+    entries: list[tuple[str, dict[str, str]]] = []
+    for entry in providers or ["CPUExecutionProvider"]:
+        if isinstance(entry, str):
+            entries.append((entry, {}))
+        elif isinstance(entry, dict) and len(entry) == 1:
+            ((name, options),) = entry.items()
+            if not isinstance(options, dict):
+                raise HarnessError(
+                    f"backend 'onnxruntime': the options of provider {name!r} must be a mapping, e.g. "
+                    "{CUDAExecutionProvider: {device_id: 0}}"
+                )
+            entries.append((str(name), {str(k): _option_text(v) for k, v in options.items()}))
+        else:
+            raise HarnessError(
+                f"backend 'onnxruntime': providers entry {entry!r} must be a provider's name or one mapping of a name "
+                "to its options, e.g. [{CUDAExecutionProvider: {device_id: 0}}, CPUExecutionProvider]"
+            )
+    return entries
+
+
+def _option_text(value: Any) -> str:
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
 def create(options: dict[str, Any], context: BackendContext) -> OnnxRuntimeBackend:
     try:
         import onnxruntime  # noqa: F401
@@ -106,14 +143,19 @@ class OnnxRuntimeBackend(BackendBase):
         context: BackendContext | None = None,
         intra_op_threads: int = 1,
         inter_op_threads: int = 1,
-        providers: list[str] | None = None,
+        providers: list[Any] | None = None,
         graph_optimization: str = "all",
     ) -> None:
         import onnxruntime as ort
 
         super().__init__(context)
         self._ort = ort
-        self.providers = list(providers or ["CPUExecutionProvider"])
+        self.provider_options = provider_entries(providers)
+        self.providers = [name for name, _ in self.provider_options]
+        # The first provider is the one ORT gives every node it can run: a GPU one makes this a GPU backend.
+        self.uses_gpu = self.providers[0] in CUDA_PROVIDERS
+        if self.uses_gpu:
+            self.precisions = frozenset({*self.precisions, "tf32"})
         missing = [p for p in self.providers if p not in ort.get_available_providers()]
         if missing:
             raise HarnessError(
@@ -135,6 +177,7 @@ class OnnxRuntimeBackend(BackendBase):
     def settings(self) -> dict[str, Any]:
         return {
             "providers": self.providers,
+            **({"provider_options": dict(self.provider_options)} if any(o for _, o in self.provider_options) else {}),
             "intra_op_threads": self.intra_op_threads,
             "inter_op_threads": self.inter_op_threads,
             "graph_optimization": self.graph_optimization,
@@ -144,15 +187,38 @@ class OnnxRuntimeBackend(BackendBase):
         if case.precision not in self.precisions:
             reason = self.precision_notes.get(case.precision, f"it runs {sorted(self.precisions)}")
             raise CaseSkipped(f"onnxruntime cannot run {case.precision}: {reason}")
+        providers = self._case_providers(case)
         start = time.perf_counter()
         try:
-            session = self._ort.InferenceSession(str(model.path), self._session_options(), providers=self.providers)
+            session = self._ort.InferenceSession(str(model.path), self._session_options(), providers=providers)
         except Exception as exc:
             raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {condensed(exc)}") from None
         build_ms = (time.perf_counter() - start) * 1e3
+        if self.providers[0] not in session.get_providers():
+            # ORT logs a provider that fails to load (a missing cuDNN, a driver too old) and runs on the next one: the
+            # numbers would be the CPU's under the GPU's baseline key.
+            raise HarnessError(
+                f"{case.id}: onnxruntime could not start {self.providers[0]} (the session runs on "
+                f"{session.get_providers()}); check that the CUDA and cuDNN libraries onnxruntime-gpu needs are on "
+                "the loader path (onnxruntime.preload_dlls() or LD_LIBRARY_PATH)"
+            )
         build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size)
-        profiled = _ProfiledSession(model.path, self._session_options, self.providers, self._trace_path(case))
-        return OnnxRuntimeEngine(session, build, lambda exc: rejected_inputs(model, case, self.name, exc), profiled)
+        profiled = _ProfiledSession(model.path, self._session_options, providers, self._trace_path(case))
+        device = _device_of(self.provider_options[0]) if self.uses_gpu else None
+        return OnnxRuntimeEngine(
+            session, build, lambda exc: rejected_inputs(model, case, self.name, exc), profiled, device
+        )
+
+    def _case_providers(self, case: Case) -> list[tuple[str, dict[str, str]]]:
+        """The providers with their options for this case: the CUDA provider computes fp32 in FP32 and tf32 in TF32
+        (its ``use_tf32``, on by default in ORT, would otherwise make an fp32 case a tf32 one)."""
+        if "CUDAExecutionProvider" not in self.providers:
+            return self.provider_options
+        tf32 = "1" if case.precision == "tf32" else "0"
+        return [
+            (name, {**options, "use_tf32": tf32} if name == "CUDAExecutionProvider" else options)
+            for name, options in self.provider_options
+        ]
 
     def _session_options(self) -> Any:
         """The options of every session of this backend: the measured one and the profiled one, so the profiler
@@ -179,13 +245,22 @@ class OnnxRuntimeBackend(BackendBase):
         return None if folder is None else folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id) / "ort_profile.json"
 
 
+def _device_of(provider: tuple[str, dict[str, str]]) -> tuple[str, int]:
+    """Where a CUDA-based provider keeps its tensors: ("cuda", its device_id option, 0 by default)."""
+    name, options = provider
+    try:
+        return "cuda", int(options.get("device_id", 0))
+    except ValueError:
+        raise HarnessError(f"backend 'onnxruntime': {name} device_id must be a GPU's number, e.g. 0") from None
+
+
 @dataclass(frozen=True)
 class _ProfiledSession:
     """What a profiling pass needs to open a session of its own like the measured one."""
 
     model_path: Path
     options: Callable[[], Any]
-    providers: list[str]
+    providers: list[tuple[str, dict[str, str]]]
     keep_trace: Path | None  # where the raw trace is kept as a case artifact; None: it is removed once read
 
 
@@ -196,14 +271,16 @@ class OnnxRuntimeEngine:
         build: BuildInfo,
         explain: Callable[[BaseException], str] | None = None,
         profiled: _ProfiledSession | None = None,
+        device: tuple[str, int] | None = None,
     ) -> None:
         self.session = session
         self.build = build
         self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
         self.profiled = profiled
+        self.device = device  # where inputs and outputs are kept, e.g. ("cuda", 0); None: host memory
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled)
+        return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled, self.device)
 
 
 class OnnxRuntimeRunner(RunnerBase):
@@ -213,18 +290,32 @@ class OnnxRuntimeRunner(RunnerBase):
         feeds: dict[str, np.ndarray],
         explain: Callable[[BaseException], str] | None = None,
         profiled: _ProfiledSession | None = None,
+        device: tuple[str, int] | None = None,
     ) -> None:
         self.session = session
         self.explain = explain
         self.feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
         self.profiled = profiled
+        self.device = device
         self.output_names = [o.name for o in session.get_outputs()]
-        # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values.
+        # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values; on a GPU
+        # provider both sides live in device memory, so no step copies between host and device.
         self.binding = session.io_binding()
+        self._device_inputs: list[Any] = []  # the device copies the binding points at, kept alive with the runner
         for name, value in self.feeds.items():
-            self.binding.bind_cpu_input(name, value)
+            if device is None:
+                self.binding.bind_cpu_input(name, value)
+            else:
+                import onnxruntime as ort
+
+                on_device = ort.OrtValue.ortvalue_from_numpy(value, device[0], device[1])
+                self._device_inputs.append(on_device)
+                self.binding.bind_ortvalue_input(name, on_device)
         for name in self.output_names:
-            self.binding.bind_output(name)
+            if device is None:
+                self.binding.bind_output(name)
+            else:
+                self.binding.bind_output(name, device[0], device[1])
 
     def step(self) -> None:
         self._run()
@@ -250,7 +341,7 @@ class OnnxRuntimeRunner(RunnerBase):
         setup = self.profiled
         with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as scratch:
             session, optimized = _profiling_session(setup, Path(scratch))
-            runner = OnnxRuntimeRunner(session, self.feeds, self.explain)
+            runner = OnnxRuntimeRunner(session, self.feeds, self.explain, device=self.device)
             try:
                 for _ in range(PROFILE_WARMUP + max(1, iterations)):
                     runner.step()
@@ -263,6 +354,11 @@ class OnnxRuntimeRunner(RunnerBase):
                 atomic_write_bytes(setup.keep_trace, trace.read_bytes())
         if origins is None:
             note = "node names as ONNX Runtime ran them: its optimized graph could not be saved to map fused nodes"
+            profile = replace(profile, notes=(*profile.notes, note))
+        if self.device is not None:
+            # ORT's profiler times a GPU node on the host, from its launch to its return: kernels queued behind it
+            # are counted where the stream waits, so shares are rough where the torch backend's are kernel times.
+            note = "node times as ONNX Runtime's profiler takes them on the host, not the GPU's kernel times"
             profile = replace(profile, notes=(*profile.notes, note))
         return profile
 
