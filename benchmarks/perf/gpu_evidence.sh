@@ -9,9 +9,9 @@
 # on a subset), smoke (a short suite run), attribution (tests/test_e2e_attribution_gpu.py: one block made heavier is
 # named, an A/A names none), gate (the GPU suite against baselines another process recorded: A/A, then +5% simulated
 # on two cases; docs/evidence/gpu-gate-h200-fresh-process.md), calibrate (harness calibrate on those two cases, 8
-# runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py, then the same
-# calibration on the suite's ONNX exports on ONNX Runtime's CUDA provider; needs onnxruntime-gpu importable and the
-# CUDA libraries it loads on the loader path). Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
+# runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py) and ort-calibrate
+# (the same calibration on the suite's ONNX exports on ONNX Runtime's CUDA provider); the last two need onnxruntime-gpu
+# importable and the CUDA libraries it loads on the loader path. Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
 # all.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -64,7 +64,8 @@ for stage in "$@"; do
         2>&1 | tee "$out/calibrate.log" | tail -24 ;;
     ort-gpu)
       python3 -m pytest tests/test_backends_onnxruntime_gpu.py -m gpu -rs -v -p no:cacheprovider \
-        2>&1 | tee "$out/ort-gpu-tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" | tail -12
+        2>&1 | tee "$out/ort-gpu-tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" | tail -12 ;;
+    ort-calibrate)
       python3 -m harness.cli calibrate "$suite" --backend onnxruntime --backend-option "providers=[CUDAExecutionProvider]" \
         --cases torch-bert-base-fp16-b8 --cases torch-resnet50-fp16-b1 --runs 8 --tolerance 2% \
         --json "$out/calibrate-ort-cuda.json" 2>&1 | tee "$out/calibrate-ort-cuda.log" | tail -24 ;;
