@@ -22,10 +22,13 @@ def isolated_args(root: Path) -> list[str]:
             "--harness-cache", str(root / "cache")]  # fmt: skip
 
 
-def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """pytest in-process on the project's suite.yaml with the harness folders isolated."""
+def run_suite(pytester: pytest.Pytester, *args: str, in_process: bool = True) -> pytest.RunResult:
+    """pytest on the project's suite.yaml with the harness folders isolated: in this process, or in a new one where a
+    run imports torch (pytester's in-process runs forget the modules a run imported, and torch cannot be imported a
+    second time into one process: "function '_has_torch_function' already has a docstring")."""
     root = pytester.path
-    return pytester.runpytest("--suite", str(root / "suite.yaml"), *isolated_args(root), *args)
+    run = pytester.runpytest if in_process else pytester.runpytest_subprocess
+    return run("--suite", str(root / "suite.yaml"), *isolated_args(root), *args)
 
 
 def two_model_project(pytester: pytest.Pytester, tolerance: str) -> Path:

@@ -158,7 +158,7 @@ def test_an_exported_network_on_the_cuda_provider_is_gated_like_a_gpu_case(pytes
     monkeypatch.syspath_prepend(str(pytester.path))
     args = ["-p", "harness.pytest_plugin", "--backend", "onnxruntime", *FAST]
 
-    run_suite(pytester, *args, "--update-baselines").assert_outcomes(passed=3)
+    run_suite(pytester, *args, "--update-baselines", in_process=False).assert_outcomes(passed=3)
     recorded = cases(pytester.path)
     env = json.loads((pytester.path / "reports" / "results.json").read_text())["environment"]
     assert env["uses_gpu"] and env["gpus"], "the baseline key names the GPU"
@@ -169,9 +169,11 @@ def test_an_exported_network_on_the_cuda_provider_is_gated_like_a_gpu_case(pytes
         assert recorded[case_id]["accuracy"]["passed"], recorded[case_id]["accuracy"]
     assert recorded["net-tf32-b8"]["accuracy"]["outputs"]["output"]["max_abs_error"] > 0
 
-    run_suite(pytester, *args).assert_outcomes(passed=3)  # A/A against the baselines of another process
+    run_suite(pytester, *args, in_process=False).assert_outcomes(passed=3)  # A/A: baselines of another process
 
-    slowed = run_suite(pytester, *args, "--simulate-slowdown", "1.3", "--slowdown-cases", "net-fp32-b8")
+    slowed = run_suite(
+        pytester, *args, "--simulate-slowdown", "1.3", "--slowdown-cases", "net-fp32-b8", in_process=False
+    )
     slowed.assert_outcomes(passed=2, failed=1)
     case = cases(pytester.path)["net-fp32-b8"]
     assert case["verdict"] == "regressed"

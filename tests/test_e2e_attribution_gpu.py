@@ -79,7 +79,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     cache = pytester.path / f"cache-k{os.environ.get('HEAVY_KERNEL', '3')}"
     # -p: the plugin by name too, for a checkout used through PYTHONPATH without an install (a GPU machine's copy)
     plugin = ["-p", "harness.pytest_plugin"]
-    return run_suite(pytester, *plugin, "--backend", "torch", *FAST, *args, "--harness-cache", str(cache))
+    return run_suite(
+        pytester, *plugin, "--backend", "torch", *FAST, *args, "--harness-cache", str(cache), in_process=False
+    )
 
 
 def delta(group: dict[str, Any]) -> float:

@@ -146,6 +146,59 @@ def test_bf16_retypes_the_fp16_graph_and_rounds_weights_from_fp32(prepared, cach
     onnx.checker.check_model(model)
 
 
+def _shared_by_two_blocked_ops() -> onnx.ModelProto:
+    """x -> MatMul -> h, and h read by two ops the fp16 recipe keeps fp32 (Softmax, Exp), as a BERT layer's residual
+    is read by its LayerNorm and by the next Add."""
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32) * 0.5, "w")
+    nodes = [
+        onnx.helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        onnx.helper.make_node("Softmax", ["h"], ["a"], name="soft", axis=-1),
+        onnx.helper.make_node("Exp", ["h"], ["b"], name="exp"),
+        onnx.helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "shared",
+        [onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [w],
+    )
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def test_fp16_of_a_tensor_read_by_two_blocked_ops_is_a_valid_model():
+    from harness.recipes.floats import to_float16
+
+    model = to_float16(_shared_by_two_blocked_ops(), {})
+    onnx.checker.check_model(model, full_check=True)
+    names = [n.name for n in model.graph.node]
+    assert len(names) == len(set(names))
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    ref = ort.InferenceSession(_shared_by_two_blocked_ops().SerializeToString()).run(None, {"x": x})[0]
+    out = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert np.abs(out - ref).max() < 5e-3
+
+
+def test_repeated_casts_of_older_converters_become_one():
+    """What onnxruntime-gpu 1.31's converter makes of that graph: one Cast per blocked reader, alike in node name and
+    output; an invalid model until all but one are dropped."""
+    from harness.recipes.floats import without_repeated_casts
+
+    model = _shared_by_two_blocked_ops()
+    cast = onnx.helper.make_node("Cast", ["h"], ["h_cast"], name="h_cast_node", to=TensorProto.FLOAT)
+    other = onnx.helper.make_node("Cast", ["h"], ["h_cast16"], name="h_cast16_node", to=TensorProto.FLOAT16)
+    mm, soft, exp, add = model.graph.node
+    soft.input[0] = exp.input[0] = "h_cast"
+    del model.graph.node[:]
+    model.graph.node.extend([mm, cast, soft, onnx.helper.make_node("Cast", ["h"], ["h_cast"], name="h_cast_node",
+                             to=TensorProto.FLOAT), exp, other, add])  # fmt: skip
+    with pytest.raises(onnx.checker.ValidationError):
+        onnx.checker.check_model(model, full_check=True)
+    fixed = without_repeated_casts(model)
+    assert [n.name for n in fixed.graph.node] == ["mm", "h_cast_node", "soft", "exp", "h_cast16_node", "add"]
+    onnx.checker.check_model(fixed, full_check=True)
+
+
 # -- int8 / fp8 --------------------------------------------------------------------------------------------------
 def _qdq_facts(model: onnx.ModelProto) -> dict[str, object]:
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

@@ -48,7 +48,30 @@ def to_float16(model: onnx.ModelProto, options: dict[str, Any]) -> onnx.ModelPro
         node_block_list=list(options.get("block_nodes", [])),
         disable_shape_infer=False,
     )
-    return topologically_sorted(converted)
+    return topologically_sorted(without_repeated_casts(converted))
+
+
+def without_repeated_casts(model: onnx.ModelProto) -> onnx.ModelProto:
+    """One Cast where the converter inserted several alike. Before onnxruntime 1.32 (onnxruntime-gpu 1.31 is the newest
+    GPU build) the converter adds a Cast in front of every blocked node a 16-bit tensor feeds, each with the same node
+    and output names, so a tensor read by two blocked nodes (a BERT layer's residual into LayerNorm and Add) gives an
+    invalid model ("two nodes with same node name"). Alike means same input, same target type, same output: one of
+    them computes what all of them would."""
+    graph = model.graph
+    kept: list[onnx.NodeProto] = []
+    casts: set[tuple[str, str, int]] = set()
+    for node in graph.node:
+        if node.op_type == "Cast" and len(node.input) == 1 and len(node.output) == 1:
+            to = next((a.i for a in node.attribute if a.name == "to"), -1)
+            key = (node.input[0], node.output[0], to)
+            if key in casts:
+                continue
+            casts.add(key)
+        kept.append(node)
+    if len(kept) < len(graph.node):
+        del graph.node[:]
+        graph.node.extend(kept)
+    return model
 
 
 def topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto:
