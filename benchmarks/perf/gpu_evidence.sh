@@ -9,9 +9,10 @@
 # on a subset), smoke (a short suite run), attribution (tests/test_e2e_attribution_gpu.py: one block made heavier is
 # named, an A/A names none), gate (the GPU suite against baselines another process recorded: A/A, then +5% simulated
 # on two cases; docs/evidence/gpu-gate-h200-fresh-process.md), calibrate (harness calibrate on those two cases, 8
-# runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py) and ort-calibrate
-# (the same calibration on the suite's ONNX exports on ONNX Runtime's CUDA provider); the last two need onnxruntime-gpu
-# importable and the CUDA libraries it loads on the loader path. Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
+# runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py), ort-gate (the gate's
+# record, A/A and +5% on the same two cases as ONNX exports on ONNX Runtime's CUDA provider) and ort-calibrate (the
+# calibration of those); the ort stages need onnxruntime-gpu importable and the CUDA libraries it loads on the loader
+# path. Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
 # all.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
@@ -65,6 +66,13 @@ for stage in "$@"; do
     ort-gpu)
       python3 -m pytest tests/test_backends_onnxruntime_gpu.py -m gpu -rs -v -p no:cacheprovider \
         2>&1 | tee "$out/ort-gpu-tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" | tail -12 ;;
+    ort-gate)
+      ort=(--backend onnxruntime --backend-option "providers=[CUDAExecutionProvider]" --no-profile
+           -k "torch-resnet50-fp16-b1 or torch-bert-base-fp16-b8")
+      run_suite ort-record "${ort[@]}" --baseline-dir "$out/ort-baselines" --update-baselines
+      run_suite ort-aa "${ort[@]}" --baseline-dir "$out/ort-baselines"
+      run_suite ort-slowdown "${ort[@]}" --baseline-dir "$out/ort-baselines" --simulate-slowdown 1.05 \
+        --slowdown-cases torch-resnet50-fp16-b1 --slowdown-cases torch-bert-base-fp16-b8 ;;
     ort-calibrate)
       python3 -m harness.cli calibrate "$suite" --backend onnxruntime --backend-option "providers=[CUDAExecutionProvider]" \
         --cases torch-bert-base-fp16-b8 --cases torch-resnet50-fp16-b1 --runs 8 --tolerance 2% \
