@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+from onnx import helper, numpy_helper
 from suite_runner import BENCH_MODULE, cases, run_suite
 
 from harness.backends.base import BackendContext, get_backend
@@ -60,8 +64,23 @@ def cuda_listed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _suite_case(tmp_path: Path, precision: str):
+    """The one case of a suite on a small MLP whose input is ``[batch, 16]``, at batch 2."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 16)).astype(np.float32), f"w{i}") for i in range(2)]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["h"], name="fc0"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "w1"], ["y"], name="fc1"),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 16])],
+        weights,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "mlp.onnx")
     (tmp_path / "s.yaml").write_text(
-        f"suite: s\nmodels:\n  - name: m\n    onnx_zoo: light_squeezenet\nprecisions: [{precision}]\n"
+        f"suite: s\nmodels:\n  - name: m\n    path: mlp.onnx\nprecisions: [{precision}]\nbatch_sizes: [2]\n"
     )
     return load_suite(tmp_path / "s.yaml").cases()[0]
 
@@ -79,8 +98,82 @@ def test_a_cuda_provider_first_makes_a_gpu_backend_whose_fp32_is_fp32(cuda_liste
     }
     fp32 = dict(backend._case_providers(_suite_case(tmp_path, "fp32")))
     tf32 = dict(backend._case_providers(_suite_case(tmp_path, "tf32")))
-    assert fp32[CUDA_EP] == {"device_id": "1", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
+    assert fp32[CUDA_EP] == {
+        "device_id": "1",
+        "cudnn_conv_algo_search": "HEURISTIC",
+        "enable_cuda_graph": "1",  # the backend's default: one graph replay per inference
+        "use_tf32": "0",
+    }
     assert tf32[CUDA_EP]["use_tf32"] == "1" and tf32["CPUExecutionProvider"] == {}
+    off = get_backend("onnxruntime", {"providers": [{CUDA_EP: {"enable_cuda_graph": 0}}]}, BackendContext())
+    assert dict(off._case_providers(_suite_case(tmp_path, "fp32")))[CUDA_EP]["enable_cuda_graph"] == "0"
+
+
+class _SessionOnCuda:
+    """A CPU session that says it runs on the CUDA provider, refusing (like ORT) a CUDA graph it cannot capture."""
+
+    calls: ClassVar[list[dict[str, str]]] = []
+
+    def __init__(self, path, options, providers) -> None:
+        cuda = dict(providers)[CUDA_EP]
+        type(self).calls.append(cuda)
+        if cuda.get("enable_cuda_graph") == "1":
+            raise RuntimeError("This session cannot use the graph capture feature as requested by the user")
+        self._real = _REAL_SESSION(path, options, ["CPUExecutionProvider"])
+
+    def get_providers(self) -> list[str]:
+        return [CUDA_EP, "CPUExecutionProvider"]
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+_REAL_SESSION = ort.InferenceSession
+
+
+def test_a_graph_ort_cannot_capture_is_built_without_and_the_record_says_why(cuda_listed, monkeypatch, tmp_path):
+    monkeypatch.setattr(ort, "InferenceSession", _SessionOnCuda)
+    _SessionOnCuda.calls = []
+    backend = get_backend("onnxruntime", {"providers": [CUDA_EP]}, BackendContext())
+    case = _suite_case(tmp_path, "fp32")
+    engine = backend.build(prepare(case.model, tmp_path / "cache"), case)
+    assert [c["enable_cuda_graph"] for c in _SessionOnCuda.calls] == ["1", "0"]
+    details = engine.build.details
+    assert details["cuda_graph"] is False and "cannot use the graph capture" in details["cuda_graph_note"]
+    assert details["static_dims"] == {"batch": 2}, "the case's batch pins the model's dynamic batch"
+    # the profile pass never asks for a graph: it times nodes one by one
+    assert dict(engine.profiled.providers)[CUDA_EP]["enable_cuda_graph"] == "0"
+
+
+def test_a_graph_the_suite_asked_for_is_not_silently_dropped(cuda_listed, monkeypatch, tmp_path):
+    monkeypatch.setattr(ort, "InferenceSession", _SessionOnCuda)
+    backend = get_backend("onnxruntime", {"providers": [{CUDA_EP: {"enable_cuda_graph": 1}}]}, BackendContext())
+    case = _suite_case(tmp_path, "fp32")
+    with pytest.raises(HarnessError, match=r"could not load .*graph capture"):
+        backend.build(prepare(case.model, tmp_path / "cache"), case)
+
+
+def test_runners_of_one_session_share_its_device_buffers(tmp_path):
+    """A captured graph replays on fixed addresses: a second runner writes its inputs into the first one's buffers
+    (shown on ORT's CPU device, which takes the same OrtValue calls)."""
+    from harness.backends.onnxruntime import OnnxRuntimeRunner, _DeviceIO
+
+    case = _suite_case(tmp_path, "fp32")
+    model = prepare(case.model, tmp_path / "cache")
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    io = _DeviceIO(session, ("cpu", 0))
+    rng = np.random.default_rng(0)
+    first, second = (rng.random((2, 16), dtype=np.float32) for _ in range(2))
+    out_first = OnnxRuntimeRunner(session, {name: first}, device_io=io).outputs()
+    held = io.inputs[name]
+    out_second = OnnxRuntimeRunner(session, {name: second}, device_io=io).outputs()
+    assert io.inputs[name] is held, "the second runner reused the first one's buffer"
+    expected = session.run(None, {name: second})[0]
+    assert np.allclose(next(iter(out_second.values())), expected)
+    assert not np.allclose(next(iter(out_first.values())), expected)
+    with pytest.raises(HarnessError, match="a GPU session runs one shape per case"):
+        OnnxRuntimeRunner(session, {name: rng.random((4, 16), dtype=np.float32)}, device_io=io)
 
 
 def test_the_cpu_provider_first_stays_a_cpu_backend(cuda_listed):
@@ -163,6 +256,8 @@ def test_an_exported_network_on_the_cuda_provider_is_gated_like_a_gpu_case(pytes
     env = json.loads((pytester.path / "reports" / "results.json").read_text())["environment"]
     assert env["uses_gpu"] and env["gpus"], "the baseline key names the GPU"
     assert env["backend"]["settings"]["providers"] == [CUDA_EP]
+    for case in recorded.values():  # pinned to the case's batch, ORT captured each inference as one CUDA graph
+        assert case["build"]["static_dims"] == {"batch": 8} and case["build"]["cuda_graph"] is True, case["build"]
     # The fp32 case is the reference (computed without TF32); a tf32 case that ran the same math would match it to
     # the bit, so an error above zero says TF32 was on for it and off for the reference.
     for case_id in ("net-tf32-b8", "net-fp16-b8"):

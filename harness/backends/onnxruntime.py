@@ -11,6 +11,17 @@ telemetry judges its clocks, and a case that looks regressed is confirmed in a f
 provider's TF32 math off and ``tf32`` turns it on, so each precision means what it says (ORT's own default is on).
 A provider takes options as a one-key mapping, ``providers: [{CUDAExecutionProvider: {cudnn_conv_algo_search:
 HEURISTIC}}]``; they are recorded with every result.
+
+On a GPU provider each case's session is built for the case's own shapes, as TensorRT builds an engine for its
+profile: the model's named dynamic dimensions are pinned (ORT's free-dimension overrides) to the sizes the case
+feeds. With the shapes known, ORT folds the shape arithmetic that a dynamic-batch export carries (Shape, Gather,
+Slice, Concat), which it would otherwise run on the CPU between GPU kernels, waiting for the device each time. The
+CUDA provider then replays each inference as one captured CUDA graph (its ``enable_cuda_graph``), as the torch
+backend's ``graphs`` mode does, so the host's scheduling no longer sits in every kernel launch; where ORT cannot
+capture the graph (nodes left on the CPU) the session runs without it and the build record says why. Both took the
+process-to-process spread of the ONNX exports from tens of percent to about one (docs/evidence/
+gpu-gate-h200-fresh-process.md). A captured graph replays on the addresses it was captured with, so every runner of
+a session shares one set of device buffers and a new runner copies its inputs into them.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -32,7 +44,7 @@ from harness.backends.base import BackendBase, BackendContext, BuildInfo, Runner
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes
 from harness.core.messages import condensed
-from harness.models.inputs import rejected_inputs
+from harness.models.inputs import plan_inputs, rejected_inputs
 from harness.models.sources import PreparedModel
 from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case
@@ -188,12 +200,25 @@ class OnnxRuntimeBackend(BackendBase):
             reason = self.precision_notes.get(case.precision, f"it runs {sorted(self.precisions)}")
             raise CaseSkipped(f"onnxruntime cannot run {case.precision}: {reason}")
         providers = self._case_providers(case)
+        dims = _case_dims(model, case) if self.uses_gpu else {}
+        options = partial(self._session_options, dims)
+        details: dict[str, Any] = {"static_dims": dims} if dims else {}
         start = time.perf_counter()
         try:
-            session = self._ort.InferenceSession(str(model.path), self._session_options(), providers=providers)
+            try:
+                session = self._ort.InferenceSession(str(model.path), options(), providers=providers)
+            except Exception as exc:
+                if not _graph_requested_by_default(providers, self.provider_options):
+                    raise
+                # ORT refuses a graph it cannot capture whole (nodes on the CPU): run without, and say so.
+                providers = _without_cuda_graph(providers)
+                details["cuda_graph_note"] = f"not captured: {condensed(exc)}"
+                session = self._ort.InferenceSession(str(model.path), options(), providers=providers)
         except Exception as exc:
             raise HarnessError(f"{case.id}: onnxruntime could not load {model.path.name}: {condensed(exc)}") from None
         build_ms = (time.perf_counter() - start) * 1e3
+        if self.uses_gpu:
+            details["cuda_graph"] = any(o.get("enable_cuda_graph") == "1" for _, o in providers)
         if self.providers[0] not in session.get_providers():
             # ORT logs a provider that fails to load (a missing cuDNN, a driver too old) and runs on the next one: the
             # numbers would be the CPU's under the GPU's baseline key.
@@ -202,8 +227,9 @@ class OnnxRuntimeBackend(BackendBase):
                 f"{session.get_providers()}); check that the CUDA and cuDNN libraries onnxruntime-gpu needs are on "
                 "the loader path (onnxruntime.preload_dlls() or LD_LIBRARY_PATH)"
             )
-        build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size)
-        profiled = _ProfiledSession(model.path, self._session_options, providers, self._trace_path(case))
+        build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size, details=details)
+        # The profiler times nodes one by one: a replayed graph would show as one.
+        profiled = _ProfiledSession(model.path, options, _without_cuda_graph(providers), self._trace_path(case))
         device = _device_of(self.provider_options[0]) if self.uses_gpu else None
         return OnnxRuntimeEngine(
             session, build, lambda exc: rejected_inputs(model, case, self.name, exc), profiled, device
@@ -216,15 +242,20 @@ class OnnxRuntimeBackend(BackendBase):
             return self.provider_options
         tf32 = "1" if case.precision == "tf32" else "0"
         return [
-            (name, {**options, "use_tf32": tf32} if name == "CUDAExecutionProvider" else options)
+            (
+                name,
+                {"enable_cuda_graph": "1", **options, "use_tf32": tf32} if name == "CUDAExecutionProvider" else options,
+            )
             for name, options in self.provider_options
         ]
 
-    def _session_options(self) -> Any:
+    def _session_options(self, dims: dict[str, int] | None = None) -> Any:
         """The options of every session of this backend: the measured one and the profiled one, so the profiler
-        watches the same fusions and thread counts that were timed."""
+        watches the same fusions and thread counts that were timed; ``dims`` pins named dynamic dimensions."""
         ort = self._ort
         options = ort.SessionOptions()
+        for name, size in (dims or {}).items():
+            options.add_free_dimension_override_by_name(name, size)
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -254,6 +285,65 @@ def _device_of(provider: tuple[str, dict[str, str]]) -> tuple[str, int]:
         raise HarnessError(f"backend 'onnxruntime': {name} device_id must be a GPU's number, e.g. 0") from None
 
 
+def _case_dims(model: PreparedModel, case: Case) -> dict[str, int]:
+    """The size the case feeds for each named dynamic dimension of the model's inputs (ORT pins dims by name)."""
+    plans = plan_inputs(model, case)
+    dims: dict[str, int] = {}
+    for info in model.inputs:
+        for dim, size in zip(info.shape, plans[info.name].shape, strict=False):
+            if isinstance(dim, str):
+                dims.setdefault(dim, size)
+    return dims
+
+
+def _graph_requested_by_default(
+    providers: list[tuple[str, dict[str, str]]], asked: list[tuple[str, dict[str, str]]]
+) -> bool:
+    """Whether the session asks for a CUDA graph that the suite did not ask for itself (the backend's default)."""
+    chosen = dict(providers).get("CUDAExecutionProvider", {}).get("enable_cuda_graph") == "1"
+    return chosen and "enable_cuda_graph" not in dict(asked).get("CUDAExecutionProvider", {})
+
+
+def _without_cuda_graph(providers: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (name, {**options, "enable_cuda_graph": "0"} if name == "CUDAExecutionProvider" else options)
+        for name, options in providers
+    ]
+
+
+class _DeviceIO:
+    """One session's inputs and outputs in device memory at fixed addresses, shared by every runner of the session:
+    a captured CUDA graph replays on the addresses it was captured with, so a new runner copies its inputs into the
+    buffers the first one allocated instead of binding new ones."""
+
+    def __init__(self, session: Any, device: tuple[str, int]) -> None:
+        self.session = session
+        self.device = device
+        self.binding: Any = None
+        self.inputs: dict[str, Any] = {}  # name -> OrtValue the binding points at, kept alive with the session
+
+    def bind(self, feeds: dict[str, np.ndarray]) -> Any:
+        import onnxruntime as ort
+
+        if self.binding is None:
+            self.binding = self.session.io_binding()
+            for name, value in feeds.items():
+                self.inputs[name] = ort.OrtValue.ortvalue_from_numpy(value, *self.device)
+                self.binding.bind_ortvalue_input(name, self.inputs[name])
+            for output in self.session.get_outputs():
+                self.binding.bind_output(output.name, *self.device)
+            return self.binding
+        for name, value in feeds.items():
+            held = self.inputs.get(name)
+            if held is None or tuple(held.shape()) != value.shape:
+                raise HarnessError(
+                    f"onnxruntime: input '{name}' {value.shape} differs from the shape this session was bound to "
+                    f"({None if held is None else tuple(held.shape())}); a GPU session runs one shape per case"
+                )
+            held.update_inplace(value)
+        return self.binding
+
+
 @dataclass(frozen=True)
 class _ProfiledSession:
     """What a profiling pass needs to open a session of its own like the measured one."""
@@ -278,9 +368,10 @@ class OnnxRuntimeEngine:
         self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
         self.profiled = profiled
         self.device = device  # where inputs and outputs are kept, e.g. ("cuda", 0); None: host memory
+        self.device_io = _DeviceIO(session, device) if device is not None else None
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled, self.device)
+        return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled, self.device_io)
 
 
 class OnnxRuntimeRunner(RunnerBase):
@@ -290,32 +381,24 @@ class OnnxRuntimeRunner(RunnerBase):
         feeds: dict[str, np.ndarray],
         explain: Callable[[BaseException], str] | None = None,
         profiled: _ProfiledSession | None = None,
-        device: tuple[str, int] | None = None,
+        device_io: _DeviceIO | None = None,
     ) -> None:
         self.session = session
         self.explain = explain
         self.feeds = {name: np.ascontiguousarray(value) for name, value in feeds.items()}
         self.profiled = profiled
-        self.device = device
+        self.device_io = device_io
         self.output_names = [o.name for o in session.get_outputs()]
         # Bind inputs once so each step times inference, not the copy of numpy arrays into ORT values; on a GPU
-        # provider both sides live in device memory, so no step copies between host and device.
+        # provider both sides live in device memory (the session's, shared by its runners), so no step copies.
+        if device_io is not None:
+            self.binding = device_io.bind(self.feeds)
+            return
         self.binding = session.io_binding()
-        self._device_inputs: list[Any] = []  # the device copies the binding points at, kept alive with the runner
         for name, value in self.feeds.items():
-            if device is None:
-                self.binding.bind_cpu_input(name, value)
-            else:
-                import onnxruntime as ort
-
-                on_device = ort.OrtValue.ortvalue_from_numpy(value, device[0], device[1])
-                self._device_inputs.append(on_device)
-                self.binding.bind_ortvalue_input(name, on_device)
+            self.binding.bind_cpu_input(name, value)
         for name in self.output_names:
-            if device is None:
-                self.binding.bind_output(name)
-            else:
-                self.binding.bind_output(name, device[0], device[1])
+            self.binding.bind_output(name)
 
     def step(self) -> None:
         self._run()
@@ -341,7 +424,8 @@ class OnnxRuntimeRunner(RunnerBase):
         setup = self.profiled
         with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as scratch:
             session, optimized = _profiling_session(setup, Path(scratch))
-            runner = OnnxRuntimeRunner(session, self.feeds, self.explain, device=self.device)
+            device_io = _DeviceIO(session, self.device_io.device) if self.device_io is not None else None
+            runner = OnnxRuntimeRunner(session, self.feeds, self.explain, device_io=device_io)
             try:
                 for _ in range(PROFILE_WARMUP + max(1, iterations)):
                     runner.step()
@@ -355,7 +439,7 @@ class OnnxRuntimeRunner(RunnerBase):
         if origins is None:
             note = "node names as ONNX Runtime ran them: its optimized graph could not be saved to map fused nodes"
             profile = replace(profile, notes=(*profile.notes, note))
-        if self.device is not None:
+        if self.device_io is not None:
             # ORT's profiler times a GPU node on the host, from its launch to its return: kernels queued behind it
             # are counted where the stream waits, so shares are rough where the torch backend's are kernel times.
             note = "node times as ONNX Runtime's profiler takes them on the host, not the GPU's kernel times"
@@ -363,5 +447,6 @@ class OnnxRuntimeRunner(RunnerBase):
         return profile
 
     def close(self) -> None:
-        self.binding.clear_binding_inputs()
-        self.binding.clear_binding_outputs()
+        if self.device_io is None:  # the session's shared device binding outlives its runners
+            self.binding.clear_binding_inputs()
+            self.binding.clear_binding_outputs()
