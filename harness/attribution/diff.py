@@ -18,13 +18,16 @@ changed`` (the same layers run at another precision or format, or reformat layer
 
 Noise rule. Each layer carries ``spread_ms``, half the interquartile range of its per-inference times. A side's
 noise is the root of the sum of its layers' squared spreads (the layers vary independently); a group's noise is the
-two sides' noise added (either median may sit that far off) plus a floor of 2% of the group's baseline time and
-3 µs, so that layers whose profiler gave no spread (trtexec's profile file) are not flagged for timer and launch
-jitter. A shared machine drifts: a rerun may find every layer 20% faster. The median relative change of the groups
-on both sides (``common_change``; 0 with fewer than three groups) is taken as that drift, and its part of a group's
-baseline time is added to the group's noise: a change every layer shares (a slower clock, a uniformly slower release)
-names no group, while a group that moved more than the rest still stands out. The median holds while fewer than half
-the groups changed. A group is ``above_noise`` only when ``|delta|`` exceeds its noise.
+two sides' noise added (either median may sit that far off) plus a floor, the largest of 2% of the group's baseline
+time, 3 µs and 0.5% of the baseline's layer total. The floor keeps layers whose profiler gave no spread (trtexec's
+profile file) from being flagged for timer and launch jitter, and a small kernel that another process runs a few
+percent off (a layer's spread is taken within one process; between processes a GPU kernel moves more) from being
+named for a change far below any gate's tolerance. A shared machine drifts: a rerun may find every layer 20% faster.
+The median relative change of the groups on both sides (``common_change``; 0 with fewer than three groups) is taken
+as that drift, and its part of a group's baseline time is added to the group's noise: a change every layer shares (a
+slower clock, a uniformly slower release) names no group, while a group that moved more than the rest still stands
+out. The median holds while fewer than half the groups changed. A group is ``above_noise`` only when ``|delta|``
+exceeds its noise.
 
 Sources. TREx (NVIDIA's trt-engine-explorer, ``trex/compare_engines.py``: ``match_layers``) aligns the layers of
 two engine plans by a signature of layer type and tensor shapes, searched in execution order; the signature
@@ -62,6 +65,7 @@ CHANGES = (
 # The noise floor of a group (see the module docstring): a fraction of its baseline time and an absolute time.
 RELATIVE_FLOOR = 0.02
 ABSOLUTE_FLOOR_MS = 0.003
+TOTAL_SHARE_FLOOR = 0.005  # of the baseline profile's layer total
 # The smallest part of the change a group other than the largest must hold to be named in a message.
 NAMED_SHARE = 0.05
 # A label names at most this many layers; the rest are counted.
@@ -313,10 +317,10 @@ def _label(old: Sequence[LayerTime], new: Sequence[LayerTime]) -> str:
     return shown if len(names) <= LABEL_LAYERS else f"{shown} (+{len(names) - LABEL_LAYERS} more)"
 
 
-def _group(old: Sequence[LayerTime], new: Sequence[LayerTime], common: float) -> GroupChange:
+def _group(old: Sequence[LayerTime], new: Sequence[LayerTime], common: float, floor_ms: float) -> GroupChange:
     baseline_ms = sum(layer.time_ms for layer in old)
     current_ms = sum(layer.time_ms for layer in new)
-    noise = _side_noise(old) + _side_noise(new) + max(RELATIVE_FLOOR * baseline_ms, ABSOLUTE_FLOOR_MS)
+    noise = _side_noise(old) + _side_noise(new) + max(RELATIVE_FLOOR * baseline_ms, floor_ms)
     if old and new:
         noise += abs(common) * baseline_ms  # the drift every group shares is no group's doing
     delta = current_ms - baseline_ms
@@ -362,7 +366,10 @@ def diff_profiles(baseline: LayerProfile, current: LayerProfile) -> ProfileDiff:
         for component in _components(old_layers, new_layers)
     ]
     common = _common_change(sides)
-    groups = sorted((_group(old, new, common) for old, new in sides), key=lambda g: (-abs(g.delta_ms), g.label))
+    floor_ms = max(ABSOLUTE_FLOOR_MS, TOTAL_SHARE_FLOOR * baseline.total_ms)
+    groups = sorted(
+        (_group(old, new, common, floor_ms) for old, new in sides), key=lambda g: (-abs(g.delta_ms), g.label)
+    )
     if baseline.end_to_end_ms is not None and current.end_to_end_ms is not None:
         baseline_ms, current_ms = baseline.end_to_end_ms, current.end_to_end_ms
     else:
