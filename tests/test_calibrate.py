@@ -189,3 +189,37 @@ def test_evaluating_and_rendering_work_on_saved_figures_without_the_run_or_a_bac
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_calibration_cut_off_keeps_the_runs_it_measured(suite, tmp_path, capsys, monkeypatch):
+    """A device job's time limit, Ctrl-C or a failed run ends a calibration early: the runs already measured are in
+    the --json file after each one, and --from-json evaluates them, saying how many there are."""
+    from harness.calibrate import command
+
+    real, calls = subprocess.run, []
+
+    def third_run_fails(cmd, **kwargs):
+        calls.append(cmd)
+        if len(calls) == 3:
+            return subprocess.CompletedProcess(cmd, 1, "", "error: the GPU fell off the bus\n")
+        return real(cmd, **kwargs)
+
+    monkeypatch.setattr(command.subprocess, "run", third_run_fails)
+    out_json = tmp_path / "cal.json"
+    args = [
+        "calibrate", str(suite), "--runs", "4", "--trials", "3", "--warmup-ms", "30", "--min-duration-ms", "90",
+        "--min-iterations", "6", "--factors", "1.10", "--cache-dir", str(tmp_path / "cache"), "--json", str(out_json),
+    ]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "calibration run 3 failed: error: the GPU fell off the bus" in err
+    assert f"the 2 runs measured are in {out_json}" in err
+
+    saved = json.loads(out_json.read_text())
+    assert saved["partial"] == {"runs_done": 2, "runs": 4}
+    assert len(saved["trials"]["net-fp32-b1@1.1"]["trials"]) == 2 * 2 * 3  # 2 runs of a block and its confirmation
+    monkeypatch.setattr(command.subprocess, "run", real)
+    assert main(["calibrate", "--from-json", str(out_json), "--tolerance", "3%"]) == 0
+    text = capsys.readouterr().out
+    assert "from 2 of 4 runs: the calibration stopped before the rest" in text
+    assert re.search(r"overall\s+\d+/2 ", text)  # 2 runs: 2 ordered A/A pairs

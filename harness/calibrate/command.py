@@ -6,7 +6,8 @@ measures every selected case unmodified, as an identical twin and slowed down by
 (:mod:`harness.calibrate.measuring`). The saved trials are then judged as CI would judge them, against a baseline and
 as interleaved A/B jobs, by the gate and by the naive rule (:mod:`harness.calibrate.evaluating`), and printed with the
 targets and one verdict line per mode (:mod:`harness.calibrate.rendering`). ``--json`` saves the figures and every
-trial; ``--from-json`` judges saved trials again (e.g. at another ``--tolerance``) without measuring.
+trial, and after each run of one process the trials so far, so a calibration cut off keeps them; ``--from-json``
+judges saved trials again (e.g. at another ``--tolerance``, or those of a calibration cut off) without measuring.
 """
 
 from __future__ import annotations
@@ -176,7 +177,12 @@ def _measure_in_processes(args: argparse.Namespace) -> dict[str, Any]:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout).strip().splitlines()
-                raise HarnessError(f"calibration run {i + 1} failed: {tail[-1] if tail else done.returncode}")
+                kept = (
+                    f"; the {i} runs measured are in {args.json} (--from-json evaluates them)"
+                    if i and args.json
+                    else ""
+                )
+                raise HarnessError(f"calibration run {i + 1} failed: {tail[-1] if tail else done.returncode}{kept}")
             data = json.loads(out.read_text(encoding="utf-8"))
             if not merged:
                 merged = data
@@ -186,7 +192,12 @@ def _measure_in_processes(args: argparse.Namespace) -> dict[str, Any]:
                 for key, value in data["ab"].items():
                     for side in ("reference", "candidate"):
                         merged["ab"][key][side] += value[side]
-            print(f"  run {i + 1}/{args.runs} ({time.perf_counter() - started:.0f} s)", flush=True)
+            elapsed = time.perf_counter() - started
+            if args.json:  # a calibration cut off (a CI job's time limit, Ctrl-C, a failed run) keeps what it measured
+                write_json(
+                    args.json, {**merged, "partial": {"runs_done": i + 1, "runs": args.runs}, "elapsed_s": elapsed}
+                )
+            print(f"  run {i + 1}/{args.runs} ({elapsed:.0f} s)", flush=True)
     return merged
 
 
@@ -201,6 +212,9 @@ def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
     report["elapsed_s"] = saved.get("elapsed_s", 0.0)
+    partial = saved.get("partial")
+    if isinstance(partial, dict):
+        print(f"from {partial.get('runs_done')} of {partial.get('runs')} runs: the calibration stopped before the rest")
     for line in render(report, factors):
         print(line)
     return 0
