@@ -18,10 +18,10 @@ feeds. With the shapes known, ORT folds the shape arithmetic that a dynamic-batc
 Slice, Concat), which it would otherwise run on the CPU between GPU kernels, waiting for the device each time. The
 CUDA provider then replays each inference as one captured CUDA graph (its ``enable_cuda_graph``), as the torch
 backend's ``graphs`` mode does, so the host's scheduling no longer sits in every kernel launch; where ORT cannot
-capture the graph (nodes left on the CPU) the session runs without it and the build record says why. Both took the
-process-to-process spread of the ONNX exports from tens of percent to about one (docs/evidence/
-gpu-gate-h200-fresh-process.md). A captured graph replays on the addresses it was captured with, so every runner of
-a session shares one set of device buffers and a new runner copies its inputs into them.
+capture the graph (nodes left on the CPU) the session runs without it and the build record says why. What each of
+the two did to the timings is measured in docs/evidence/gpu-gate-h200-fresh-process.md. A captured graph replays on
+the addresses it was captured with, so every runner of a session shares one set of device buffers, and a new runner
+copies its inputs into them.
 """
 
 from __future__ import annotations
