@@ -18,7 +18,7 @@ from onnx import helper, numpy_helper
 from suite_runner import BENCH_MODULE, cases, run_suite
 
 from harness.backends.base import BackendContext, get_backend
-from harness.backends.onnxruntime import provider_entries
+from harness.backends.ort_providers import provider_entries
 from harness.core.errors import HarnessError
 from harness.models.sources import prepare
 from harness.suite.load import load_suite
@@ -156,13 +156,14 @@ def test_a_graph_the_suite_asked_for_is_not_silently_dropped(cuda_listed, monkey
 def test_runners_of_one_session_share_its_device_buffers(tmp_path):
     """A captured graph replays on fixed addresses: a second runner writes its inputs into the first one's buffers
     (shown on ORT's CPU device, which takes the same OrtValue calls)."""
-    from harness.backends.onnxruntime import OnnxRuntimeRunner, _DeviceIO
+    from harness.backends.onnxruntime import OnnxRuntimeRunner
+    from harness.backends.ort_providers import DeviceIO
 
     case = _suite_case(tmp_path, "fp32")
     model = prepare(case.model, tmp_path / "cache")
     session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    io = _DeviceIO(session, ("cpu", 0))
+    io = DeviceIO(session, ("cpu", 0))
     rng = np.random.default_rng(0)
     first, second = (rng.random((2, 16), dtype=np.float32) for _ in range(2))
     out_first = OnnxRuntimeRunner(session, {name: first}, device_io=io).outputs()

@@ -41,18 +41,25 @@ import numpy as np
 from harness.attribution import ort_trace
 from harness.attribution.record import LayerProfile
 from harness.backends.base import BackendBase, BackendContext, BuildInfo, RunnerBase, check_options
+from harness.backends.ort_providers import (
+    CUDA_PROVIDERS,
+    DeviceIO,
+    case_dims,
+    device_of,
+    graph_requested_by_default,
+    provider_entries,
+    without_cuda_graph,
+)
 from harness.core.errors import CaseSkipped, HarnessError
 from harness.core.fsio import atomic_write_bytes
 from harness.core.messages import condensed
-from harness.models.inputs import plan_inputs, rejected_inputs
+from harness.models.inputs import rejected_inputs
 from harness.models.sources import PreparedModel
 from harness.suite.backend_options import BACKEND_OPTIONS
 from harness.suite.schema import Case
 
 OPTIONS = BACKEND_OPTIONS["onnxruntime"]  # the suite's table of this backend's options and their types
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
-# Providers whose kernels run on an NVIDIA GPU, reading and writing CUDA device memory.
-CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "NvTensorRTRTXExecutionProvider")
 PROFILE_WARMUP = 3  # inferences of the profiling session left out of its profile: first-run allocations, thread spin-up
 
 
@@ -98,33 +105,6 @@ def _origins(model_path: Path, optimized: Path | None) -> dict[str, tuple[str, .
         _graph_nodes(onnx.load(str(model_path), load_external_data=False)),
         _graph_nodes(onnx.load(str(optimized), load_external_data=False)),
     )
-
-
-def provider_entries(providers: list[Any] | None) -> list[tuple[str, dict[str, str]]]:
-    """The suite's ``providers`` as (name, options) pairs: an entry is a provider's name or a one-key mapping of its
-    name to its options (values given to ORT as text, as its C API takes them)."""
-    entries: list[tuple[str, dict[str, str]]] = []
-    for entry in providers or ["CPUExecutionProvider"]:
-        if isinstance(entry, str):
-            entries.append((entry, {}))
-        elif isinstance(entry, dict) and len(entry) == 1:
-            ((name, options),) = entry.items()
-            if not isinstance(options, dict):
-                raise HarnessError(
-                    f"backend 'onnxruntime': the options of provider {name!r} must be a mapping, e.g. "
-                    "{CUDAExecutionProvider: {device_id: 0}}"
-                )
-            entries.append((str(name), {str(k): _option_text(v) for k, v in options.items()}))
-        else:
-            raise HarnessError(
-                f"backend 'onnxruntime': providers entry {entry!r} must be a provider's name or one mapping of a name "
-                "to its options, e.g. [{CUDAExecutionProvider: {device_id: 0}}, CPUExecutionProvider]"
-            )
-    return entries
-
-
-def _option_text(value: Any) -> str:
-    return ("1" if value else "0") if isinstance(value, bool) else str(value)
 
 
 def create(options: dict[str, Any], context: BackendContext) -> OnnxRuntimeBackend:
@@ -200,7 +180,7 @@ class OnnxRuntimeBackend(BackendBase):
             reason = self.precision_notes.get(case.precision, f"it runs {sorted(self.precisions)}")
             raise CaseSkipped(f"onnxruntime cannot run {case.precision}: {reason}")
         providers = self._case_providers(case)
-        dims = _case_dims(model, case) if self.uses_gpu else {}
+        dims = case_dims(model, case) if self.uses_gpu else {}
         options = partial(self._session_options, dims)
         details: dict[str, Any] = {"static_dims": dims} if dims else {}
         start = time.perf_counter()
@@ -208,10 +188,10 @@ class OnnxRuntimeBackend(BackendBase):
             try:
                 session = self._ort.InferenceSession(str(model.path), options(), providers=providers)
             except Exception as exc:
-                if not _graph_requested_by_default(providers, self.provider_options):
+                if not graph_requested_by_default(providers, self.provider_options):
                     raise
                 # ORT refuses a graph it cannot capture whole (nodes on the CPU): run without, and say so.
-                providers = _without_cuda_graph(providers)
+                providers = without_cuda_graph(providers)
                 details["cuda_graph_note"] = f"not captured: {condensed(exc)}"
                 session = self._ort.InferenceSession(str(model.path), options(), providers=providers)
         except Exception as exc:
@@ -229,8 +209,8 @@ class OnnxRuntimeBackend(BackendBase):
             )
         build = BuildInfo(build_time_ms=build_ms, engine_bytes=model.path.stat().st_size, details=details)
         # The profiler times nodes one by one: a replayed graph would show as one.
-        profiled = _ProfiledSession(model.path, options, _without_cuda_graph(providers), self._trace_path(case))
-        device = _device_of(self.provider_options[0]) if self.uses_gpu else None
+        profiled = _ProfiledSession(model.path, options, without_cuda_graph(providers), self._trace_path(case))
+        device = device_of(self.provider_options[0]) if self.uses_gpu else None
         return OnnxRuntimeEngine(
             session, build, lambda exc: rejected_inputs(model, case, self.name, exc), profiled, device
         )
@@ -276,74 +256,6 @@ class OnnxRuntimeBackend(BackendBase):
         return None if folder is None else folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", case.id) / "ort_profile.json"
 
 
-def _device_of(provider: tuple[str, dict[str, str]]) -> tuple[str, int]:
-    """Where a CUDA-based provider keeps its tensors: ("cuda", its device_id option, 0 by default)."""
-    name, options = provider
-    try:
-        return "cuda", int(options.get("device_id", 0))
-    except ValueError:
-        raise HarnessError(f"backend 'onnxruntime': {name} device_id must be a GPU's number, e.g. 0") from None
-
-
-def _case_dims(model: PreparedModel, case: Case) -> dict[str, int]:
-    """The size the case feeds for each named dynamic dimension of the model's inputs (ORT pins dims by name)."""
-    plans = plan_inputs(model, case)
-    dims: dict[str, int] = {}
-    for info in model.inputs:
-        for dim, size in zip(info.shape, plans[info.name].shape, strict=False):
-            if isinstance(dim, str):
-                dims.setdefault(dim, size)
-    return dims
-
-
-def _graph_requested_by_default(
-    providers: list[tuple[str, dict[str, str]]], asked: list[tuple[str, dict[str, str]]]
-) -> bool:
-    """Whether the session asks for a CUDA graph that the suite did not ask for itself (the backend's default)."""
-    chosen = dict(providers).get("CUDAExecutionProvider", {}).get("enable_cuda_graph") == "1"
-    return chosen and "enable_cuda_graph" not in dict(asked).get("CUDAExecutionProvider", {})
-
-
-def _without_cuda_graph(providers: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
-    return [
-        (name, {**options, "enable_cuda_graph": "0"} if name == "CUDAExecutionProvider" else options)
-        for name, options in providers
-    ]
-
-
-class _DeviceIO:
-    """One session's inputs and outputs in device memory at fixed addresses, shared by every runner of the session:
-    a captured CUDA graph replays on the addresses it was captured with, so a new runner copies its inputs into the
-    buffers the first one allocated instead of binding new ones."""
-
-    def __init__(self, session: Any, device: tuple[str, int]) -> None:
-        self.session = session
-        self.device = device
-        self.binding: Any = None
-        self.inputs: dict[str, Any] = {}  # name -> OrtValue the binding points at, kept alive with the session
-
-    def bind(self, feeds: dict[str, np.ndarray]) -> Any:
-        import onnxruntime as ort
-
-        if self.binding is None:
-            self.binding = self.session.io_binding()
-            for name, value in feeds.items():
-                self.inputs[name] = ort.OrtValue.ortvalue_from_numpy(value, *self.device)
-                self.binding.bind_ortvalue_input(name, self.inputs[name])
-            for output in self.session.get_outputs():
-                self.binding.bind_output(output.name, *self.device)
-            return self.binding
-        for name, value in feeds.items():
-            held = self.inputs.get(name)
-            if held is None or tuple(held.shape()) != value.shape:
-                raise HarnessError(
-                    f"onnxruntime: input '{name}' {value.shape} differs from the shape this session was bound to "
-                    f"({None if held is None else tuple(held.shape())}); a GPU session runs one shape per case"
-                )
-            held.update_inplace(value)
-        return self.binding
-
-
 @dataclass(frozen=True)
 class _ProfiledSession:
     """What a profiling pass needs to open a session of its own like the measured one."""
@@ -368,7 +280,7 @@ class OnnxRuntimeEngine:
         self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
         self.profiled = profiled
         self.device = device  # where inputs and outputs are kept, e.g. ("cuda", 0); None: host memory
-        self.device_io = _DeviceIO(session, device) if device is not None else None
+        self.device_io = DeviceIO(session, device) if device is not None else None
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(self.session, feeds, self.explain, self.profiled, self.device_io)
@@ -381,7 +293,7 @@ class OnnxRuntimeRunner(RunnerBase):
         feeds: dict[str, np.ndarray],
         explain: Callable[[BaseException], str] | None = None,
         profiled: _ProfiledSession | None = None,
-        device_io: _DeviceIO | None = None,
+        device_io: DeviceIO | None = None,
     ) -> None:
         self.session = session
         self.explain = explain
@@ -424,7 +336,7 @@ class OnnxRuntimeRunner(RunnerBase):
         setup = self.profiled
         with tempfile.TemporaryDirectory(prefix="harness-ort-profile-") as scratch:
             session, optimized = _profiling_session(setup, Path(scratch))
-            device_io = _DeviceIO(session, self.device_io.device) if self.device_io is not None else None
+            device_io = DeviceIO(session, self.device_io.device) if self.device_io is not None else None
             runner = OnnxRuntimeRunner(session, self.feeds, self.explain, device_io=device_io)
             try:
                 for _ in range(PROFILE_WARMUP + max(1, iterations)):
