@@ -29,7 +29,17 @@ run_suite() {  # run_suite NAME ARGS...: one pytest run of the GPU suite, result
   python3 -m pytest benchmarks --suite "$suite" --report-dir "$out/$name" --no-reports -q -rs -p no:cacheprovider "$@" \
     2>&1 | tee "$out/$name.log" | tail -42
 }
+# onnxruntime-gpu dlopens the CUDA and cuDNN libraries; where they come as pip packages (torch's nvidia-* wheels) they
+# are on no loader path, so the ort stages put those folders on it.
+nvidia_libs() {
+  local sites
+  read -r -a sites <<<"$(python3 -c "import site; print(*site.getsitepackages())")"
+  find "${sites[@]}" -path '*nvidia*' -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd:
+}
 for stage in "$@"; do
+  case "$stage" in
+    ort-*) libs="$(nvidia_libs)"; export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
+  esac
   case "$stage" in
     tests)
       python3 -m pytest tests/test_machine_cuda.py tests/test_machine_telemetry.py tests/test_backends_torch.py -m gpu -rs -v -p no:cacheprovider \
