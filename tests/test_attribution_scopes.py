@@ -157,6 +157,16 @@ def test_explain_onnx_names_two_engines_layers_by_module(models: Path, tmp_path:
     assert main(["explain", str(new), "--baseline", str(old)]) == 0  # without the model: the layer names only
     assert f"where: {block2} +0.15 ms" in capsys.readouterr().out
 
+    assert main(["explain", str(new), "--baseline", str(old), "--onnx", str(model), "--by-module", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("  block")]
+    assert ["block2", "0.0500", "0.200", "+0.150", "100%"] in rows and [
+        "block1",
+        "0.100",
+        "0.100",
+        "+0.00",
+        "0%",
+    ] in rows
+
 
 @pytest.mark.parametrize(
     ("onnx_arg", "message"),

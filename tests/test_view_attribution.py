@@ -223,3 +223,35 @@ def test_a_report_rebased_on_another_runs_results_keeps_that_runs_profiles(tmp_p
     current = RunResults(environment={"key": "cpu"}, cases=[record("net-fp32-b1")])
     entries, _ = load_entries(results_file, current)
     assert LayerProfile.from_dict(entries[("demo", "net-fp32-b1")]["profile"]) == BASELINE
+
+
+def test_groups_add_up_by_module_at_the_depth_asked() -> None:
+    """A torch.export-based BERT keeps its GELU as four nodes, each its own group: by module they are one
+    ``intermediate`` row, next to the dense layer whose width changed."""
+    from harness.view.attribution import NO_MODULE, CaseAttribution
+
+    def bert(width: float) -> LayerProfile:
+        return LayerProfile.of(
+            "onnxruntime",
+            [
+                layer("node_MatMul_1", 0.10 * width, "MatMul", module="m.encoder.layer.0.intermediate.dense"),
+                *(
+                    layer(f"node_{op}", 0.02 * width, op, module="m.encoder.layer.0.intermediate.intermediate_act_fn")
+                    for op in ("Div", "Erf", "Add", "Mul")
+                ),
+                layer("node_MatMul_2", 0.10 * width, "MatMul", module="m.encoder.layer.0.output.dense"),
+                layer("node_Cast_9", 0.01, "Cast"),  # added by a recipe: no module
+            ],
+            iterations=50,
+        )
+
+    attribution = CaseAttribution("bert-fp32-b1", "bert", bert(4.0), diff_profiles(bert(1.0), bert(4.0)))
+    rows = {row.label: row for row in attribution.module_rows(depth=5)}
+    assert list(rows) == ["m.encoder.layer.0.intermediate", "m.encoder.layer.0.output", NO_MODULE]
+    assert rows["m.encoder.layer.0.intermediate"].delta_ms == pytest.approx(0.18 * 3)  # dense and the four GELU nodes
+    assert rows["m.encoder.layer.0.intermediate"].share == pytest.approx(0.54 / 0.84)
+    assert rows[NO_MODULE].delta_ms == pytest.approx(0.0)
+    assert attribution.module_rows(depth=4)[0].label == "m.encoder.layer.0"
+    two = attribution.module_rows(depth=5, top=1)
+    assert [row.label for row in two] == ["m.encoder.layer.0.intermediate", "2 more modules"]
+    assert two[1].delta_ms == pytest.approx(0.30)

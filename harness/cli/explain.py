@@ -119,6 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--top", type=_positive, default=TOP_GROUPS, metavar="N", help=f"groups shown per case (default {TOP_GROUPS})"
     )
+    parser.add_argument(
+        "--by-module",
+        type=_positive,
+        metavar="DEPTH",
+        help="also add the groups up by the PyTorch module their layers come from, its path cut to DEPTH parts "
+        "(e.g. 4 for encoder.layer.0.intermediate); for models exported from torch, whose layers carry modules",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     for index, (case, attribution) in enumerate(explained):
         if index:
             print()
-        for line in case_lines(attribution, label_of(case), args.top):
+        for line in case_lines(attribution, label_of(case), args.top, args.by_module):
             print(line)
     if unprofiled:
         shown = ", ".join(unprofiled[:8]) + (f" and {len(unprofiled) - 8} more" if len(unprofiled) > 8 else "")
@@ -187,8 +194,9 @@ def _attribution(
     return explain(case, baseline, against=source)
 
 
-def case_lines(attribution: CaseAttribution, label: str, top: int) -> list[str]:
-    """The lines printed for one case: a head line, the groups table (or this run's slowest layers) and the tail."""
+def case_lines(attribution: CaseAttribution, label: str, top: int, by_module: int | None = None) -> list[str]:
+    """The lines printed for one case: a head line, the groups table (or this run's slowest layers), with
+    ``by_module`` the same added up by module, and the tail."""
     diff = attribution.diff
     head = f"{attribution.case_id} ({label})" if label else attribution.case_id
     if diff is None:
@@ -209,6 +217,10 @@ def case_lines(attribution: CaseAttribution, label: str, top: int) -> list[str]:
     rows = [_group_cells(row) for row in groups + rest]
     lines += _table(("group", "baseline ms", "current ms", "delta ms", "% of change", "change"), rows, (1, 2, 3, 4))
     lines += _node_lines(groups)
+    if by_module:
+        modules = [_group_cells(row)[:5] for row in attribution.module_rows(by_module, top)]
+        header = (f"module (first {by_module} parts)", "baseline ms", "current ms", "delta ms", "% of change")
+        lines += _table(header, modules, (1, 2, 3, 4))
     lines.append(f"  {attribution.where or 'where: no group changed beyond its noise'}")
     return lines
 
@@ -484,7 +496,7 @@ def _print_trtexec(
     against: str,
 ) -> int:
     attribution = CaseAttribution(current.name, current.name, now, diff_profiles(before, now), against=against)
-    for line in [files, *(f"note: {note}" for note in notes), *case_lines(attribution, "", args.top)]:
+    for line in [files, *(f"note: {note}" for note in notes), *case_lines(attribution, "", args.top, args.by_module)]:
         print(line)
     return 0
 
@@ -506,7 +518,7 @@ def _results_against_trtexec(args: argparse.Namespace, path: Path, results: RunR
         raise HarnessError(f"{path}: no layer profile for case '{case.id}'; rerun without --no-profile")
     notes = baseline.notes(before) + _end_to_end_notes(before, attribution.profile)
     lines = [f"files: {path} case '{case.id}'; baseline {baseline.describe()}", *(f"note: {n}" for n in notes)]
-    for line in lines + case_lines(attribution, label_of(case), args.top):
+    for line in lines + case_lines(attribution, label_of(case), args.top, args.by_module):
         print(line)
     return 0
 

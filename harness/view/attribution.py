@@ -31,6 +31,7 @@ from harness.view.report_view import ReportView
 TOP_GROUPS = 6  # groups a plot and a summary table show; the rest are added up in one line
 MAX_LAYERS = 200  # layer-table rows per case in the report; results.json keeps every layer
 UNATTRIBUTED = "unattributed"
+NO_MODULE = "(no module)"
 # Below a nanosecond a delta is the rounding of the four-digit times it is computed from, not a change
 ROUNDING_MS = 1e-6
 NO_PROFILE = "no layer profile was recorded; rerun without --no-profile"
@@ -139,6 +140,45 @@ class CaseAttribution:
         rows += [self._layer_row(name, None, group) for group in removed for name in group.baseline_layers]
         return rows if limit is None else rows[:limit]
 
+    def module_rows(self, depth: int, top: int = TOP_GROUPS) -> list[GroupRow]:
+        """The groups added up by the PyTorch module their layers come from, its path cut to the first ``depth``
+        parts (``encoder.layer.0`` at 3), largest |delta| first, the rest after ``top`` in one row. A group's module
+        is the deepest one its current layers share; groups of layers without one (a model the harness did not
+        export from torch, a layer a precision recipe added) are one row, ``(no module)``."""
+        if self.diff is None:
+            return []
+        modules = {layer.name: layer.module for layer in self.profile.layers}
+        sums: dict[str, list[GroupChange]] = {}
+        for group in self.diff.groups:
+            key = _module_of([modules.get(name) for name in group.current_layers], depth)
+            sums.setdefault(key, []).append(group)
+        rows = [
+            GroupRow(
+                key,
+                sum(g.baseline_ms for g in groups),
+                sum(g.current_ms for g in groups),
+                "",
+                self._share(sum(g.delta_ms for g in groups)),
+                any(g.above_noise for g in groups),
+            )
+            for key, groups in sums.items()
+        ]
+        rows.sort(key=lambda row: (-abs(row.delta_ms), row.label))
+        if len(rows) <= top:
+            return rows
+        rest = rows[top:]
+        return [
+            *rows[:top],
+            GroupRow(
+                f"{len(rest)} more module{'s' if len(rest) != 1 else ''}",
+                sum(r.baseline_ms for r in rest),
+                sum(r.current_ms for r in rest),
+                "",
+                self._share(sum(r.delta_ms for r in rest)),
+                any(r.above_noise for r in rest),
+            ),
+        ]
+
     def _layer_row(self, name: str, layer: LayerTime | None, group: GroupChange | None) -> LayerRow:
         fused = group is not None and len(group.current_layers) + len(group.baseline_layers) > 2
         return LayerRow(
@@ -168,6 +208,19 @@ class CaseAttribution:
     def _share(self, delta_ms: float) -> float | None:
         total = self.diff.delta_ms if self.diff else 0.0
         return delta_ms / total if total else None
+
+
+def _module_of(modules: list[str | None], depth: int) -> str:
+    """The deepest module path all ``modules`` share, cut to ``depth`` parts; NO_MODULE where one is unknown."""
+    if not modules or any(m is None for m in modules):
+        return NO_MODULE
+    paths = [m.split(".") for m in modules if m is not None]
+    shared: list[str] = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) > 1:
+            break
+        shared.append(parts[0])
+    return ".".join(shared[:depth]) or NO_MODULE
 
 
 def _unrounded(value: float) -> float:
