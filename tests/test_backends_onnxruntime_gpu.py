@@ -1,5 +1,6 @@
 """ONNX Runtime on a GPU execution provider: ``providers`` entries with options, what a CUDA provider makes of the
-backend (a GPU backend: device-resident inputs and outputs, the GPU in the baseline key, fp32 without TF32), and a
+backend (a GPU backend: device-resident inputs and outputs shared by a session's runners, the case's shapes pinned,
+one CUDA graph per inference unless ORT cannot capture it, the GPU in the baseline key, fp32 without TF32), and a
 suite of an exported torch network run end to end on the CUDA provider, recorded, rerun A/A and slowed, the slowed
 case confirmed in a fresh process. The last needs onnxruntime-gpu with a CUDA GPU and is skipped with the reason
 elsewhere (benchmarks/perf/gpu_evidence.sh OUT ort-gpu runs it; docs/evidence/gpu-gate-h200-fresh-process.md)."""
