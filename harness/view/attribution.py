@@ -13,7 +13,7 @@ uses that baseline's profile only, so the section explains the verdict the page 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,13 +109,17 @@ class CaseAttribution:
         if self.diff is None or len(self.diff.groups) <= top:
             return None
         rest = self.diff.groups[top:]
+        return self._sum_row(f"{len(rest)} more group{'s' if len(rest) != 1 else ''}", rest)
+
+    def _sum_row(self, label: str, parts: Sequence[GroupChange | GroupRow]) -> GroupRow:
+        """One row adding ``parts`` up (groups, or rows of groups), above the noise when any part is."""
         return GroupRow(
-            f"{len(rest)} more group{'s' if len(rest) != 1 else ''}",
-            sum(g.baseline_ms for g in rest),
-            sum(g.current_ms for g in rest),
+            label,
+            sum(p.baseline_ms for p in parts),
+            sum(p.current_ms for p in parts),
             "",
-            self._share(sum(g.delta_ms for g in rest)),
-            any(g.above_noise for g in rest),
+            self._share(sum(p.delta_ms for p in parts)),
+            any(p.above_noise for p in parts),
         )
 
     def unattributed(self) -> GroupRow | None:
@@ -152,32 +156,14 @@ class CaseAttribution:
         for group in self.diff.groups:
             key = _module_of([modules.get(name) for name in group.current_layers], depth)
             sums.setdefault(key, []).append(group)
-        rows = [
-            GroupRow(
-                key,
-                sum(g.baseline_ms for g in groups),
-                sum(g.current_ms for g in groups),
-                "",
-                self._share(sum(g.delta_ms for g in groups)),
-                any(g.above_noise for g in groups),
-            )
-            for key, groups in sums.items()
-        ]
-        rows.sort(key=lambda row: (-abs(row.delta_ms), row.label))
+        rows = sorted(
+            (self._sum_row(key, groups) for key, groups in sums.items()),
+            key=lambda row: (-abs(row.delta_ms), row.label),
+        )
         if len(rows) <= top:
             return rows
         rest = rows[top:]
-        return [
-            *rows[:top],
-            GroupRow(
-                f"{len(rest)} more module{'s' if len(rest) != 1 else ''}",
-                sum(r.baseline_ms for r in rest),
-                sum(r.current_ms for r in rest),
-                "",
-                self._share(sum(r.delta_ms for r in rest)),
-                any(r.above_noise for r in rest),
-            ),
-        ]
+        return [*rows[:top], self._sum_row(f"{len(rest)} more module{'s' if len(rest) != 1 else ''}", rest)]
 
     def _layer_row(self, name: str, layer: LayerTime | None, group: GroupChange | None) -> LayerRow:
         fused = group is not None and len(group.current_layers) + len(group.baseline_layers) > 2
