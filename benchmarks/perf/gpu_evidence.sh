@@ -12,8 +12,7 @@
 # runs of one process each, at the suite's 2%), ort-gpu (tests/test_backends_onnxruntime_gpu.py), ort-gate (the gate's
 # record, A/A and +5% on the same two cases as ONNX exports on ONNX Runtime's CUDA provider) and ort-calibrate (the
 # calibration of those); the ort stages need onnxruntime-gpu importable and the CUDA libraries it loads on the loader
-# path. Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds
-# all.
+# path. Logs and results land in OUT_DIR; OUT_DIR/gpu-evidence.tar.gz holds all.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 out="$1"; shift

@@ -177,11 +177,8 @@ def _measure_in_processes(args: argparse.Namespace) -> dict[str, Any]:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout).strip().splitlines()
-                kept = (
-                    f"; the {i} runs measured are in {args.json} (--from-json evaluates them)"
-                    if i and args.json
-                    else ""
-                )
+                runs = "the 1 run measured is" if i == 1 else f"the {i} runs measured are"
+                kept = f"; {runs} in {args.json} (--from-json evaluates them)" if i and args.json else ""
                 raise HarnessError(f"calibration run {i + 1} failed: {tail[-1] if tail else done.returncode}{kept}")
             data = json.loads(out.read_text(encoding="utf-8"))
             if not merged:
