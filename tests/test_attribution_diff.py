@@ -261,11 +261,12 @@ def test_a_runner_slower_in_the_current_pass_is_taken_out_where_both_passes_read
 
 
 def test_a_small_kernel_a_few_percent_off_in_another_process_is_not_named() -> None:
-    """As an H200 A/A showed: a network's 0.15 ms stem conv ran 5% faster in the rerun's process, a change the
-    profiler's spread within one process cannot see and 0.3% of the whole; a change of 2% of the whole still is."""
-    body = [layer(f"block{i}", 0.45, spread_ms=0.0005) for i in range(5)]
+    """As in an A/A on an H200: a stem convolution came 0.0076 ms faster in the rerun's process, 0.3% of a 2.33 ms
+    whole, against a noise of 0.0038 ms (so at most 0.19 ms long: 2% of it is part of its noise; 0.15 ms here). The
+    profiler's spread within one process cannot see that; a change of 2% of the whole is still named."""
+    body = [layer(f"block{i}", 0.436, spread_ms=0.0005) for i in range(5)]
     baseline = profile(layer("stem", 0.150, spread_ms=0.0002), *body)
-    rerun = diff_profiles(baseline, profile(layer("stem", 0.1424, spread_ms=0.0002), *body))
+    rerun = diff_profiles(baseline, profile(layer("stem", 0.150 - 0.0076, spread_ms=0.0002), *body))
     assert not [g.label for g in rerun.groups if g.above_noise]
     slowed = diff_profiles(baseline, profile(layer("stem", 0.200, spread_ms=0.0002), *body))
     assert [g.label for g in slowed.groups if g.above_noise] == ["stem"]

@@ -48,6 +48,7 @@ from harness.backends.ort_providers import (
     device_of,
     graph_requested_by_default,
     provider_entries,
+    with_cuda_options,
     without_cuda_graph,
 )
 from harness.core.errors import CaseSkipped, HarnessError
@@ -216,18 +217,11 @@ class OnnxRuntimeBackend(BackendBase):
         )
 
     def _case_providers(self, case: Case) -> list[tuple[str, dict[str, str]]]:
-        """The providers with their options for this case: the CUDA provider computes fp32 in FP32 and tf32 in TF32
-        (its ``use_tf32``, on by default in ORT, would otherwise make an fp32 case a tf32 one)."""
-        if "CUDAExecutionProvider" not in self.providers:
-            return self.provider_options
+        """The providers with their options for this case: the CUDA provider replays a CUDA graph unless the suite
+        says otherwise, and computes fp32 in FP32 and tf32 in TF32 (its ``use_tf32``, on by default in ORT, would
+        otherwise make an fp32 case a tf32 one)."""
         tf32 = "1" if case.precision == "tf32" else "0"
-        return [
-            (
-                name,
-                {"enable_cuda_graph": "1", **options, "use_tf32": tf32} if name == "CUDAExecutionProvider" else options,
-            )
-            for name, options in self.provider_options
-        ]
+        return with_cuda_options(self.provider_options, {"enable_cuda_graph": "1"}, {"use_tf32": tf32})
 
     def _session_options(self, dims: dict[str, int] | None = None) -> Any:
         """The options of every session of this backend: the measured one and the profiled one, so the profiler
@@ -279,7 +273,7 @@ class OnnxRuntimeEngine:
         self.build = build
         self.explain = explain  # turns a failed run into one line naming the inputs fed and the suite key
         self.profiled = profiled
-        self.device = device  # where inputs and outputs are kept, e.g. ("cuda", 0); None: host memory
+        # inputs and outputs on the device (e.g. ("cuda", 0)) shared by the session's runners; None: host memory
         self.device_io = DeviceIO(session, device) if device is not None else None
 
     def runner(self, feeds: dict[str, np.ndarray]) -> OnnxRuntimeRunner:

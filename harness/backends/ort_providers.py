@@ -73,11 +73,21 @@ def graph_requested_by_default(
     return chosen and "enable_cuda_graph" not in dict(asked).get("CUDAExecutionProvider", {})
 
 
-def without_cuda_graph(providers: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
+def with_cuda_options(
+    providers: list[tuple[str, dict[str, str]]],
+    defaults: dict[str, str] | None = None,
+    forced: dict[str, str] | None = None,
+) -> list[tuple[str, dict[str, str]]]:
+    """``providers`` with the CUDA provider's options completed by ``defaults`` (where the suite set none) and
+    overridden by ``forced``; the other providers as they are."""
     return [
-        (name, {**options, "enable_cuda_graph": "0"} if name == "CUDAExecutionProvider" else options)
+        (name, {**(defaults or {}), **options, **(forced or {})} if name == "CUDAExecutionProvider" else options)
         for name, options in providers
     ]
+
+
+def without_cuda_graph(providers: list[tuple[str, dict[str, str]]]) -> list[tuple[str, dict[str, str]]]:
+    return with_cuda_options(providers, forced={"enable_cuda_graph": "0"})
 
 
 class DeviceIO:

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.attribution.diff import GroupChange, ProfileDiff, diff_profiles
 from harness.attribution.record import LayerProfile, LayerTime
+from harness.attribution.scopes import common_module
 from harness.core.errors import HarnessError
 from harness.core.fsio import read_user_json
 from harness.core.metrics import format_ms
@@ -197,16 +198,11 @@ class CaseAttribution:
 
 
 def _module_of(modules: list[str | None], depth: int) -> str:
-    """The deepest module path all ``modules`` share, cut to ``depth`` parts; NO_MODULE where one is unknown."""
+    """The deepest module all ``modules`` share, cut to ``depth`` parts; NO_MODULE where one is unknown."""
     if not modules or any(m is None for m in modules):
         return NO_MODULE
-    paths = [m.split(".") for m in modules if m is not None]
-    shared: list[str] = []
-    for parts in zip(*paths, strict=False):
-        if len(set(parts)) > 1:
-            break
-        shared.append(parts[0])
-    return ".".join(shared[:depth]) or NO_MODULE
+    shared = common_module(m for m in modules if m is not None)
+    return ".".join(shared.split(".")[:depth]) or NO_MODULE
 
 
 def _unrounded(value: float) -> float:
