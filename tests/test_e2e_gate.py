@@ -170,6 +170,7 @@ def test_cpu_cases_are_interleaved_unless_told_otherwise(pytester, project, open
         (["--ab-base", "/no/such/dir"], "not a folder"),
         (["--ab-backend-option", "intra_op_threads=2", "--update-baselines"], "writes no baselines"),
         (["--interleave", "-n", "2"], "run it without -n"),
+        (["--baseline-processes", "0", "--update-baselines"], "--baseline-processes 0: give 1 or more"),
     ],
 )
 def test_bad_gate_options_are_one_line_usage_errors(pytester, project, args, message):
@@ -204,3 +205,36 @@ def test_confirmation_falls_back_to_this_process_with_a_warning_when_a_new_one_c
     case = cases(project)["other-fp32-b1"]
     assert case["measure"]["confirmation"]["process"] == "same"
     assert any("confirmation measured in this process: a new process could not" in w for w in case["warnings"])
+
+
+def test_a_baseline_recorded_from_several_processes_pools_their_trials(pytester, project):
+    # GPU backends record from 3 processes by default (harness.run.fresh.BASELINE_PROCESSES); ONNX Runtime stands in.
+    run(pytester, "-k", "other-fp32-b1", "--update-baselines", "--baseline-processes", "3").assert_outcomes(passed=1)
+    case = cases(project)["other-fp32-b1"]
+    pids = case["measure"]["baseline_processes"]
+    assert len(pids) == 3 and len(set(pids)) == 3 and pids[0] == os.getpid()  # this one, then two new ones
+    entry = json.loads(baseline_file(project).read_text())["cases"]["other-fp32-b1"]
+    assert len(entry["trials"]["latency_median_ms"]) == 3 * 5  # the suite's 5 trials from each process
+    assert entry["metrics"]["latency_median_ms"] == case["metrics"]["latency_median_ms"]
+    assert len(case["measure"]["trial_iterations"]) == 3 * 5
+    assert not any("baseline from" in w for w in case["warnings"])
+    # judged against the pooled baseline, an unchanged rerun passes and a real slowdown fails
+    run(pytester, "-k", "other-fp32-b1").assert_outcomes(passed=1)
+    run(pytester, "-k", "other-fp32-b1", "--simulate-slowdown", "3").assert_outcomes(failed=1)
+
+
+def test_a_baseline_keeps_the_processes_that_could_measure_and_says_so(pytester, project, monkeypatch):
+    monkeypatch.setattr("harness.run.fresh.sys.executable", str(pytester.path / "no-python"))
+    run(pytester, "-k", "other-fp32-b1", "--update-baselines", "--baseline-processes", "3").assert_outcomes(passed=1)
+    case = cases(project)["other-fp32-b1"]
+    assert case["measure"]["baseline_processes"] == [os.getpid()]
+    assert any(
+        w.startswith("baseline from 1 of 3 processes: a new process could not measure") for w in case["warnings"]
+    )
+    entry = json.loads(baseline_file(project).read_text())["cases"]["other-fp32-b1"]
+    assert len(entry["trials"]["latency_median_ms"]) == 5
+
+
+def test_a_cpu_baseline_comes_from_this_process_alone_by_default(pytester, project):
+    run(pytester, "-k", "other-fp32-b1", "--update-baselines").assert_outcomes(passed=1)
+    assert "baseline_processes" not in cases(project)["other-fp32-b1"]["measure"]

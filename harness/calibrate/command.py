@@ -28,6 +28,8 @@ from harness.core.errors import HarnessError
 from harness.core.fsio import write_json
 from harness.judge.gate import ALPHA
 from harness.pytest_plugin.options import parse_option
+from harness.run.config import RunConfig
+from harness.run.fresh import baseline_processes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where a case that looks regressed is measured again: auto (default: as the gate does it, a new "
         "process on GPU backends, the same process otherwise), same-process (right after its trials) or "
         "fresh-process (the next simulated run's confirmation, as the gate's new process sees it)",
+    )
+    parser.add_argument(
+        "--baseline-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs a simulated baseline pools, as pytest --update-baselines --baseline-processes N records it "
+        "(default: as the gate does, 3 on GPU backends, 1 otherwise)",
     )
     parser.add_argument(
         "--interleave",
@@ -104,6 +114,8 @@ def _percent(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     factors = _factors(args.factors)
     tolerance = _percent(args.tolerance)
+    if args.baseline_processes is not None and args.baseline_processes < 1:
+        raise HarnessError(f"--baseline-processes {args.baseline_processes}: give 1 or more")
     if args.from_json:
         return _reevaluate(args, tolerance)
     if not args.suites:
@@ -123,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
         measured = _measure_in_processes(args)
     elapsed = time.perf_counter() - started
     report = evaluate_measured(
-        measured, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in
-    )
+        measured, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in,
+        _baseline_processes(args, measured),
+    )  # fmt: skip
     report["elapsed_s"] = elapsed
     report["settings"]["runs_in"] = "one process" if args.in_process else "one process per run"
     for line in render(report, factors):
@@ -204,8 +217,9 @@ def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
         labels = {key.rsplit("@", 1)[1] for key in saved["trials"]}
         factors = tuple(sorted(float(label) for label in labels if label not in ("1.0", "twin")))
         report = evaluate_measured(
-            saved, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in
-        )
+            saved, factors, tolerance, args.alpha, not args.no_confirm, args.trials, args.confirm_in,
+            _baseline_processes(args, saved),
+        )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"--from-json {args.from_json}: not a calibration file written by --json ({exc})") from None
     report["elapsed_s"] = saved.get("elapsed_s", 0.0)
@@ -215,6 +229,13 @@ def _reevaluate(args: argparse.Namespace, tolerance: float) -> int:
     for line in render(report, factors):
         print(line)
     return 0
+
+
+def _baseline_processes(args: argparse.Namespace, measured: dict[str, Any]) -> int:
+    """How many runs a simulated baseline pools: --baseline-processes, else as the gate records baselines for the
+    calibrated backend (harness.run.fresh.baseline_processes)."""
+    config = RunConfig(baseline_processes=args.baseline_processes)
+    return baseline_processes(config, bool(measured.get("settings", {}).get("uses_gpu")))
 
 
 def _factors(text: str) -> tuple[float, ...]:

@@ -24,6 +24,7 @@ so ``--from-json`` re-evaluates a calibration without measuring.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.errors import HarnessError
 from harness.core.measurement import Measurement
 from harness.judge.gate import NAIVE_THRESHOLD, confirm, judge, judge_paired, naive_regressed
 from harness.measure.trials import TrialSet
@@ -98,10 +100,12 @@ def evaluate_measured(
     use_confirmation: bool,
     trials: int | None = None,
     confirm_in: str = CONFIRM_IN[0],
+    baseline_processes: int = 1,
 ) -> dict[str, Any]:
     """Figures from saved trials: ``chunk`` trials per run and variant. The first ``trials`` of a run are its gate
     block and the ``trials`` after the middle its confirmation. A/B jobs: ``2 x pairs`` rounds per run and condition, a
-    window and its confirmation."""
+    window and its confirmation. ``baseline_processes``: how many runs a baseline pools, as the gate records it from
+    that many processes (harness.run.fresh)."""
     settings = measured["settings"]
     if confirm_in == "auto":
         confirm_in = "fresh-process" if settings.get("uses_gpu") else "same-process"
@@ -120,13 +124,15 @@ def evaluate_measured(
         )
     cases = [SimpleNamespace(id=c) for c in dict.fromkeys(c for c, _ in blocks)]
     spec = SimpleNamespace(**settings["measure"])
-    report = evaluate(
-        blocks, cases, factors, block, tolerance, alpha, use_confirmation, spec, confirmations, confirm_in
-    )
+
+    def evaluate_at(tol: float, fs: tuple[float, ...]) -> dict[str, Any]:
+        return evaluate(
+            blocks, cases, fs, block, tol, alpha, use_confirmation, spec, confirmations, confirm_in, baseline_processes
+        )
+
+    report = evaluate_at(tolerance, factors)
     report["quietest"] = quietest(
-        lambda tol, fs: evaluate(
-            blocks, cases, fs, block, tol, alpha, use_confirmation, spec, confirmations, confirm_in
-        ),
+        evaluate_at,
         report,
         tolerance,
         factors,
@@ -158,6 +164,7 @@ def evaluate_measured(
         "alpha": alpha,
         "confirm": use_confirmation,
         "confirm_in": confirm_in,
+        "baseline_processes": baseline_processes,
         "naive_threshold": NAIVE_THRESHOLD,
     }
     return report
@@ -172,13 +179,16 @@ def evaluate(
     alpha: float,
     use_confirmation: bool,
     spec: Any,
-    confirm_sets: dict[tuple[str, str], TrialSet] | None = None,
+    confirm_sets: dict[tuple[str, str], TrialSet],
     confirm_in: str = "same-process",
+    baseline_runs: int = 1,
 ) -> dict[str, Any]:
     """Simulated CI comparisons from the measured blocks (see the module docstring); figures per case and overall.
-    A block that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run; with
-    ``confirm_in`` fresh-process, both blocks of another run, neither j nor the baseline's: a new process, which
-    measures twice the gate's trials, harness.run.fresh), or else by the next block of ``sets``."""
+    The baseline is the unmodified blocks of ``baseline_runs`` runs pooled (every combination of that many runs), as
+    a baseline recorded from that many processes holds them; the current block comes from a run outside it. A block
+    that looks regressed is confirmed by block j of ``confirm_sets`` (measured later in the same run; with
+    ``confirm_in`` fresh-process, both blocks of another run, neither j nor one of the baseline's: a new process,
+    which measures twice the gate's trials, harness.run.fresh)."""
     conditions = ("1.0", *(str(f) for f in factors))
     per_case: dict[str, dict[str, Tally]] = {}
     gate_seconds: list[float] = []
@@ -186,14 +196,23 @@ def evaluate(
     for case in cases:
         base_set = sets[(case.id, "1.0")]
         blocks = len(base_set.measurements) // size
+        # a baseline's runs, a current one and, confirmed in a new process, one more
+        needed = baseline_runs + 1 + (use_confirmation and confirm_in == "fresh-process")
+        if blocks < needed:
+            raise HarnessError(
+                f"{blocks} runs cannot hold a baseline of {baseline_runs}, a current run and its confirmation; "
+                f"give --runs {needed} or more (more for useful rates), or fewer --baseline-processes"
+            )
         per_case[case.id] = {}
         for factor in conditions:
             cur_set = sets[(case.id, factor)]
             tally = Tally()
-            for b in range(blocks):
-                base = _block(base_set, b, size)
+            for recorded in itertools.combinations(range(blocks), baseline_runs):
+                base = TrialSet(
+                    base_set.batch_size, [m for b in recorded for m in _block(base_set, b, size).measurements]
+                )
                 for j in range(blocks):
-                    if j == b:
+                    if j in recorded:
                         continue
                     cur = _block(cur_set, j, size)
                     first = judge(
@@ -208,19 +227,15 @@ def evaluate(
                     verdict = first
                     seconds = _seconds(cur)
                     if use_confirmation and first.verdict == "regressed":
-                        if confirm_sets is not None:
-                            if confirm_in == "same-process":
-                                again = _block(confirm_sets[(case.id, factor)], j, size)
-                            else:  # all the trials another run's process measured: FRESH_TRIALS_FACTOR x size
-                                k = _other_run(j, b, blocks)
-                                again = TrialSet(
-                                    cur_set.batch_size,
-                                    _block(cur_set, k, size).measurements
-                                    + _block(confirm_sets[(case.id, factor)], k, size).measurements,
-                                )
-                        else:
-                            k = next(i for i in ((j + 1) % blocks, (j + 2) % blocks) if i != b)
-                            again = _block(cur_set, k, size)
+                        if confirm_in == "same-process":
+                            again = _block(confirm_sets[(case.id, factor)], j, size)
+                        else:  # all the trials another run's process measured: 2 x size
+                            k = _other_run(j, recorded, blocks)
+                            again = TrialSet(
+                                cur_set.batch_size,
+                                _block(cur_set, k, size).measurements
+                                + _block(confirm_sets[(case.id, factor)], k, size).measurements,
+                            )
                         second = judge(
                             case.id,
                             _metrics(again),
@@ -372,9 +387,10 @@ def _seconds(ts: TrialSet) -> float:
     return sum(m.warmup_ms + m.wall_ms + 2 * (m.probe_ms or 0.0) for m in ts.measurements) / 1e3
 
 
-def _other_run(current: int, baseline: int, runs: int) -> int:
-    """A run other than the current and the baseline one: where a confirmation in a fresh process is taken from."""
-    return next(i for i in ((current + 1) % runs, (current + 2) % runs) if i != baseline)
+def _other_run(current: int, recorded: tuple[int, ...], runs: int) -> int:
+    """The next run after the current one that recorded no part of the baseline: where a confirmation in another
+    process is taken from."""
+    return next(i % runs for i in range(current + 1, current + runs) if i % runs not in recorded)
 
 
 def _block(ts: TrialSet, index: int, size: int) -> TrialSet:

@@ -16,7 +16,7 @@ def render(report: dict[str, Any], factors: tuple[float, ...]) -> list[str]:
         f"gate: tolerance {s['tolerance']:.1%}, alpha {s['alpha']}, {s['trials']} trials, "
         f"confirmation {_confirmation(s)};  naive: median:{s['naive_threshold']:.0%} on the same data",
         "",
-        f"against a baseline (one run's trials vs another's, as pytest against baselines/; {_layout(s)}):",
+        f"against a baseline ({_baseline(s)}, as pytest against baselines/; {_layout(s)}):",
         *table(report, ("1.0", *(str(f) for f in factors)), titles),
         "noise floor: 99% of A/A median-latency changes (as the gate sees them) are within "
         f"+-{report['noise_floor_p99']:.1%}",
@@ -127,6 +127,13 @@ def _confirmation(settings: dict[str, Any]) -> str:
     if settings.get("confirm_in", "same-process") == "same-process":
         return "on (same process)"
     return "on (in a fresh process; its start and build are not counted in the measuring time)"
+
+
+def _baseline(settings: dict[str, Any]) -> str:
+    processes = settings.get("baseline_processes", 1)
+    if processes == 1:
+        return "one run's trials vs another's"
+    return f"the trials of {processes} runs pooled, as --baseline-processes {processes} records them, vs another run's"
 
 
 def _layout(settings: dict[str, Any]) -> str:

@@ -129,6 +129,14 @@ def add_gate_options(group: pytest.OptionGroup) -> None:
         "each keep a speed of their own, this process otherwise), same-process or fresh-process",
     )
     group.addoption(
+        "--baseline-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --update-baselines, pool each case's trials from N processes, this one and N-1 new ones "
+        "(default: 3 on GPU backends, whose processes each keep a speed of their own, 1 otherwise)",
+    )
+    group.addoption(
         "--fail-on-ambiguous",
         action="store_true",
         help="fail cases whose change beyond tolerance cannot be told from noise (default: flagged, passing)",
@@ -305,6 +313,9 @@ def _gate_settings(config: pytest.Config) -> dict[str, Any]:
     trials = config.getoption("trials")
     if trials is not None and trials < 1:
         raise HarnessError(f"--trials {trials}: measure at least 1 trial (5 or more lets the gate tell noise apart)")
+    processes = config.getoption("baseline_processes")
+    if processes is not None and processes < 1:
+        raise HarnessError(f"--baseline-processes {processes}: give 1 or more (3 on a GPU leaves few false alarms)")
     alpha = config.getoption("gate_alpha")
     if alpha is not None and not 0.0 < alpha < 0.5:
         raise HarnessError(f"--gate-alpha {alpha}: give a level between 0 and 0.5, e.g. 0.05")
@@ -323,6 +334,7 @@ def _gate_settings(config: pytest.Config) -> dict[str, Any]:
     return {
         "confirm": config.getoption("confirm"),
         "confirm_in": config.getoption("confirm_in"),
+        "baseline_processes": processes,
         "fail_on_ambiguous": config.getoption("fail_on_ambiguous"),
         "alpha": alpha if alpha is not None else ALPHA,
         "slowdown": factor if factor is not None else 1.0,

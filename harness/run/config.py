@@ -50,6 +50,9 @@ class RunConfig:
     # --confirm-in: where that second measurement is taken (harness.run.fresh.CONFIRM_IN); auto: a new process for
     # GPU backends, whose processes each keep a level of their own, the run's own process otherwise
     confirm_in: str = "auto"
+    # --baseline-processes: how many processes a recorded baseline's trials come from (harness.run.fresh); None: 3 on
+    # GPU backends, whose processes each keep a level of their own, 1 otherwise
+    baseline_processes: int | None = None
     fail_on_ambiguous: bool = False  # an ambiguous verdict fails the case too
     alpha: float = ALPHA  # one-sided level of the gate's tests
     slowdown: float = 1.0  # --simulate-slowdown FACTOR: every inference of the selected cases takes FACTOR x longer

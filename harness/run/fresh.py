@@ -1,4 +1,5 @@
-"""A case measured again in a new process: the confirmation of a GPU case that looks regressed.
+"""A case measured in a new process: the confirmation of a GPU case that looks regressed, and the extra processes a
+GPU baseline is recorded from.
 
 On a GPU each process keeps a level of its own for its lifetime: two healthy processes measure the same engine
 further apart than the trials inside one do, and none of clocks, power, algorithm selection, memory placement or
@@ -10,9 +11,16 @@ continuous-benchmarking services make before they call a change real (e.g. the r
 Kalibera & Jones, "Rigorous Benchmarking in Reasonable Time", ISMM 2013: the variation between executions is its own
 level of the experiment and needs its own repetitions).
 
-The child process is ``python -m harness.run.fresh_worker REQUEST RESULT``: it unpickles the run's configuration and the
-case, builds the engine (the engine cache makes that a load for TensorRT), measures the suite's trials exactly as the
-parent would and pickles the measurements back. The files are the parent's own, in a private temporary folder.
+The baseline's own process draws an offset too, and a baseline recorded in a process that ran fast makes every later
+healthy process look slower, confirmation or not. So on GPU backends ``--update-baselines`` pools the suite's trials
+from :data:`BASELINE_PROCESSES` processes (the run's own and new ones): the rank test then weighs a change against
+the spread between processes, not against one process's level (the calibrations behind both choices are in
+docs/evidence/gpu-gate-h200-fresh-process.md).
+
+The child process is ``python -m harness.run.fresh_worker REQUEST RESULT``: it unpickles the run's configuration, the
+case and how many times the suite's trials to measure, builds the engine (the engine cache makes that a load for
+TensorRT), measures those trials exactly as the parent would and pickles the measurements back. The files are the
+parent's own, in a private temporary folder.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ CONFIRM_IN = ("auto", "same-process", "fresh-process")  # auto: a fresh process 
 # change in a noisy process from that noise: 3 against 3 trials has one arrangement at p <= 0.05, 6 against 3 has
 # three (docs/evidence/gpu-gate-h200.md). Paid only by a case that looks regressed.
 TRIALS_FACTOR = 2
+# Processes a GPU baseline's trials come from (the run's own and new ones), each measuring the suite's trials;
+# --baseline-processes overrides it. The smallest number that met the false-alarm target in every calibration.
+BASELINE_PROCESSES = 3
 TIMEOUT_S = 1800.0  # a child that neither finishes nor fails within this is stopped; the parent then measures itself
 
 
@@ -44,13 +55,21 @@ def confirms_in_fresh_process(config: RunConfig, uses_gpu: bool) -> bool:
     return config.confirm_in == "fresh-process" or (config.confirm_in == "auto" and uses_gpu)
 
 
-def measure_in_fresh_process(config: RunConfig, case: Case) -> tuple[TrialSet, int]:
-    """The suite's trials of ``case`` measured by a new Python process, and that process's id; raises
-    :class:`HarnessError` with the child's last line when it could not measure (the caller then confirms in its own
-    process and says so)."""
-    with tempfile.TemporaryDirectory(prefix="harness-confirm-") as tmp:
+def baseline_processes(config: RunConfig, uses_gpu: bool) -> int:
+    """How many processes a recorded baseline's trials come from (``--baseline-processes``; by default
+    :data:`BASELINE_PROCESSES` on GPU backends, 1 otherwise: on a CPU the host's drift is shared by every process)."""
+    if config.baseline_processes is not None:
+        return config.baseline_processes
+    return BASELINE_PROCESSES if uses_gpu else 1
+
+
+def measure_in_fresh_process(config: RunConfig, case: Case, factor: int = TRIALS_FACTOR) -> tuple[TrialSet, int]:
+    """``factor`` times the suite's trials of ``case`` measured by a new Python process, and that process's id;
+    raises :class:`HarnessError` with the child's last line when it could not measure (the caller then measures in
+    its own process, or with fewer processes, and says so)."""
+    with tempfile.TemporaryDirectory(prefix="harness-fresh-") as tmp:
         request, answer = Path(tmp) / "request.pkl", Path(tmp) / "result.pkl"
-        request.write_bytes(pickle.dumps((config, case)))
+        request.write_bytes(pickle.dumps((config, case, factor)))
         command = [sys.executable, "-m", "harness.run.fresh_worker", str(request), str(answer)]
         try:
             done = subprocess.run(

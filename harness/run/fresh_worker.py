@@ -13,26 +13,26 @@ from typing import Any
 from harness.core.measurement import Measurement
 from harness.core.results import CaseResult
 from harness.run.config import RunConfig
-from harness.run.fresh import TRIALS_FACTOR
 from harness.run.session import HarnessSession
 from harness.suite.schema import Case
 
 
-def _measure(config: RunConfig, case: Case) -> tuple[int, int, list[Measurement]]:
-    """In the child: build and measure ``case`` as the parent session would (same backend, options, cache)."""
+def _measure(config: RunConfig, case: Case, factor: int) -> tuple[int, int, list[Measurement]]:
+    """In the child: build ``case`` and measure ``factor`` times the suite's trials as the parent session would
+    (same backend, options, cache)."""
     session = HarnessSession(config)
     backend = session.backend_for(case.suite)
     engine, feeds = session.build_case(case, backend, CaseResult(id=case.id, params=case.params()))
-    rounds = TRIALS_FACTOR * session.measure_spec(case.suite).trials  # each as long as one of the gate's trials
+    rounds = factor * session.measure_spec(case.suite).trials  # each as long as one of the gate's trials
     (trials,) = session.measure_trials(case, [(case, engine, feeds)], backend.uses_gpu, rounds=rounds)
     return os.getpid(), trials.batch_size, trials.measurements
 
 
 def main(argv: list[str]) -> int:
     request, answer = Path(argv[0]), Path(argv[1])
-    config, case = pickle.loads(request.read_bytes())
+    config, case, factor = pickle.loads(request.read_bytes())
     try:
-        outcome: Any = _measure(config, case)
+        outcome: Any = _measure(config, case, factor)
     except Exception as exc:  # reported to the parent as one line; it falls back to its own process
         print(f"{case.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -41,7 +41,7 @@ from harness.models.inputs import generate_inputs, plan_inputs
 from harness.models.sources import PreparedModel, prepare
 from harness.run import precision
 from harness.run.config import RunConfig
-from harness.run.fresh import confirms_in_fresh_process, measure_in_fresh_process
+from harness.run.fresh import baseline_processes, confirms_in_fresh_process, measure_in_fresh_process
 from harness.run.interleave import Interleaved, Variant, VariantFailed, interleave
 from harness.suite.schema import Case, MeasureSpec, Suite
 
@@ -280,10 +280,36 @@ class HarnessSession:
         trials = done.trials if done is not None else None
         if trials is None:
             (trials,) = self.measure_trials(case, [(case, engine, feeds)], self.uses_gpu(case.suite))
+        pids = None
+        if self.config.update_baselines:
+            trials, pids = self._from_more_processes(case, trials, result)
         self.record_trials(case, trials, engine, result)
+        if pids is not None:  # the processes the baseline's trials came from, in order
+            result.measure["baseline_processes"] = pids
         result.measure["interleaved_cases"] = done.rounds_with if done is not None and done.trials is not None else 1
         # Facts a backend learns only by running (device memory, files written beside the results).
         result.build.update({k: v for k, v in engine.build.details.items() if v is not None})
+
+    def _from_more_processes(
+        self, case: Case, trials: TrialSet, result: CaseResult
+    ) -> tuple[TrialSet, list[int] | None]:
+        """A baseline's trials: this process's ``trials`` and the suite's trials from as many new processes as
+        --baseline-processes asks beyond this one (harness.run.fresh says why a GPU baseline needs them), pooled,
+        and the ids of the processes they came from (None: this process alone was asked for). A new process that
+        cannot measure leaves a warning, and the baseline holds the processes that could."""
+        wanted = baseline_processes(self.config, self.uses_gpu(case.suite))
+        pids, measurements = [os.getpid()], list(trials.measurements)
+        for _ in range(wanted - 1):
+            try:
+                more, pid = measure_in_fresh_process(self.config, case, factor=1)
+            except HarnessError as exc:
+                result.warnings.append(
+                    f"baseline from {len(pids)} of {wanted} processes: a new process could not measure ({exc})"
+                )
+                break
+            pids.append(pid)
+            measurements += more.measurements
+        return TrialSet(trials.batch_size, measurements), pids if wanted > 1 else None
 
     def record_trials(self, case: Case, trials: TrialSet, engine: Any, result: CaseResult) -> None:
         """Pooled samples and statistics for the report, per-trial values for the gate and the baseline."""
