@@ -1,6 +1,7 @@
 """The GPU gate against stored baselines: on a GPU each process keeps its own level (docs/evidence/gpu-gate-h200.md),
-so a confirmation measured in the same process confirms that level, and one measured in a fresh process does not;
-``harness calibrate`` evaluates both and states its verdict per mode in one line CI can read."""
+so a confirmation measured in the same process confirms that level, and one measured in a fresh process does not,
+and a baseline recorded by one fast process makes healthy ones fail while one pooled from three does not;
+``harness calibrate`` evaluates each choice and states its verdict per mode in one line CI can read."""
 
 from __future__ import annotations
 

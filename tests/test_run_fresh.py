@@ -1,5 +1,6 @@
 """Where a confirmation is measured: a new process for GPU backends (every one of them: torch, TensorRT, trtexec),
-this process for CPU ones, unless --confirm-in says otherwise; a new process that fails is one line for the caller."""
+this process for CPU ones, unless --confirm-in says otherwise; how many processes a baseline comes from; a new
+process that fails is one line for the caller."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ def test_every_gpu_backend_confirms_in_a_new_process_by_default(backend):
     # the declared capability is what the session reads (the TensorRT ones cannot be created on this machine)
     assert backend.uses_gpu and fresh.confirms_in_fresh_process(RunConfig(), backend.uses_gpu)
     assert not fresh.confirms_in_fresh_process(RunConfig(), get_backend("onnxruntime").uses_gpu)
+
+
+@pytest.mark.parametrize(
+    ("asked", "uses_gpu", "expected"),
+    [(None, True, fresh.BASELINE_PROCESSES), (None, False, 1), (1, True, 1), (5, False, 5)],
+)
+def test_how_many_processes_a_baseline_comes_from(asked, uses_gpu, expected):
+    assert fresh.baseline_processes(RunConfig(baseline_processes=asked), uses_gpu) == expected
+    assert fresh.BASELINE_PROCESSES == 3  # the smallest count that met the targets in every H200 calibration
 
 
 def test_a_new_process_that_cannot_measure_is_one_line_naming_why(tmp_path):
