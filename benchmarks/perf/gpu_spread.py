@@ -192,9 +192,10 @@ def child(out: str, names: list[str], phases: list[str]) -> None:
     Path(out).write_text(json.dumps(record))
 
 
-def _spread(values: list[float]) -> float:
-    """(max - min) / median."""
-    return (max(values) - min(values)) / float(np.median(values))
+def spread(values: list[float]) -> float:
+    """(max - min) / median; 0 where the median is 0 (nothing was recorded)."""
+    median = float(np.median(values))
+    return (max(values) - min(values)) / median if median else 0.0
 
 
 def analyse(runs: list[dict]) -> dict:
@@ -211,9 +212,9 @@ def analyse(runs: list[dict]) -> dict:
                 else:
                     vals = [t[key] for t in ts]
                 per_process.append(float(np.median(vals)))
-                within.append(_spread(vals[:TRIALS]))
+                within.append(spread(vals[:TRIALS]))
             rows[key] = {
-                "between_processes": _spread(per_process),
+                "between_processes": spread(per_process),
                 "between_cv": float(np.std(per_process, ddof=1) / np.mean(per_process)),
                 "within_process_median": float(np.median(within)),
                 "per_process": per_process,

@@ -30,15 +30,15 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gpu_spread import gpu_probe_ms, spread  # noqa: E402  (a sibling script, not a package)
+
 SUITE = "benchmarks/suites/gpu-torch.yaml"
 CASES = ("torch-bert-base-fp16-b8", "torch-resnet50-fp16-b1")
 
 
 def child(out: str, cases: list[str], steps: int, profiled: int, cache: str) -> None:
     import torch  # first: onnxruntime-gpu loads the CUDA libraries torch's wheels bring
-
-    sys.path.insert(0, str(HERE))
-    from gpu_spread import gpu_probe_ms
 
     from harness.core.results import CaseResult
     from harness.run.config import RunConfig
@@ -88,12 +88,6 @@ def child(out: str, cases: list[str], steps: int, profiled: int, cache: str) -> 
     Path(out).write_text(json.dumps(record, default=str))
 
 
-def _spread(values: list[float]) -> float:
-    """(max - min) / median; 0 where the median is 0 (no kernel recorded)."""
-    median = float(np.median(values))
-    return (max(values) - min(values)) / median if median else 0.0
-
-
 def analyse(runs: list[dict[str, Any]], top: int) -> list[str]:
     lines = []
     for case in sorted({c for r in runs for c in r["cases"]}):
@@ -108,8 +102,7 @@ def analyse(runs: list[dict[str, Any]], top: int) -> list[str]:
         kern = [c["kernel_ms"] for _, c in rows]
         probe = [c["probe_ms"] for _, c in rows]
         lines.append(
-            f"  spread (max-min)/median: host {_spread(host):.2%}, kernels {_spread(kern):.2%}, "
-            f"probe {_spread(probe):.2%}"
+            f"  spread (max-min)/median: host {spread(host):.2%}, kernels {spread(kern):.2%}, probe {spread(probe):.2%}"
         )
         if len(rows) > 2:
             lines.append(
