@@ -298,6 +298,8 @@ class HarnessSession:
         and the ids of the processes they came from (None: this process alone was asked for). A new process that
         cannot measure leaves a warning, and the baseline holds the processes that could."""
         wanted = baseline_processes(self.config, self.uses_gpu(case.suite))
+        if wanted == 1:
+            return trials, None
         pids, measurements = [os.getpid()], list(trials.measurements)
         for _ in range(wanted - 1):
             try:
@@ -309,7 +311,7 @@ class HarnessSession:
                 break
             pids.append(pid)
             measurements += more.measurements
-        return TrialSet(trials.batch_size, measurements), pids if wanted > 1 else None
+        return TrialSet(trials.batch_size, measurements), pids
 
     def record_trials(self, case: Case, trials: TrialSet, engine: Any, result: CaseResult) -> None:
         """Pooled samples and statistics for the report, per-trial values for the gate and the baseline."""
